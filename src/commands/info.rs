@@ -1,0 +1,38 @@
+//! `tglml info`: what this build and this launch look like.
+
+use super::Setup;
+use crate::dist::{self, Comm};
+use crate::error::Result;
+use crate::io;
+
+pub fn run(comm: &Comm, setup: &Setup) -> Result<()> {
+    // Every rank reports its local rank and CUDA view; rank 0 prints them.
+    let cuda = tch::Cuda::device_count();
+    let mine = format!(
+        "rank {}: local rank {}, {} threads, {} CUDA device(s)\n",
+        comm.rank(),
+        dist::local_rank(),
+        setup.threads,
+        cuda
+    );
+    let lines = comm.gather_concat(mine.as_bytes())?;
+    if let Some(lines) = lines {
+        println!("tglml {} (git {})", io::VERSION, io::GIT_REVISION);
+        println!(
+            "MPI: {} rank(s); {}",
+            comm.size(),
+            mpi::environment::library_version()
+                .unwrap_or_default()
+                .trim()
+        );
+        let (maj, min, rel) = hdf5::library_version();
+        println!("HDF5: {maj}.{min}.{rel}");
+        println!(
+            "libtorch: CUDA available: {}, cuDNN: {}",
+            tch::Cuda::is_available(),
+            tch::Cuda::cudnn_is_available()
+        );
+        print!("{}", String::from_utf8_lossy(&lines));
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! The commands: each turns parsed arguments into work on a communicator.
+//!
+//! Errors that can differ between ranks pass through [`Comm::agree`] so that
+//! every rank stops together and rank 0 can report the cause once.
+
+mod info;
+mod synth;
+
+use std::path::Path;
+
+use crate::cli::{Cli, Command, CommonArgs, DataCommand};
+use crate::config::{Config, Override};
+use crate::dist::Comm;
+use crate::error::Result;
+use crate::runtime;
+
+/// Runs the command of `cli` on `comm`.
+pub fn run(cli: Cli, comm: &Comm) -> Result<()> {
+    match cli.command {
+        Command::Data(DataCommand::Synth(args)) => {
+            let flags = args.flags();
+            let Some(setup) = prepare(comm, &args.common, flags, "data synth", Some(&args.out))?
+            else {
+                return Ok(());
+            };
+            synth::run(comm, &setup, &args.out)
+        }
+        Command::Info(common) => {
+            let Some(setup) = prepare(comm, &common, Vec::new(), "info", None)? else {
+                return Ok(());
+            };
+            info::run(comm, &setup)
+        }
+    }
+}
+
+/// What every command starts from.
+pub struct Setup {
+    /// The effective configuration.
+    pub config: Config,
+    /// Threads per rank in use.
+    pub threads: usize,
+    /// The command's name (`data synth`), for output stamps.
+    pub command: &'static str,
+}
+
+/// Loads the configuration on every rank; with `--dry-run` prints it (rank
+/// 0) and returns `None`; otherwise sizes the thread pools.
+fn prepare(
+    comm: &Comm,
+    common: &CommonArgs,
+    flags: Vec<Override>,
+    command: &'static str,
+    out: Option<&Path>,
+) -> Result<Option<Setup>> {
+    let config = comm.agree(common.load(flags))?;
+    if common.dry_run {
+        if comm.is_root() {
+            println!("# effective configuration of `tglml {command}`");
+            if let Some(out) = out {
+                println!("# output: {}", out.display());
+            }
+            print!("{}", config.to_toml());
+        }
+        return Ok(None);
+    }
+    let threads = runtime::threads_per_rank(config.run.threads);
+    runtime::init_threads(threads);
+    Ok(Some(Setup {
+        config,
+        threads,
+        command,
+    }))
+}

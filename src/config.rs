@@ -1,0 +1,607 @@
+//! Run configuration: one TOML schema for every command.
+//!
+//! The defaults are the embedded file `configs/default.toml`, which documents
+//! every key. A run's effective configuration is built in three layers:
+//!
+//! 1. the defaults;
+//! 2. the user's `--config FILE`, which may set any subset of keys;
+//! 3. command-line overrides: `--set section.key=value`, then the named flags
+//!    of the command (`--n`, `--kind`, …), in that order.
+//!
+//! A key that the defaults do not have is an error naming the key, the file and
+//! its line (or the `--set` argument); so is a value of the wrong type or out
+//! of range. Nothing is written before the configuration is accepted.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The embedded default configuration (`configs/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../configs/default.toml");
+
+/// The effective configuration of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Process-level settings (threads).
+    pub run: RunConfig,
+    /// `tglml data synth`.
+    pub synth: SynthConfig,
+}
+
+/// `[run]`: process-level settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Threads per rank (rayon and libtorch); 0 = automatic.
+    pub threads: usize,
+}
+
+/// The synthetic datasets of `tglml data synth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SynthKind {
+    /// Several circles in the plane.
+    Circles,
+    /// A 2-torus in R^3, uniform by area.
+    Torus,
+    /// The Swiss roll surface in R^3.
+    SwissRoll,
+    /// A uniform sample of S^dim in R^(dim+1).
+    Sphere,
+    /// The SPHERES set of Topological Autoencoders (Moor et al. 2020).
+    Spheres,
+}
+
+impl SynthKind {
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SynthKind::Circles => "circles",
+            SynthKind::Torus => "torus",
+            SynthKind::SwissRoll => "swiss-roll",
+            SynthKind::Sphere => "sphere",
+            SynthKind::Spheres => "spheres",
+        }
+    }
+}
+
+/// `[synth]`: synthetic datasets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynthConfig {
+    pub kind: SynthKind,
+    pub n: usize,
+    pub noise: f64,
+    pub seed: u64,
+    pub circles: CirclesParams,
+    pub torus: TorusParams,
+    pub sphere: SphereParams,
+    pub swiss_roll: SwissRollParams,
+    pub spheres: SpheresParams,
+}
+
+/// `[synth.circles]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CirclesParams {
+    pub count: usize,
+    pub radius: f64,
+    pub spacing: f64,
+}
+
+/// `[synth.torus]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TorusParams {
+    pub major_radius: f64,
+    pub minor_radius: f64,
+}
+
+/// `[synth.sphere]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SphereParams {
+    pub dim: usize,
+    pub radius: f64,
+}
+
+/// `[synth.swiss_roll]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwissRollParams {
+    pub turns: f64,
+    pub height: f64,
+}
+
+/// `[synth.spheres]`: the SPHERES construction of Moor et al. (2020).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpheresParams {
+    pub count: usize,
+    pub dim: usize,
+    pub radius: f64,
+    pub points_per_sphere: usize,
+    pub outer_radius: f64,
+    pub outer_points: usize,
+    pub shift_scale: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The embedded defaults are checked by a unit test; failing here is a
+        // build defect, not a user error.
+        let table: toml::Table = toml::from_str(DEFAULT_TOML).expect("configs/default.toml parses");
+        from_table(table, &BTreeMap::new()).expect("configs/default.toml matches Config")
+    }
+}
+
+impl Config {
+    /// The configuration as TOML text (stamped into every output file).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a Config always serialises to TOML")
+    }
+}
+
+/// One command-line override of a configuration key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// What the user typed, for error messages (`--set synth.n=5`, `--n 5`).
+    pub origin: String,
+    /// Dotted key path (`synth.n`).
+    pub key: String,
+    /// The new value.
+    pub value: toml::Value,
+}
+
+impl Override {
+    /// Parses a `--set KEY=VALUE` argument. The value is read as a TOML value
+    /// (`5`, `0.1`, `true`, `"text"`, `[1, 2]`); anything that is not valid
+    /// TOML is taken as a plain string, so `--set synth.kind=torus` works.
+    pub fn parse_set(arg: &str) -> Result<Override> {
+        let origin = format!("--set {arg}");
+        let Some((key, raw)) = arg.split_once('=') else {
+            return Err(Error::Config {
+                origin,
+                message: "expected KEY=VALUE, e.g. --set synth.n=5000".into(),
+            });
+        };
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(|s| s.is_empty()) {
+            return Err(Error::Config {
+                origin,
+                message: format!("`{key}` is not a dotted key such as synth.n"),
+            });
+        }
+        let raw = raw.trim();
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        Ok(Override {
+            origin,
+            key: key.to_string(),
+            value,
+        })
+    }
+
+    /// An override from a named command-line flag.
+    pub fn flag(flag: &str, key: &str, value: impl Into<toml::Value>) -> Override {
+        let value = value.into();
+        Override {
+            origin: format!("{flag} {value}"),
+            key: key.to_string(),
+            value,
+        }
+    }
+}
+
+/// Builds the effective configuration: defaults, then `file`, then `overrides`.
+pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Config> {
+    let mut table: toml::Table = toml::from_str(DEFAULT_TOML).expect("configs/default.toml parses");
+    // Where each key that differs from the defaults was set, for messages.
+    let mut origins: BTreeMap<String, String> = BTreeMap::new();
+
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(path, "reading the config file", e))?;
+        let origin = path.display().to_string();
+        let user: toml::Table = toml::from_str(&text).map_err(|e| Error::Config {
+            origin: origin.clone(),
+            message: format!("not valid TOML: {}", e.to_string().trim_end()),
+        })?;
+        let lines = KeyLines::new(&text);
+        merge_file(&mut table, user, "", &origin, &lines, &mut origins)?;
+    }
+    for o in overrides {
+        set_key(&mut table, o)?;
+        origins.insert(o.key.clone(), o.origin.clone());
+    }
+    let config = from_table(table, &origins)?;
+    validate(&config, &origins)?;
+    Ok(config)
+}
+
+/// Line numbers of the keys of a TOML text, for error messages.
+struct KeyLines<'a> {
+    text: &'a str,
+    doc: Option<toml::Spanned<toml::de::DeTable<'a>>>,
+}
+
+impl<'a> KeyLines<'a> {
+    fn new(text: &'a str) -> Self {
+        KeyLines {
+            text,
+            doc: toml::de::DeTable::parse(text).ok(),
+        }
+    }
+
+    /// The 1-based line of the dotted key `path`, where it can be found.
+    fn line(&self, path: &str) -> Option<usize> {
+        let mut table = self.doc.as_ref()?.get_ref();
+        let segs: Vec<&str> = path.split('.').collect();
+        for (i, seg) in segs.iter().enumerate() {
+            let (key, value) = table.get_key_value(*seg)?;
+            if i + 1 == segs.len() {
+                let start = key.span().start;
+                return Some(self.text[..start].matches('\n').count() + 1);
+            }
+            table = value.get_ref().as_table()?;
+        }
+        None
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn expected_keys(table: &toml::Table) -> String {
+    let keys: Vec<&str> = table.keys().map(String::as_str).collect();
+    keys.join(", ")
+}
+
+fn merge_file(
+    base: &mut toml::Table,
+    user: toml::Table,
+    prefix: &str,
+    origin: &str,
+    lines: &KeyLines<'_>,
+    origins: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    for (key, value) in user {
+        let path = join(prefix, &key);
+        let at = match lines.line(&path) {
+            Some(line) => format!("{origin}:{line}"),
+            None => origin.to_string(),
+        };
+        let Some(slot) = base.get_mut(&key) else {
+            let section = if prefix.is_empty() {
+                "the top level".to_string()
+            } else {
+                format!("[{prefix}]")
+            };
+            return Err(Error::Config {
+                origin: at,
+                message: format!(
+                    "unknown key `{path}`: {section} has the keys {}",
+                    expected_keys(base)
+                ),
+            });
+        };
+        match (slot, value) {
+            (toml::Value::Table(b), toml::Value::Table(u)) => {
+                merge_file(b, u, &path, origin, lines, origins)?;
+            }
+            (toml::Value::Table(_), _) => {
+                return Err(Error::Config {
+                    origin: at,
+                    message: format!("`{path}` is a section: write it as [{path}]"),
+                });
+            }
+            (slot, value) => {
+                *slot = value;
+                origins.insert(path, at);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn set_key(base: &mut toml::Table, o: &Override) -> Result<()> {
+    let segs: Vec<&str> = o.key.split('.').collect();
+    let mut table = base;
+    for (i, seg) in segs.iter().enumerate() {
+        let prefix = segs[..i].join(".");
+        let keys = expected_keys(table);
+        let Some(slot) = table.get_mut(*seg) else {
+            let section = if prefix.is_empty() {
+                "the top level".to_string()
+            } else {
+                format!("[{prefix}]")
+            };
+            return Err(Error::Config {
+                origin: o.origin.clone(),
+                message: format!("unknown key `{}`: {section} has the keys {keys}", o.key),
+            });
+        };
+        let last = i + 1 == segs.len();
+        match (slot, last) {
+            (toml::Value::Table(t), false) => table = t,
+            (toml::Value::Table(_), true) => {
+                return Err(Error::Config {
+                    origin: o.origin.clone(),
+                    message: format!("`{}` is a section; set one of its keys ({keys})", o.key),
+                });
+            }
+            (_, false) => {
+                return Err(Error::Config {
+                    origin: o.origin.clone(),
+                    message: format!("`{}` is not a section", segs[..=i].join(".")),
+                });
+            }
+            (slot, true) => {
+                *slot = o.value.clone();
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn from_table(table: toml::Table, origins: &BTreeMap<String, String>) -> Result<Config> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        Error::Config {
+            origin: origin_of(origins, &key),
+            message: format!("key `{key}`: {}", e.inner().to_string().trim_end()),
+        }
+    })
+}
+
+fn origin_of(origins: &BTreeMap<String, String>, key: &str) -> String {
+    origins
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| "configs/default.toml (built in)".to_string())
+}
+
+/// Range checks that the types alone do not express.
+fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
+    let fail = |key: &str, message: String| Error::Config {
+        origin: origin_of(origins, key),
+        message: format!("key `{key}`: {message}"),
+    };
+    let positive = |key: &str, v: f64| -> Result<()> {
+        if v.is_finite() && v > 0.0 {
+            Ok(())
+        } else {
+            Err(fail(key, format!("must be a finite number > 0, got {v}")))
+        }
+    };
+    let at_least = |key: &str, v: usize, min: usize| -> Result<()> {
+        if v >= min {
+            Ok(())
+        } else {
+            Err(fail(key, format!("must be at least {min}, got {v}")))
+        }
+    };
+    let s = &c.synth;
+    at_least("synth.n", s.n, 1)?;
+    if !(s.noise.is_finite() && s.noise >= 0.0) {
+        return Err(fail(
+            "synth.noise",
+            format!("must be a finite number >= 0, got {}", s.noise),
+        ));
+    }
+    at_least("synth.circles.count", s.circles.count, 1)?;
+    positive("synth.circles.radius", s.circles.radius)?;
+    positive("synth.circles.spacing", s.circles.spacing)?;
+    positive("synth.torus.major_radius", s.torus.major_radius)?;
+    positive("synth.torus.minor_radius", s.torus.minor_radius)?;
+    if s.torus.minor_radius >= s.torus.major_radius {
+        return Err(fail(
+            "synth.torus.minor_radius",
+            format!(
+                "must be smaller than synth.torus.major_radius ({}) for a ring torus, got {}",
+                s.torus.major_radius, s.torus.minor_radius
+            ),
+        ));
+    }
+    at_least("synth.sphere.dim", s.sphere.dim, 1)?;
+    positive("synth.sphere.radius", s.sphere.radius)?;
+    positive("synth.swiss_roll.turns", s.swiss_roll.turns)?;
+    positive("synth.swiss_roll.height", s.swiss_roll.height)?;
+    let sp = &s.spheres;
+    at_least("synth.spheres.count", sp.count, 1)?;
+    at_least("synth.spheres.dim", sp.dim, 1)?;
+    positive("synth.spheres.radius", sp.radius)?;
+    at_least("synth.spheres.points_per_sphere", sp.points_per_sphere, 1)?;
+    positive("synth.spheres.outer_radius", sp.outer_radius)?;
+    if !(sp.shift_scale.is_finite() && sp.shift_scale >= 0.0) {
+        return Err(fail(
+            "synth.spheres.shift_scale",
+            format!("must be a finite number >= 0, got {}", sp.shift_scale),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write_config(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn message(r: Result<Config>) -> String {
+        r.expect_err("expected an error").to_string()
+    }
+
+    #[test]
+    fn defaults_parse_and_round_trip() {
+        let c = Config::default();
+        assert_eq!(c.synth.kind, SynthKind::Torus);
+        let again: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(c, again);
+        assert_eq!(load(None, &[]).unwrap(), c);
+    }
+
+    /// Every key of the embedded defaults has a comment on the line(s) above it.
+    #[test]
+    fn every_default_key_is_commented() {
+        let lines: Vec<&str> = DEFAULT_TOML.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') || t.starts_with('[') {
+                continue;
+            }
+            assert!(t.contains('='), "unexpected line {}: {t}", i + 1);
+            assert!(
+                i > 0 && lines[i - 1].trim().starts_with('#'),
+                "configs/default.toml line {}: key `{t}` has no comment above it",
+                i + 1
+            );
+        }
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        let f = write_config("[synth]\nkind = \"circles\"\nn = 50\n[synth.circles]\ncount = 4\n");
+        let c = load(Some(f.path()), &[]).unwrap();
+        assert_eq!(c.synth.kind, SynthKind::Circles);
+        assert_eq!(c.synth.n, 50);
+        assert_eq!(c.synth.circles.count, 4);
+        assert_eq!(
+            c.synth.circles.radius,
+            Config::default().synth.circles.radius
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_file_names_file_line_and_key() {
+        let f = write_config("# comment\n[synth]\nn = 50\nnosie = 0.1\n");
+        let msg = message(load(Some(f.path()), &[]));
+        let path = f.path().display().to_string();
+        assert!(
+            msg.starts_with(&format!("{path}:4: unknown key `synth.nosie`")),
+            "{msg}"
+        );
+        assert!(msg.contains("noise"), "lists the valid keys: {msg}");
+    }
+
+    #[test]
+    fn unknown_section_in_file() {
+        let f = write_config("[sytnh]\nn = 5\n");
+        let msg = message(load(Some(f.path()), &[]));
+        assert!(msg.contains(":1: unknown key `sytnh`"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_in_file_names_key_and_line() {
+        let f = write_config("[synth]\n\nn = \"many\"\n");
+        let msg = message(load(Some(f.path()), &[]));
+        let path = f.path().display().to_string();
+        assert!(
+            msg.starts_with(&format!("{path}:3: key `synth.n`")),
+            "{msg}"
+        );
+        assert!(msg.contains("invalid type"), "{msg}");
+    }
+
+    #[test]
+    fn syntax_error_in_file_is_reported_with_position() {
+        let f = write_config("[synth]\nn = = 3\n");
+        let msg = message(load(Some(f.path()), &[]));
+        assert!(msg.contains("not valid TOML"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let msg = message(load(Some(Path::new("/nonexistent/tglml.toml")), &[]));
+        assert!(
+            msg.starts_with("/nonexistent/tglml.toml: reading the config file"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn set_overrides_and_plain_strings() {
+        let o = [
+            Override::parse_set("synth.n=123").unwrap(),
+            Override::parse_set("synth.kind=swiss-roll").unwrap(),
+            Override::parse_set("synth.noise = 0.25").unwrap(),
+        ];
+        let c = load(None, &o).unwrap();
+        assert_eq!(c.synth.n, 123);
+        assert_eq!(c.synth.kind, SynthKind::SwissRoll);
+        assert_eq!(c.synth.noise, 0.25);
+    }
+
+    #[test]
+    fn set_beats_file() {
+        let f = write_config("[synth]\nn = 50\n");
+        let c = load(Some(f.path()), &[Override::parse_set("synth.n=7").unwrap()]).unwrap();
+        assert_eq!(c.synth.n, 7);
+    }
+
+    #[test]
+    fn set_errors_name_the_argument() {
+        let msg = message(load(None, &[Override::parse_set("synth.nn=3").unwrap()]));
+        assert!(
+            msg.starts_with("--set synth.nn=3: unknown key `synth.nn`"),
+            "{msg}"
+        );
+        let msg = message(load(None, &[Override::parse_set("synth.n=abc").unwrap()]));
+        assert!(
+            msg.starts_with("--set synth.n=abc: key `synth.n`: invalid type"),
+            "{msg}"
+        );
+        let msg = message(load(
+            None,
+            &[Override::parse_set("synth.kind=cube").unwrap()],
+        ));
+        assert!(msg.contains("unknown variant `cube`"), "{msg}");
+        let msg = message(load(None, &[Override::parse_set("synth=3").unwrap()]));
+        assert!(msg.contains("is a section"), "{msg}");
+        assert!(Override::parse_set("synth.n").is_err());
+        assert!(Override::parse_set("synth..n=3").is_err());
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let msg = message(load(
+            None,
+            &[Override::parse_set("synth.noise=-1").unwrap()],
+        ));
+        assert!(
+            msg.contains("key `synth.noise`: must be a finite number >= 0"),
+            "{msg}"
+        );
+        let msg = message(load(
+            None,
+            &[Override::parse_set("synth.torus.minor_radius=3.0").unwrap()],
+        ));
+        assert!(
+            msg.contains("smaller than synth.torus.major_radius"),
+            "{msg}"
+        );
+        let msg = message(load(None, &[Override::flag("--n", "synth.n", 0)]));
+        assert!(
+            msg.starts_with("--n 0: key `synth.n`: must be at least 1"),
+            "{msg}"
+        );
+    }
+}

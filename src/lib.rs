@@ -1,0 +1,20 @@
+//! TGLML: topology-guided generative modelling.
+//!
+//! Rooms (see the repository's README and docs/):
+//! - [`config`]: the run configuration (TOML, defaults, overrides);
+//! - [`data`]: datasets (synthetic, and later real loaders);
+//! - [`dist`]: every MPI call, behind a communicator that also works alone;
+//! - [`io`]: HDF5 outputs, atomic and stamped;
+//! - [`commands`]: the `tglml` subcommands; [`cli`]: their arguments.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod data;
+pub mod dist;
+pub mod error;
+pub mod io;
+pub mod progress;
+pub mod runtime;
+
+pub use error::{Error, Result};

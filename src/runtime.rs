@@ -1,0 +1,31 @@
+//! Process set-up shared by every command: threads per rank.
+
+use crate::dist;
+
+/// Threads per rank: the configured number, else `SLURM_CPUS_PER_TASK`, else
+/// this node's cores divided by the ranks on it (at least 1).
+pub fn threads_per_rank(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    if let Some(n) = std::env::var("SLURM_CPUS_PER_TASK")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    {
+        return n;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / dist::local_size()).max(1)
+}
+
+/// Sizes rayon's global pool and libtorch's intra-op pool to `threads`.
+/// Called once per process, before any parallel work.
+pub fn init_threads(threads: usize) {
+    // Fails only if the global pool was already built (a second call in the
+    // same process, as in tests): the first size stays, which is harmless.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+    tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
+}

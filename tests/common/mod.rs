@@ -1,0 +1,126 @@
+//! Helpers for the integration tests: run the built binary, alone or under
+//! mpirun, and read HDF5 files with independent tools (h5dump, h5py).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `tglml` binary cargo built for these tests.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tglml")
+}
+
+fn base_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("TGLML_PROGRESS", "plain")
+}
+
+/// Runs `tglml ARGS` as one process, without mpirun.
+pub fn tglml(args: &[&str]) -> Output {
+    base_env(&mut Command::new(bin()))
+        .args(args)
+        .output()
+        .expect("the tglml binary runs")
+}
+
+/// Runs `mpirun -np NP tglml ARGS` (oversubscribed: CI has 2 cores).
+pub fn mpirun(np: usize, args: &[&str]) -> Output {
+    // Each launch gets its own session folder: OpenMPI 4.1 launches started at
+    // the same moment (tests run in parallel) otherwise race to create
+    // /tmp/ompi.HOST.UID and one of them fails.
+    let session = tempfile::tempdir().expect("a temporary folder");
+    base_env(&mut Command::new("mpirun"))
+        .env("OMPI_MCA_orte_tmpdir_base", session.path())
+        .args([
+            "-np",
+            &np.to_string(),
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+            bin(),
+        ])
+        .args(args)
+        .output()
+        .expect("mpirun runs (scripts/setup.sh installs openmpi-bin)")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts success, showing the output otherwise.
+pub fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// `h5dump` of a whole file (an independent reader: the HDF5 tools).
+pub fn h5dump(path: &Path) -> String {
+    let o = Command::new("h5dump")
+        .arg(path)
+        .output()
+        .expect("h5dump runs (hdf5-tools)");
+    ok(&o);
+    stdout(&o)
+}
+
+/// `h5dump` text without the file name line and without the attributes that
+/// name the rank count and threads, which legitimately differ between runs.
+pub fn h5dump_comparable(path: &Path) -> String {
+    let text = h5dump(path);
+    let mut out = Vec::new();
+    let mut skip_until: Option<String> = None;
+    for line in text.lines().skip(1) {
+        if let Some(end) = &skip_until {
+            if line == end {
+                skip_until = None;
+            }
+            continue;
+        }
+        let t = line.trim_start();
+        if t.starts_with("ATTRIBUTE \"n_ranks\"") || t.starts_with("ATTRIBUTE \"threads_per_rank\"")
+        {
+            let indent = &line[..line.len() - t.len()];
+            skip_until = Some(format!("{indent}}}"));
+            continue;
+        }
+        out.push(line);
+    }
+    out.join("\n")
+}
+
+/// The Python of the environment scripts/setup.sh creates (h5py, numpy).
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("TGLML_PYTHON") {
+        return PathBuf::from(p);
+    }
+    panic!("TGLML_PYTHON is not set: run `bash scripts/setup.sh` (it records the path in .cargo/config.toml) or `make test`");
+}
+
+/// Lists a folder's entries (to check that failures leave nothing behind).
+pub fn entries(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => {
+            let mut v: Vec<String> = rd
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 temp path")
+}
