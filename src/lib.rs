@@ -16,5 +16,6 @@ pub mod error;
 pub mod io;
 pub mod progress;
 pub mod runtime;
+pub mod topology;
 
 pub use error::{Error, Result};

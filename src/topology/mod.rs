@@ -1,0 +1,15 @@
+//! The topology engine: Vietoris–Rips persistent homology with critical
+//! edges. Pure Rust (ndarray + rayon): no MPI, no libtorch, so it can be used,
+//! tested and benchmarked on its own.
+//!
+//! - [`distance`]: distance matrices from point clouds or given matrices;
+//! - [`rips`]: persistence diagrams (H0..H3) with the critical edges of every
+//!   pair, Ripser's algorithm (cohomology, clearing, emergent pairs, implicit
+//!   coboundaries).
+
+pub mod distance;
+pub mod landmarks;
+pub mod rips;
+
+pub use distance::DistanceMatrix;
+pub use rips::{rips_persistence, Bar, Diagrams, RipsOptions};

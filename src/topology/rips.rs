@@ -1,0 +1,934 @@
+//! Vietoris–Rips persistence with critical edges (Ripser's algorithm).
+//!
+//! Read top-down, as Ripser: the simplex type and its order, the binomial
+//! table (the combinatorial number system), cofacet enumeration, union-find
+//! for H0, then the cohomology reduction for H1 and up.
+//!
+//! Ideas, each from Bauer, "Ripser: efficient computation of Vietoris–Rips
+//! persistence barcodes" (J. Appl. Comput. Topol. 2021):
+//! - simplices are integers in the combinatorial number system, never stored
+//!   as vertex lists; coboundaries are enumerated on the fly (implicit
+//!   matrix); only the reduction matrix V is kept;
+//! - persistent *cohomology*, columns in reverse filtration order;
+//! - clearing ([`RipsOptions::clearing`]): a simplex that is the pivot of a
+//!   column in dimension k is not a column in dimension k + 1;
+//! - emergent pairs ([`RipsOptions::emergent_pairs`]): a column whose
+//!   youngest same-diameter cofacet is not yet a pivot is paired with it
+//!   without building its coboundary;
+//! - H0 by union-find over the edges; the threshold defaults to the enclosing
+//!   radius.
+//!
+//! Ties are broken as in Ripser (filtration order: diameter, then the larger
+//! index first), so results are deterministic.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::distance::DistanceMatrix;
+use crate::error::{Error, Result};
+
+/// Options of [`rips_persistence`]. Each speed-up is a switch, on by default,
+/// so an ablation is a configuration change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RipsOptions {
+    /// Highest homology dimension computed (0..=3).
+    pub maxdim: usize,
+    /// Edges longer than this are left out; `None` = the enclosing radius.
+    pub threshold: Option<f64>,
+    /// Clearing (Chen–Kerber; Bauer): skip columns known to reduce to zero.
+    pub clearing: bool,
+    /// Emergent pairs (Bauer): pair a column without reducing it when its
+    /// pivot is known in advance.
+    pub emergent_pairs: bool,
+}
+
+impl Default for RipsOptions {
+    fn default() -> Self {
+        RipsOptions {
+            maxdim: 1,
+            threshold: None,
+            clearing: true,
+            emergent_pairs: true,
+        }
+    }
+}
+
+/// One bar of a persistence diagram, with its critical edges: the vertex
+/// pairs whose distances are its birth and its death.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bar {
+    /// Birth value (0 for H0).
+    pub birth: f64,
+    /// Death value; `f64::INFINITY` for essential classes.
+    pub death: f64,
+    /// The edge (i, j), i > j, of length `birth`; `None` for H0.
+    pub birth_edge: Option<[usize; 2]>,
+    /// The edge (k, l), k > l, of length `death`; `None` when essential.
+    pub death_edge: Option<[usize; 2]>,
+}
+
+/// The persistence diagrams of a Rips filtration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagrams {
+    /// `dims[k]`: the bars of H_k, sorted by (birth, death, edges).
+    pub dims: Vec<Vec<Bar>>,
+    /// The threshold used.
+    pub threshold: f64,
+    /// Number of points.
+    pub n_points: usize,
+}
+
+// ---------------------------------------------------------------------------
+// Simplices and their order
+
+/// A simplex: its diameter (as the bits of a non-negative f32, which order
+/// like the values) and its index in the combinatorial number system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Simplex {
+    diam: u32,
+    idx: u64,
+}
+
+impl Simplex {
+    fn new(diam: f32, idx: u64) -> Self {
+        debug_assert!(diam >= 0.0);
+        Simplex {
+            diam: diam.to_bits(),
+            idx,
+        }
+    }
+
+    fn diameter(self) -> f32 {
+        f32::from_bits(self.diam)
+    }
+}
+
+/// Column order = reverse filtration order: larger diameter first, then
+/// smaller index first. The maximum of a set of cofacets in this order is its
+/// pivot (the earliest in the filtration), so a max-heap yields pivots.
+impl Ord for Simplex {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.diam.cmp(&self.diam).then(self.idx.cmp(&other.idx))
+    }
+}
+
+impl PartialOrd for Simplex {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The combinatorial number system
+
+/// Binomial coefficients C(v, k) for v ≤ n, k ≤ kmax; a k-simplex with
+/// vertices v_k > … > v_0 has index Σ_i C(v_i, i + 1).
+struct Binomial {
+    stride: usize,
+    table: Vec<u64>,
+}
+
+impl Binomial {
+    fn new(n: usize, kmax: usize) -> Result<Self> {
+        let stride = n + 1;
+        let mut table = vec![0u64; stride * (kmax + 1)];
+        for v in 0..=n {
+            table[v] = 1;
+        }
+        for k in 1..=kmax {
+            for v in 1..=n {
+                let sum = table[(k - 1) * stride + v - 1].checked_add(table[k * stride + v - 1]);
+                table[k * stride + v] = sum.ok_or_else(|| {
+                    Error::invalid(
+                        "rips",
+                        format!("{n} points with simplices of {kmax} vertices overflow the 64-bit simplex index; lower maxdim or use landmarks"),
+                    )
+                })?;
+            }
+        }
+        Ok(Binomial { stride, table })
+    }
+
+    #[inline]
+    fn get(&self, v: usize, k: usize) -> u64 {
+        self.table[k * self.stride + v]
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The complex: vertices of simplices, diameters, cofacets
+
+struct Complex<'a> {
+    dist: &'a DistanceMatrix,
+    binom: Binomial,
+    n: usize,
+    threshold: f32,
+}
+
+impl Complex<'_> {
+    /// The largest vertex v < top with C(v, k) <= idx.
+    fn max_vertex(&self, idx: u64, k: usize, top: usize) -> usize {
+        // Binary search on v in [k - 1, top).
+        let (mut lo, mut hi) = (k - 1, top);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.binom.get(mid, k) <= idx {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The vertices of the `dim`-simplex `idx`, largest first.
+    fn vertices(&self, mut idx: u64, dim: usize, out: &mut Vec<usize>) {
+        out.clear();
+        let mut top = self.n;
+        for k in (1..=dim + 1).rev() {
+            let v = self.max_vertex(idx, k, top);
+            out.push(v);
+            idx -= self.binom.get(v, k);
+            top = v;
+        }
+    }
+
+    /// The edge of largest length among `vertices` (ties: the largest edge
+    /// index), as (i, j) with i > j.
+    fn diameter_edge(&self, vertices: &[usize]) -> [usize; 2] {
+        let mut best = (0u32, 0usize, [0usize; 2]);
+        for (a, &i) in vertices.iter().enumerate() {
+            for &j in &vertices[a + 1..] {
+                let (hi, lo) = if i > j { (i, j) } else { (j, i) };
+                let key = (self.dist.get(hi, lo).to_bits(), hi * (hi - 1) / 2 + lo);
+                if (key.0, key.1) >= (best.0, best.1) {
+                    best = (key.0, key.1, [hi, lo]);
+                }
+            }
+        }
+        best.2
+    }
+
+    /// Calls `f` for every cofacet of `s` (a `dim`-simplex with `vertices`)
+    /// within the threshold, in decreasing index order. With `above_only`,
+    /// only the cofacets whose new vertex is above all of s's vertices: each
+    /// (dim+1)-simplex is then met from exactly one facet.
+    fn for_each_cofacet(
+        &self,
+        s: Simplex,
+        dim: usize,
+        vertices: &[usize],
+        above_only: bool,
+        mut f: impl FnMut(Simplex) -> bool,
+    ) {
+        // Walk the candidate vertex v downwards. idx_below encodes the
+        // vertices of s below v (k of them); idx_above those above, shifted
+        // up one position because the cofacet has one more vertex below them.
+        let mut idx_below = s.idx;
+        let mut idx_above = 0u64;
+        let mut v = self.n as isize - 1;
+        let mut k = dim + 1;
+        let sd = s.diameter();
+        loop {
+            if v < k as isize {
+                return;
+            }
+            if above_only && self.binom.get(v as usize, k) <= idx_below {
+                return;
+            }
+            // Skip the vertices of s.
+            while self.binom.get(v as usize, k) <= idx_below {
+                idx_below -= self.binom.get(v as usize, k);
+                idx_above += self.binom.get(v as usize, k + 1);
+                v -= 1;
+                k -= 1;
+            }
+            let w = v as usize;
+            v -= 1;
+            let mut diam = sd;
+            for &u in vertices {
+                diam = diam.max(self.dist.get(w, u));
+            }
+            if diam <= self.threshold {
+                let idx = idx_above + self.binom.get(w, k + 1) + idx_below;
+                if !f(Simplex::new(diam, idx)) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// H0: union-find
+
+struct UnionFind {
+    parent: Vec<usize>,
+    rank: Vec<u8>,
+}
+
+impl UnionFind {
+    fn new(n: usize) -> Self {
+        UnionFind {
+            parent: (0..n).collect(),
+            rank: vec![0; n],
+        }
+    }
+
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+
+    fn link(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.find(a), self.find(b));
+        if a == b {
+            return;
+        }
+        match self.rank[a].cmp(&self.rank[b]) {
+            Ordering::Greater => self.parent[b] = a,
+            Ordering::Less => self.parent[a] = b,
+            Ordering::Equal => {
+                self.parent[a] = b;
+                self.rank[b] += 1;
+            }
+        }
+    }
+}
+
+fn edge_vertices(idx: u64) -> [usize; 2] {
+    // i (i - 1) / 2 <= idx < (i + 1) i / 2
+    let idx = idx as usize;
+    let mut i = (((8 * idx + 1) as f64).sqrt() as usize).div_ceil(2);
+    while i * (i - 1) / 2 > idx {
+        i -= 1;
+    }
+    while (i + 1) * i / 2 <= idx {
+        i += 1;
+    }
+    [i, idx - i * (i - 1) / 2]
+}
+
+// ---------------------------------------------------------------------------
+// The algorithm
+
+/// Rips persistence of `dist` up to `opts.maxdim`, with critical edges.
+pub fn rips_persistence(dist: &DistanceMatrix, opts: &RipsOptions) -> Result<Diagrams> {
+    let n = dist.len();
+    if opts.maxdim > 3 {
+        return Err(Error::invalid(
+            "maxdim",
+            format!("must be 0, 1, 2 or 3, got {}", opts.maxdim),
+        ));
+    }
+    if n < 2 {
+        return Err(Error::invalid(
+            "point cloud",
+            format!("needs at least 2 points, got {n}"),
+        ));
+    }
+    let threshold = match opts.threshold {
+        Some(t) if t.is_nan() || t < 0.0 => {
+            return Err(Error::invalid(
+                "threshold",
+                format!("must be a number >= 0, got {t}"),
+            ));
+        }
+        Some(t) => t as f32,
+        None => dist.enclosing_radius(),
+    };
+    let cx = Complex {
+        dist,
+        binom: Binomial::new(n, opts.maxdim + 2)?,
+        n,
+        threshold,
+    };
+    let mut dims = Vec::with_capacity(opts.maxdim + 1);
+
+    // Edges within the threshold.
+    let mut edges: Vec<Simplex> = (0..n * (n - 1) / 2)
+        .filter_map(|e| {
+            let d = dist.edge(e);
+            (d <= threshold).then(|| Simplex::new(d, e as u64))
+        })
+        .collect();
+    edges.sort_unstable();
+
+    // H0: edges in filtration order (reverse column order).
+    let mut uf = UnionFind::new(n);
+    let mut bars0 = Vec::new();
+    let mut mst: FxHashSet<u64> = FxHashSet::default();
+    let mut columns: Vec<Simplex> = Vec::new();
+    for &e in edges.iter().rev() {
+        let [i, j] = edge_vertices(e.idx);
+        let (ri, rj) = (uf.find(i), uf.find(j));
+        if ri != rj {
+            uf.link(ri, rj);
+            mst.insert(e.idx);
+            if e.diameter() > 0.0 {
+                bars0.push(Bar {
+                    birth: 0.0,
+                    death: e.diameter() as f64,
+                    birth_edge: None,
+                    death_edge: Some([i, j]),
+                });
+            }
+        } else {
+            columns.push(e);
+        }
+    }
+    for v in 0..n {
+        if uf.find(v) == v {
+            bars0.push(Bar {
+                birth: 0.0,
+                death: f64::INFINITY,
+                birth_edge: None,
+                death_edge: None,
+            });
+        }
+    }
+    dims.push(bars0);
+    // Columns in column order; without clearing, every edge is a column.
+    columns.reverse();
+    if !opts.clearing {
+        columns = edges.clone();
+    }
+
+    let mut prev_pivots = mst;
+    let mut simplices = edges;
+    for dim in 1..=opts.maxdim {
+        if dim > 1 {
+            let next = assemble(&cx, &simplices, dim - 1);
+            columns = if opts.clearing {
+                next.iter()
+                    .copied()
+                    .filter(|s| !prev_pivots.contains(&s.idx))
+                    .collect()
+            } else {
+                next.clone()
+            };
+            columns.sort_unstable();
+            simplices = if dim < opts.maxdim { next } else { Vec::new() };
+        }
+        let (bars, pivots) = reduce(&cx, &columns, dim, &prev_pivots, opts);
+        dims.push(bars);
+        prev_pivots = pivots;
+    }
+
+    for bars in &mut dims {
+        bars.sort_by(|a, b| {
+            a.birth
+                .total_cmp(&b.birth)
+                .then(a.death.total_cmp(&b.death))
+                .then(a.birth_edge.cmp(&b.birth_edge))
+                .then(a.death_edge.cmp(&b.death_edge))
+        });
+    }
+    Ok(Diagrams {
+        dims,
+        threshold: threshold as f64,
+        n_points: n,
+    })
+}
+
+/// All `dim + 1`-simplices within the threshold, from the `dim`-simplices.
+fn assemble(cx: &Complex<'_>, simplices: &[Simplex], dim: usize) -> Vec<Simplex> {
+    let mut out = Vec::new();
+    let mut vertices = Vec::with_capacity(dim + 1);
+    for &s in simplices {
+        cx.vertices(s.idx, dim, &mut vertices);
+        cx.for_each_cofacet(s, dim, &vertices, true, |c| {
+            out.push(c);
+            true
+        });
+    }
+    out
+}
+
+/// Reduces the coboundary columns of `columns` (dimension `dim`, in column
+/// order). Returns the bars of H_dim and the set of pivots (clearing).
+fn reduce(
+    cx: &Complex<'_>,
+    columns: &[Simplex],
+    dim: usize,
+    prev_pivots: &FxHashSet<u64>,
+    opts: &RipsOptions,
+) -> (Vec<Bar>, FxHashSet<u64>) {
+    let mut bars = Vec::new();
+    // pivot index -> column position; V (the reduction matrix) per column.
+    let mut pivot_of: FxHashMap<u64, usize> = FxHashMap::default();
+    let mut v_cols: FxHashMap<usize, Vec<Simplex>> = FxHashMap::default();
+    let mut heap: BinaryHeap<Simplex> = BinaryHeap::new();
+    let mut vertices = Vec::with_capacity(dim + 2);
+    let mut work_v: Vec<Simplex> = Vec::new();
+
+    for (j, &s) in columns.iter().enumerate() {
+        heap.clear();
+        work_v.clear();
+        cx.vertices(s.idx, dim, &mut vertices);
+
+        // Initial coboundary, with the emergent-pair shortcut.
+        let mut emergent = None;
+        let mut check = opts.emergent_pairs;
+        cx.for_each_cofacet(s, dim, &vertices, false, |c| {
+            if check && c.diam == s.diam {
+                if !pivot_of.contains_key(&c.idx) {
+                    emergent = Some(c);
+                    return false;
+                }
+                check = false;
+            }
+            heap.push(c);
+            true
+        });
+        let mut pivot = match emergent {
+            Some(c) => Some(c),
+            None => pop_pivot(&mut heap),
+        };
+
+        // Reduce: add earlier columns while the pivot is taken.
+        while let Some(p) = pivot {
+            let Some(&i) = pivot_of.get(&p.idx) else {
+                break;
+            };
+            work_v.push(columns[i]);
+            if let Some(vi) = v_cols.get(&i) {
+                work_v.extend_from_slice(vi);
+            }
+            push_coboundary(cx, columns[i], dim, &mut vertices, &mut heap);
+            if let Some(vi) = v_cols.get(&i) {
+                for &t in vi {
+                    push_coboundary(cx, t, dim, &mut vertices, &mut heap);
+                }
+            }
+            pivot = pop_pivot(&mut heap);
+        }
+
+        match pivot {
+            Some(p) => {
+                pivot_of.insert(p.idx, j);
+                if !work_v.is_empty() {
+                    // Z/2: keep the simplices added an odd number of times.
+                    work_v.sort_unstable();
+                    let mut kept = Vec::new();
+                    let mut k = 0;
+                    while k < work_v.len() {
+                        let mut m = k;
+                        while m < work_v.len() && work_v[m] == work_v[k] {
+                            m += 1;
+                        }
+                        if (m - k) % 2 == 1 {
+                            kept.push(work_v[k]);
+                        }
+                        k = m;
+                    }
+                    if !kept.is_empty() {
+                        v_cols.insert(j, kept);
+                    }
+                }
+                if p.diam != s.diam {
+                    cx.vertices(s.idx, dim, &mut vertices);
+                    let birth_edge = cx.diameter_edge(&vertices);
+                    cx.vertices(p.idx, dim + 1, &mut vertices);
+                    let death_edge = cx.diameter_edge(&vertices);
+                    bars.push(Bar {
+                        birth: s.diameter() as f64,
+                        death: p.diameter() as f64,
+                        birth_edge: Some(birth_edge),
+                        death_edge: Some(death_edge),
+                    });
+                }
+            }
+            None => {
+                if !prev_pivots.contains(&s.idx) {
+                    cx.vertices(s.idx, dim, &mut vertices);
+                    bars.push(Bar {
+                        birth: s.diameter() as f64,
+                        death: f64::INFINITY,
+                        birth_edge: Some(cx.diameter_edge(&vertices)),
+                        death_edge: None,
+                    });
+                }
+            }
+        }
+    }
+    (bars, pivot_of.into_keys().collect())
+}
+
+fn push_coboundary(
+    cx: &Complex<'_>,
+    s: Simplex,
+    dim: usize,
+    vertices: &mut Vec<usize>,
+    heap: &mut BinaryHeap<Simplex>,
+) {
+    cx.vertices(s.idx, dim, vertices);
+    cx.for_each_cofacet(s, dim, vertices, false, |c| {
+        heap.push(c);
+        true
+    });
+}
+
+/// The pivot of the working column (Z/2: equal entries cancel in pairs),
+/// left in the heap.
+fn pop_pivot(heap: &mut BinaryHeap<Simplex>) -> Option<Simplex> {
+    loop {
+        let top = heap.pop()?;
+        if heap.peek() == Some(&top) {
+            heap.pop();
+            continue;
+        }
+        heap.push(top);
+        return Some(top);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Persistence by brute force: every simplex listed with its vertices,
+    /// the boundary matrix over Z/2 reduced by the standard algorithm
+    /// (homology). Independent of the engine but for the distances.
+    fn brute_force(d: &DistanceMatrix, maxdim: usize, threshold: f32) -> Vec<Vec<(f64, f64)>> {
+        let n = d.len();
+        let mut simplices: Vec<(f32, usize, Vec<usize>)> = Vec::new();
+        fn rec(
+            d: &DistanceMatrix,
+            n: usize,
+            maxk: usize,
+            cur: &mut Vec<usize>,
+            out: &mut Vec<(f32, usize, Vec<usize>)>,
+            thr: f32,
+        ) {
+            let start = cur.last().map_or(0, |&v| v + 1);
+            for v in start..n {
+                let diam = cur.iter().map(|&u| d.get(u, v)).fold(
+                    if cur.len() >= 2 {
+                        out.iter().rev().find(|s| s.2 == *cur).map_or(0.0, |s| s.0)
+                    } else {
+                        0.0
+                    },
+                    f32::max,
+                );
+                if diam > thr {
+                    continue;
+                }
+                cur.push(v);
+                out.push((diam, cur.len() - 1, cur.clone()));
+                if cur.len() < maxk {
+                    rec(d, n, maxk, cur, out, thr);
+                }
+                cur.pop();
+            }
+        }
+        rec(d, n, maxdim + 2, &mut Vec::new(), &mut simplices, threshold);
+        // Recompute diameters plainly (the recursion's shortcut is only a
+        // lower bound helper): max pairwise distance.
+        for s in &mut simplices {
+            let mut m = 0.0f32;
+            for a in 0..s.2.len() {
+                for b in a + 1..s.2.len() {
+                    m = m.max(d.get(s.2[a], s.2[b]));
+                }
+            }
+            s.0 = m;
+        }
+        simplices.retain(|s| s.0 <= threshold);
+        simplices.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let pos: std::collections::HashMap<Vec<usize>, usize> = simplices
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.2.clone(), i))
+            .collect();
+        let mut cols: Vec<Vec<usize>> = simplices
+            .iter()
+            .map(|s| {
+                if s.2.len() < 2 {
+                    return Vec::new();
+                }
+                let mut c: Vec<usize> = (0..s.2.len())
+                    .map(|skip| {
+                        let f: Vec<usize> =
+                            s.2.iter()
+                                .enumerate()
+                                .filter(|(i, _)| *i != skip)
+                                .map(|(_, &v)| v)
+                                .collect();
+                        pos[&f]
+                    })
+                    .collect();
+                c.sort_unstable();
+                c
+            })
+            .collect();
+        let mut low_owner: std::collections::HashMap<usize, usize> =
+            std::collections::HashMap::new();
+        let mut dgm = vec![Vec::new(); maxdim + 1];
+        let mut paired = vec![false; simplices.len()];
+        for j in 0..cols.len() {
+            while let Some(&low) = cols[j].last() {
+                let Some(&i) = low_owner.get(&low) else { break };
+                let other = cols[i].clone();
+                let mut merged = Vec::new();
+                let (mut a, mut b) = (0, 0);
+                while a < cols[j].len() || b < other.len() {
+                    match (cols[j].get(a), other.get(b)) {
+                        (Some(x), Some(y)) if x == y => {
+                            a += 1;
+                            b += 1;
+                        }
+                        (Some(x), Some(y)) if x < y => {
+                            merged.push(*x);
+                            a += 1;
+                        }
+                        (Some(_), Some(y)) => {
+                            merged.push(*y);
+                            b += 1;
+                        }
+                        (Some(x), None) => {
+                            merged.push(*x);
+                            a += 1;
+                        }
+                        (None, Some(y)) => {
+                            merged.push(*y);
+                            b += 1;
+                        }
+                        (None, None) => unreachable!(),
+                    }
+                }
+                cols[j] = merged;
+            }
+            if let Some(&low) = cols[j].last() {
+                low_owner.insert(low, j);
+                paired[low] = true;
+                paired[j] = true;
+                let k = simplices[low].1;
+                if k <= maxdim && simplices[j].0 > simplices[low].0 {
+                    dgm[k].push((simplices[low].0 as f64, simplices[j].0 as f64));
+                }
+            }
+        }
+        for (i, s) in simplices.iter().enumerate() {
+            if !paired[i] && cols[i].is_empty() && s.1 <= maxdim {
+                dgm[s.1].push((s.0 as f64, f64::INFINITY));
+            }
+        }
+        for d in &mut dgm {
+            d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        }
+        dgm
+    }
+
+    fn values(d: &Diagrams) -> Vec<Vec<(f64, f64)>> {
+        d.dims
+            .iter()
+            .map(|bars| {
+                let mut v: Vec<(f64, f64)> = bars.iter().map(|b| (b.birth, b.death)).collect();
+                v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+                v
+            })
+            .collect()
+    }
+
+    fn random_cloud(rng: &mut ChaCha8Rng, n: usize, dim: usize, grid: bool) -> DistanceMatrix {
+        let x = Array2::from_shape_fn((n, dim), |_| {
+            if grid {
+                rng.random_range(0..4) as f64
+            } else {
+                rng.random::<f64>()
+            }
+        });
+        DistanceMatrix::from_points(x.view()).unwrap()
+    }
+
+    /// Acceptance 2 (issue 3): random small clouds give the same diagrams as
+    /// a brute-force reduction of the explicit boundary matrix; integer grid
+    /// points make many exact ties.
+    #[test]
+    fn matches_brute_force_on_random_clouds() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for case in 0..400 {
+            let n = rng.random_range(3..=9);
+            let dim = rng.random_range(1..=4);
+            let grid = case % 3 == 0;
+            let d = random_cloud(&mut rng, n, dim, grid);
+            let maxdim = case % 3;
+            let threshold = if case % 4 == 0 {
+                Some(rng.random::<f64>() * 1.5)
+            } else {
+                None
+            };
+            let opts = RipsOptions {
+                maxdim,
+                threshold,
+                ..Default::default()
+            };
+            let got = rips_persistence(&d, &opts).unwrap();
+            let want = brute_force(&d, maxdim, got.threshold as f32);
+            assert_eq!(values(&got), want, "case {case}: n {n}, dim {dim}, grid {grid}, maxdim {maxdim}, threshold {threshold:?}");
+        }
+    }
+
+    #[test]
+    fn switches_do_not_change_results() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for case in 0..60 {
+            let d = random_cloud(&mut rng, 12, 3, case % 2 == 0);
+            let base = RipsOptions {
+                maxdim: 2,
+                ..Default::default()
+            };
+            let reference = rips_persistence(&d, &base).unwrap();
+            for (clearing, emergent_pairs) in [(false, true), (true, false), (false, false)] {
+                let o = RipsOptions {
+                    clearing,
+                    emergent_pairs,
+                    ..base.clone()
+                };
+                assert_eq!(
+                    rips_persistence(&d, &o).unwrap(),
+                    reference,
+                    "case {case}: clearing {clearing}, emergent {emergent_pairs}"
+                );
+            }
+        }
+    }
+
+    /// Invariants: birth ≤ death; one essential H0 class per connected
+    /// component at the threshold; critical edges reproduce their values.
+    #[test]
+    fn invariants_and_critical_edges() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for case in 0..100 {
+            let n = rng.random_range(2..=30);
+            let d = random_cloud(&mut rng, n, 3, case % 2 == 0);
+            let opts = RipsOptions {
+                maxdim: 2,
+                threshold: Some(rng.random::<f64>()),
+                ..Default::default()
+            };
+            let got = rips_persistence(&d, &opts).unwrap();
+            let t = got.threshold as f32;
+            // Components at the threshold, by a plain graph search.
+            let mut seen = vec![false; n];
+            let mut components = 0;
+            for s in 0..n {
+                if seen[s] {
+                    continue;
+                }
+                components += 1;
+                let mut stack = vec![s];
+                seen[s] = true;
+                while let Some(u) = stack.pop() {
+                    for v in 0..n {
+                        if !seen[v] && d.get(u, v) <= t {
+                            seen[v] = true;
+                            stack.push(v);
+                        }
+                    }
+                }
+            }
+            let essential0 = got.dims[0].iter().filter(|b| b.death.is_infinite()).count();
+            assert_eq!(essential0, components, "case {case}");
+            for (k, bars) in got.dims.iter().enumerate() {
+                for b in bars {
+                    assert!(b.birth <= b.death, "case {case}: {b:?}");
+                    if let Some([i, j]) = b.birth_edge {
+                        assert!(i > j);
+                        assert_eq!(
+                            d.get(i, j) as f64,
+                            b.birth,
+                            "case {case} dim {k}: birth edge"
+                        );
+                    } else {
+                        assert_eq!((k, b.birth), (0, 0.0));
+                    }
+                    match b.death_edge {
+                        Some([i, j]) => assert_eq!(
+                            d.get(i, j) as f64,
+                            b.death,
+                            "case {case} dim {k}: death edge"
+                        ),
+                        None => assert!(b.death.is_infinite()),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn circle_has_one_h1_bar() {
+        let n = 40;
+        let x = Array2::from_shape_fn((n, 2), |(i, j)| {
+            let a = 2.0 * std::f64::consts::PI * i as f64 / n as f64;
+            if j == 0 {
+                a.cos()
+            } else {
+                a.sin()
+            }
+        });
+        let d = DistanceMatrix::from_points(x.view()).unwrap();
+        let got = rips_persistence(
+            &d,
+            &RipsOptions {
+                maxdim: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(got.dims[1].len(), 1);
+        let bar = got.dims[1][0];
+        // Born at the side length of the 40-gon, dies at the side of the
+        // largest inscribed triangle (√3), approximately.
+        let side = 2.0 * (std::f64::consts::PI / n as f64).sin();
+        assert!((bar.birth - side).abs() < 1e-6, "{bar:?}");
+        assert!((bar.death - 3f64.sqrt()).abs() < 0.05, "{bar:?}");
+        assert_eq!(
+            got.dims[0].iter().filter(|b| b.death.is_infinite()).count(),
+            1
+        );
+    }
+
+    #[test]
+    fn edge_vertices_inverts_the_index() {
+        let mut idx = 0u64;
+        for i in 1..300usize {
+            for j in 0..i {
+                assert_eq!(edge_vertices(idx), [i, j]);
+                idx += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn bad_input() {
+        let d = DistanceMatrix::from_points(Array2::<f64>::zeros((1, 2)).view()).unwrap();
+        assert!(rips_persistence(&d, &RipsOptions::default()).is_err());
+        let d = DistanceMatrix::from_points(Array2::<f64>::zeros((3, 2)).view()).unwrap();
+        assert!(rips_persistence(
+            &d,
+            &RipsOptions {
+                maxdim: 4,
+                ..Default::default()
+            }
+        )
+        .is_err());
+        assert!(rips_persistence(
+            &d,
+            &RipsOptions {
+                threshold: Some(f64::NAN),
+                ..Default::default()
+            }
+        )
+        .is_err());
+    }
+}
