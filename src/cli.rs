@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, Config, Override, SynthKind};
+use crate::config::{self, Config, LandmarkMethodName, Override, SynthKind};
 use crate::error::Result;
 
 const LONG_ABOUT: &str = "\
@@ -48,6 +48,17 @@ pub enum Command {
     /// Create datasets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Vietoris–Rips persistent homology of a point cloud or distance matrix.
+    ///
+    /// Reads a matrix from .npy (float32/float64, shape (n, d)), CSV, or HDF5
+    /// (dataset /x by default, e.g. a `tglml data synth` file); computes the
+    /// persistence diagrams H0..H<maxdim> with the critical edges of every
+    /// bar (the point pairs whose distances are its birth and death), on
+    /// landmarks if asked; writes /diagrams/dim<k> and
+    /// /critical_edges/dim<k> (layout: docs/hdf5.md). Before computing, the
+    /// memory is estimated and a run over ph.memory_budget_gib is refused
+    /// with the estimate. Under mpirun, rank 0 computes and writes.
+    Ph(PhArgs),
     /// Print versions, MPI ranks, threads and CUDA availability.
     ///
     /// Use it to check a cluster build: under `mpirun` or `srun` it shows how
@@ -158,6 +169,77 @@ impl SynthArgs {
         }
         if let Some(s) = self.seed {
             o.push(Override::flag("--seed", "synth.seed", int(s)));
+        }
+        o
+    }
+}
+
+/// `tglml ph`
+#[derive(Debug, Clone, Args)]
+pub struct PhArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Input matrix: .npy, .csv/.txt or .h5.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+
+    /// HDF5 input: the dataset to read.
+    #[arg(long, value_name = "NAME", default_value = "x")]
+    pub dataset: String,
+
+    /// The input is a square distance matrix, not a point cloud.
+    #[arg(long)]
+    pub distance_matrix: bool,
+
+    /// Highest homology dimension, 0..3 (key ph.maxdim).
+    #[arg(long, value_name = "K")]
+    pub maxdim: Option<u64>,
+
+    /// Leave out edges longer than T (key ph.threshold; default: the
+    /// enclosing radius).
+    #[arg(long, value_name = "T")]
+    pub threshold: Option<f64>,
+
+    /// Compute on N landmarks (key ph.landmarks; 0 = all points).
+    #[arg(long, value_name = "N")]
+    pub landmarks: Option<u64>,
+
+    /// How landmarks are chosen (key ph.landmark_method).
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub landmark_method: Option<LandmarkMethodName>,
+
+    /// Seed of random landmarks (key ph.seed).
+    #[arg(long, value_name = "SEED")]
+    pub seed: Option<u64>,
+
+    /// Output HDF5 file (written under a temporary name, then renamed).
+    #[arg(long, value_name = "FILE.h5", default_value = "output/ph.h5")]
+    pub out: PathBuf,
+}
+
+impl PhArgs {
+    /// The named options as configuration overrides.
+    pub fn flags(&self) -> Vec<Override> {
+        let mut o = Vec::new();
+        if let Some(k) = self.maxdim {
+            o.push(Override::flag("--maxdim", "ph.maxdim", int(k)));
+        }
+        if let Some(t) = self.threshold {
+            o.push(Override::flag("--threshold", "ph.threshold", t));
+        }
+        if let Some(n) = self.landmarks {
+            o.push(Override::flag("--landmarks", "ph.landmarks", int(n)));
+        }
+        if let Some(m) = self.landmark_method {
+            o.push(Override::flag(
+                "--landmark-method",
+                "ph.landmark_method",
+                m.name(),
+            ));
+        }
+        if let Some(s) = self.seed {
+            o.push(Override::flag("--seed", "ph.seed", int(s)));
         }
         o
     }

@@ -30,6 +30,8 @@ pub struct Config {
     pub run: RunConfig,
     /// `tglml data synth`.
     pub synth: SynthConfig,
+    /// `tglml ph`.
+    pub ph: PhConfig,
 }
 
 /// `[run]`: process-level settings.
@@ -128,6 +130,90 @@ pub struct SpheresParams {
     pub outer_radius: f64,
     pub outer_points: usize,
     pub shift_scale: f64,
+}
+
+/// `[ph]`: Rips persistence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhConfig {
+    pub maxdim: usize,
+    pub threshold: Threshold,
+    pub landmarks: usize,
+    pub landmark_method: LandmarkMethodName,
+    pub seed: u64,
+    pub memory_budget_gib: f64,
+    pub clearing: bool,
+    pub emergent_pairs: bool,
+}
+
+/// How landmarks are chosen (`ph.landmark_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LandmarkMethodName {
+    /// Farthest-point sampling from point 0 (deterministic).
+    Maxmin,
+    /// Uniform sampling with `ph.seed`.
+    Random,
+}
+
+impl LandmarkMethodName {
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LandmarkMethodName::Maxmin => "maxmin",
+            LandmarkMethodName::Random => "random",
+        }
+    }
+}
+
+/// A Rips threshold: a length, or `"auto"` (the enclosing radius).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    /// The enclosing radius of the cloud.
+    Auto,
+    /// Leave out edges longer than this.
+    Value(f64),
+}
+
+impl Threshold {
+    /// `None` for auto.
+    pub fn value(self) -> Option<f64> {
+        match self {
+            Threshold::Auto => None,
+            Threshold::Value(v) => Some(v),
+        }
+    }
+}
+
+impl Serialize for Threshold {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Threshold::Auto => s.serialize_str("auto"),
+            Threshold::Value(v) => s.serialize_f64(*v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Float(f64),
+            Int(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a number or \"auto\""))?
+        {
+            Raw::Float(v) => Ok(Threshold::Value(v)),
+            Raw::Int(v) => Ok(Threshold::Value(v as f64)),
+            Raw::Text(t) if t == "auto" => Ok(Threshold::Auto),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "expected a number or \"auto\", got \"{t}\""
+            ))),
+        }
+    }
 }
 
 impl Default for Config {
@@ -431,6 +517,27 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
             format!("must be a finite number >= 0, got {}", sp.shift_scale),
         ));
     }
+    let p = &c.ph;
+    if p.maxdim > 3 {
+        return Err(fail(
+            "ph.maxdim",
+            format!("must be 0, 1, 2 or 3, got {}", p.maxdim),
+        ));
+    }
+    if let Threshold::Value(t) = p.threshold {
+        if t.is_nan() || t < 0.0 {
+            return Err(fail(
+                "ph.threshold",
+                format!("must be a number >= 0 or \"auto\", got {t}"),
+            ));
+        }
+    }
+    if !(p.memory_budget_gib.is_finite() && p.memory_budget_gib >= 0.0) {
+        return Err(fail(
+            "ph.memory_budget_gib",
+            format!("must be a finite number >= 0, got {}", p.memory_budget_gib),
+        ));
+    }
     Ok(())
 }
 
@@ -578,6 +685,30 @@ mod tests {
         assert!(msg.contains("is a section"), "{msg}");
         assert!(Override::parse_set("synth.n").is_err());
         assert!(Override::parse_set("synth..n=3").is_err());
+    }
+
+    #[test]
+    fn threshold_accepts_numbers_and_auto() {
+        assert_eq!(Config::default().ph.threshold, Threshold::Auto);
+        let c = load(None, &[Override::parse_set("ph.threshold=0.5").unwrap()]).unwrap();
+        assert_eq!(c.ph.threshold, Threshold::Value(0.5));
+        let c = load(None, &[Override::parse_set("ph.threshold=2").unwrap()]).unwrap();
+        assert_eq!(c.ph.threshold, Threshold::Value(2.0));
+        let again: Config = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(again, c);
+        let msg = message(load(
+            None,
+            &[Override::parse_set("ph.threshold=big").unwrap()],
+        ));
+        assert!(
+            msg.contains("key `ph.threshold`: expected a number or \"auto\""),
+            "{msg}"
+        );
+        let msg = message(load(
+            None,
+            &[Override::parse_set("ph.threshold=-1").unwrap()],
+        ));
+        assert!(msg.contains("must be a number >= 0"), "{msg}");
     }
 
     #[test]

@@ -29,3 +29,21 @@ pub fn init_threads(threads: usize) {
         .build_global();
     tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
 }
+
+/// This node's physical memory in bytes (Linux `/proc/meminfo`), if known.
+pub fn node_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The memory budget in bytes: `gib` if positive, else half of this node's
+/// memory divided by the ranks on it (8 GiB if unknown).
+pub fn memory_budget_bytes(gib: f64) -> u64 {
+    if gib > 0.0 {
+        return (gib * (1u64 << 30) as f64) as u64;
+    }
+    let node = node_memory_bytes().unwrap_or(16 << 30);
+    node / 2 / dist::local_size() as u64
+}

@@ -4,6 +4,7 @@
 //! every rank stops together and rank 0 can report the cause once.
 
 mod info;
+mod ph;
 mod synth;
 
 use std::path::Path;
@@ -24,6 +25,13 @@ pub fn run(cli: Cli, comm: &Comm) -> Result<()> {
                 return Ok(());
             };
             synth::run(comm, &setup, &args.out)
+        }
+        Command::Ph(args) => {
+            let flags = args.flags();
+            let Some(setup) = prepare(comm, &args.common, flags, "ph", Some(&args.out))? else {
+                return Ok(());
+            };
+            ph::run(comm, &setup, &args)
         }
         Command::Info(common) => {
             let Some(setup) = prepare(comm, &common, Vec::new(), "info", None)? else {

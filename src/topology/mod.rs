@@ -12,4 +12,4 @@ pub mod landmarks;
 pub mod rips;
 
 pub use distance::DistanceMatrix;
-pub use rips::{rips_persistence, Bar, Diagrams, RipsOptions};
+pub use rips::{estimate_memory, rips_persistence, Bar, Diagrams, MemoryEstimate, RipsOptions};

@@ -134,9 +134,7 @@ impl Binomial {
     fn new(n: usize, kmax: usize) -> Result<Self> {
         let stride = n + 1;
         let mut table = vec![0u64; stride * (kmax + 1)];
-        for v in 0..=n {
-            table[v] = 1;
-        }
+        table[..=n].fill(1);
         for k in 1..=kmax {
             for v in 1..=n {
                 let sum = table[(k - 1) * stride + v - 1].checked_add(table[k * stride + v - 1]);
@@ -312,6 +310,63 @@ fn edge_vertices(idx: u64) -> [usize; 2] {
         i += 1;
     }
     [i, idx - i * (i - 1) / 2]
+}
+
+// ---------------------------------------------------------------------------
+// Memory estimate
+
+/// What a run will hold, estimated before it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryEstimate {
+    /// Edges within the threshold (exact).
+    pub edges: u64,
+    /// Upper bound on the simplices of each dimension 1..=maxdim kept in
+    /// memory (Σ_v C(deg v, k) / (k + 1): exact when neighbourhoods are
+    /// cliques, an over-estimate otherwise).
+    pub simplices: Vec<u64>,
+    /// Estimated bytes: the distance matrix plus about 48 bytes per kept
+    /// simplex (its entry, and its pivot-table slot).
+    pub bytes: u64,
+}
+
+/// Bytes per simplex kept: a 16-byte entry in the column list and about 32
+/// bytes of pivot table and reduction matrix.
+const BYTES_PER_SIMPLEX: u64 = 48;
+
+/// Estimates the memory of [`rips_persistence`] on `dist` with `opts`.
+pub fn estimate_memory(dist: &DistanceMatrix, opts: &RipsOptions) -> MemoryEstimate {
+    let n = dist.len();
+    let threshold = opts
+        .threshold
+        .map_or_else(|| dist.enclosing_radius(), |t| t as f32);
+    let degrees: Vec<u64> = (0..n)
+        .map(|i| {
+            (0..n)
+                .filter(|&j| j != i && dist.get(i, j) <= threshold)
+                .count() as u64
+        })
+        .collect();
+    let edges = degrees.iter().sum::<u64>() / 2;
+    let simplices: Vec<u64> = (1..=opts.maxdim.max(1))
+        .map(|k| {
+            let total: f64 = degrees.iter().map(|&d| choose(d, k as u64)).sum();
+            (total / (k as f64 + 1.0)).min(u64::MAX as f64) as u64
+        })
+        .collect();
+    let kept: u64 = simplices.iter().fold(0u64, |a, &b| a.saturating_add(b));
+    let matrix = (n as u64 * n.saturating_sub(1) as u64 / 2) * 4;
+    MemoryEstimate {
+        edges,
+        simplices,
+        bytes: matrix.saturating_add(kept.saturating_mul(BYTES_PER_SIMPLEX)),
+    }
+}
+
+fn choose(n: u64, k: u64) -> f64 {
+    if k > n {
+        return 0.0;
+    }
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
 }
 
 // ---------------------------------------------------------------------------
@@ -829,9 +884,9 @@ mod tests {
                 let mut stack = vec![s];
                 seen[s] = true;
                 while let Some(u) = stack.pop() {
-                    for v in 0..n {
-                        if !seen[v] && d.get(u, v) <= t {
-                            seen[v] = true;
+                    for (v, s) in seen.iter_mut().enumerate() {
+                        if !*s && d.get(u, v) <= t {
+                            *s = true;
                             stack.push(v);
                         }
                     }
@@ -896,6 +951,37 @@ mod tests {
             got.dims[0].iter().filter(|b| b.death.is_infinite()).count(),
             1
         );
+    }
+
+    /// The estimate bounds the simplices the engine really builds.
+    #[test]
+    fn memory_estimate_bounds_the_simplex_counts() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for _ in 0..20 {
+            let d = random_cloud(&mut rng, 25, 3, false);
+            let opts = RipsOptions {
+                maxdim: 2,
+                threshold: Some(0.6),
+                ..Default::default()
+            };
+            let est = estimate_memory(&d, &opts);
+            let t = 0.6f32;
+            let mut edges = 0u64;
+            let mut triangles = 0u64;
+            for i in 0..25 {
+                for j in 0..i {
+                    if d.get(i, j) <= t {
+                        edges += 1;
+                        triangles += (0..j)
+                            .filter(|&k| d.get(i, k) <= t && d.get(j, k) <= t)
+                            .count() as u64;
+                    }
+                }
+            }
+            assert_eq!(est.edges, edges);
+            assert!(est.simplices[0] == edges, "{est:?}");
+            assert!(est.simplices[1] >= triangles, "{est:?} vs {triangles}");
+        }
     }
 
     #[test]

@@ -1,0 +1,199 @@
+//! `tglml ph`: Rips persistence of one point cloud or distance matrix.
+//!
+//! Rank 0 reads, computes and writes; the other ranks wait for the outcome
+//! (distributed persistence over collections and shards is `dist`'s job,
+//! later). Every check that can refuse the run (input, landmarks, memory
+//! budget) happens before the output file is created.
+
+use std::path::Path;
+use std::time::Instant;
+
+use ndarray::{Array2, Axis};
+
+use super::Setup;
+use crate::cli::PhArgs;
+use crate::config::LandmarkMethodName;
+use crate::data::matrix::read_matrix;
+use crate::dist::Comm;
+use crate::error::{Error, Result};
+use crate::io::{H5Writer, Stamp};
+use crate::runtime;
+use crate::topology::landmarks::{self, LandmarkMethod, Landmarks};
+use crate::topology::{estimate_memory, rips_persistence, Diagrams, DistanceMatrix, RipsOptions};
+
+pub fn run(comm: &Comm, setup: &Setup, args: &PhArgs) -> Result<()> {
+    let outcome = if comm.is_root() {
+        compute_and_write(setup, args).map(Some)
+    } else {
+        Ok(None)
+    };
+    if let Some(summary) = comm.agree(outcome)? {
+        eprintln!("{summary}");
+    }
+    Ok(())
+}
+
+fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
+    let cfg = &setup.config.ph;
+    let t0 = Instant::now();
+    let input = read_matrix(&args.input, Some(&args.dataset))?;
+    let (n, d) = input.dim();
+    let what = args.input.display().to_string();
+    if n < 2 {
+        return Err(Error::invalid(
+            what,
+            format!("needs at least 2 points, got {n}"),
+        ));
+    }
+    if let Some(((i, j), v)) = input.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::invalid(
+            what,
+            format!("row {i}, column {j}: values must be finite, got {v}"),
+        ));
+    }
+    eprintln!("ph: read {n} × {d} from {}", args.input.display());
+    let budget = runtime::memory_budget_bytes(cfg.memory_budget_gib);
+
+    // Landmarks (point clouds only).
+    let mut chosen: Option<Landmarks> = None;
+    let points = if cfg.landmarks > 0 && cfg.landmarks < n {
+        if args.distance_matrix {
+            return Err(Error::invalid(
+                "--landmarks",
+                "landmarks are chosen on point clouds, not on a distance matrix",
+            ));
+        }
+        let method = match cfg.landmark_method {
+            LandmarkMethodName::Maxmin => LandmarkMethod::MaxMin,
+            LandmarkMethodName::Random => LandmarkMethod::Random { seed: cfg.seed },
+        };
+        let l = landmarks::select(input.view(), cfg.landmarks, method)?;
+        eprintln!(
+            "ph: {} {} landmarks, covering radius {:.6} (landmark diagram within bottleneck distance {:.6} of the full one)",
+            l.indices.len(),
+            cfg.landmark_method.name(),
+            l.covering_radius,
+            2.0 * l.covering_radius
+        );
+        let sub = input.select(Axis(0), &l.indices);
+        chosen = Some(l);
+        sub
+    } else {
+        input
+    };
+
+    let m = points.nrows();
+    let matrix_bytes = (m as u64 * (m as u64 - 1) / 2) * 4;
+    if matrix_bytes > budget {
+        return Err(over_budget(
+            matrix_bytes,
+            budget,
+            &format!("the distance matrix of {m} points"),
+        ));
+    }
+    let dist = if args.distance_matrix {
+        DistanceMatrix::from_square(points.view())
+            .map_err(|e| Error::invalid(args.input.display().to_string(), e.to_string()))?
+    } else {
+        DistanceMatrix::from_points(points.view())?
+    };
+    let opts = RipsOptions {
+        maxdim: cfg.maxdim,
+        threshold: cfg.threshold.value(),
+        clearing: cfg.clearing,
+        emergent_pairs: cfg.emergent_pairs,
+    };
+    let est = estimate_memory(&dist, &opts);
+    if est.bytes > budget {
+        return Err(over_budget(
+            est.bytes,
+            budget,
+            &format!(
+                "{} edges and up to {:?} simplices of dimension 1..{}",
+                est.edges,
+                est.simplices,
+                cfg.maxdim.max(1)
+            ),
+        ));
+    }
+    let t1 = Instant::now();
+    let diagrams = rips_persistence(&dist, &opts)?;
+    let counts: Vec<String> = diagrams
+        .dims
+        .iter()
+        .enumerate()
+        .map(|(k, b)| format!("H{k}: {}", b.len()))
+        .collect();
+    eprintln!(
+        "ph: persistence of {m} points up to H{} in {:.2} s ({}), threshold {}",
+        cfg.maxdim,
+        t1.elapsed().as_secs_f64(),
+        counts.join(", "),
+        diagrams.threshold
+    );
+    let stamp = Stamp {
+        command: setup.command.to_string(),
+        config_toml: setup.config.to_toml(),
+        n_ranks: 1,
+        threads_per_rank: setup.threads,
+    };
+    let path = write(&args.out, &stamp, &diagrams, chosen.as_ref(), n)?;
+    Ok(format!(
+        "wrote {} in {:.2} s",
+        path.display(),
+        t0.elapsed().as_secs_f64()
+    ))
+}
+
+fn over_budget(bytes: u64, budget: u64, what: &str) -> Error {
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    Error::invalid(
+        "memory budget",
+        format!(
+            "{what} need an estimated {:.2} GiB, over the budget of {:.2} GiB (ph.memory_budget_gib); \
+             lower --threshold, use --landmarks N, or raise the budget",
+            gib(bytes),
+            gib(budget)
+        ),
+    )
+}
+
+/// Writes the layout of docs/hdf5.md, "Persistence diagrams (`tglml ph`)".
+fn write(
+    out: &Path,
+    stamp: &Stamp,
+    dg: &Diagrams,
+    landmarks: Option<&Landmarks>,
+    n_points: usize,
+) -> Result<std::path::PathBuf> {
+    let w = H5Writer::create(out, stamp)?;
+    w.attr_u64("/", "maxdim", (dg.dims.len() - 1) as u64)?;
+    w.attr_f64("/", "threshold", dg.threshold)?;
+    w.attr_u64("/", "n_points", n_points as u64)?;
+    // Point indices of the original cloud (through the landmarks, if any).
+    let index = |i: usize| -> i64 { landmarks.map_or(i, |l| l.indices[i]) as i64 };
+    for (k, bars) in dg.dims.iter().enumerate() {
+        let mut values = Array2::<f64>::zeros((bars.len(), 2));
+        let mut edges = Array2::<i64>::from_elem((bars.len(), 4), -1);
+        for (r, b) in bars.iter().enumerate() {
+            values[(r, 0)] = b.birth;
+            values[(r, 1)] = b.death;
+            if let Some([i, j]) = b.birth_edge {
+                edges[(r, 0)] = index(i);
+                edges[(r, 1)] = index(j);
+            }
+            if let Some([i, j]) = b.death_edge {
+                edges[(r, 2)] = index(i);
+                edges[(r, 3)] = index(j);
+            }
+        }
+        w.dataset(&format!("/diagrams/dim{k}"), &values)?;
+        w.dataset(&format!("/critical_edges/dim{k}"), &edges)?;
+    }
+    if let Some(l) = landmarks {
+        let idx: Vec<i64> = l.indices.iter().map(|&i| i as i64).collect();
+        w.dataset("/landmarks/indices", &ndarray::Array1::from_vec(idx))?;
+        w.attr_f64("/landmarks", "covering_radius", l.covering_radius)?;
+    }
+    w.commit()
+}

@@ -1,0 +1,341 @@
+//! Reading a dense matrix (a point cloud n × d, or a distance matrix) from
+//! .npy, CSV or HDF5, with errors that say which file, which line or which
+//! dataset, and what was expected.
+
+use std::io::Read;
+use std::path::Path;
+
+use ndarray::{Array2, Ix2};
+
+use crate::error::{Error, Result};
+
+/// Reads a 2-D float matrix. The format follows the extension: `.npy`
+/// (float32 or float64), `.csv`/`.txt` (comma- or whitespace-separated
+/// numbers; one header line of names is skipped), `.h5`/`.hdf5` (the
+/// dataset `dataset`, default `x`).
+pub fn read_matrix(path: &Path, dataset: Option<&str>) -> Result<Array2<f64>> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "npy" => read_npy(path),
+        "csv" | "txt" | "tsv" => read_csv(path),
+        "h5" | "hdf5" | "he5" => read_h5(path, dataset.unwrap_or("x")),
+        _ => Err(Error::invalid(
+            path.display().to_string(),
+            "unknown format: expected a .npy, .csv, .txt or .h5 file",
+        )),
+    }
+}
+
+fn read_h5(path: &Path, name: &str) -> Result<Array2<f64>> {
+    let f = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening the file", e))?;
+    let ds = f
+        .dataset(name)
+        .map_err(|e| Error::hdf5(path, format!("dataset /{name}"), e))?;
+    let shape = ds.shape();
+    if shape.len() != 2 {
+        return Err(Error::invalid(
+            format!("{}: dataset /{name}", path.display()),
+            format!("expected a 2-D matrix (n, d), got shape {shape:?}"),
+        ));
+    }
+    ds.read::<f64, Ix2>()
+        .map_err(|e| Error::hdf5(path, format!("dataset /{name} (reading as float64)"), e))
+}
+
+/// Reads a NumPy .npy file (format versions 1–3) holding a 2-D float32 or
+/// float64 array, in C or Fortran order.
+pub fn read_npy(path: &Path) -> Result<Array2<f64>> {
+    let what = || path.display().to_string();
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| Error::io(path, "reading", e))?;
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(Error::invalid(
+            what(),
+            "not a .npy file (no \\x93NUMPY magic)",
+        ));
+    }
+    let major = bytes[6];
+    let (header_len, start) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        _ => {
+            return Err(Error::invalid(
+                what(),
+                format!("unsupported .npy format version {major}"),
+            ))
+        }
+    };
+    let header = bytes
+        .get(start..start + header_len)
+        .ok_or_else(|| Error::invalid(what(), "truncated .npy header"))?;
+    let header = String::from_utf8_lossy(header);
+    let field = |key: &str| -> Result<String> {
+        let pat = format!("'{key}':");
+        let at = header.find(&pat).ok_or_else(|| {
+            Error::invalid(
+                what(),
+                format!(".npy header lacks '{key}': {}", header.trim()),
+            )
+        })?;
+        Ok(header[at + pat.len()..].trim_start().to_string())
+    };
+    let descr = field("descr")?;
+    let descr = descr.split('\'').nth(1).unwrap_or("").to_string();
+    let fortran = field("fortran_order")?.starts_with("True");
+    let shape_text = field("shape")?;
+    let shape_text = &shape_text[1..shape_text.find(')').unwrap_or(1)];
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::invalid(what(), format!("unreadable .npy shape ({shape_text})")))?;
+    if shape.len() != 2 {
+        return Err(Error::invalid(
+            what(),
+            format!("expected a 2-D array (n, d), got shape {shape:?}"),
+        ));
+    }
+    let (n, d) = (shape[0], shape[1]);
+    let data = &bytes[start + header_len..];
+    let values: Vec<f64> = match descr.as_str() {
+        "<f8" | "=f8" | "|f8" => chunks(data, 8, n * d, what)?
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+        "<f4" | "=f4" | "|f4" => chunks(data, 4, n * d, what)?
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
+            .collect(),
+        other => {
+            return Err(Error::invalid(
+                what(),
+                format!("expected float32 ('<f4') or float64 ('<f8') data, got dtype '{other}'"),
+            ))
+        }
+    };
+    let a = if fortran {
+        Array2::from_shape_vec((d, n), values)
+            .map(|a| a.reversed_axes().as_standard_layout().into_owned())
+    } else {
+        Array2::from_shape_vec((n, d), values)
+    };
+    a.map_err(|e| Error::invalid(what(), e.to_string()))
+}
+
+fn chunks<'a>(
+    data: &'a [u8],
+    size: usize,
+    count: usize,
+    what: impl Fn() -> String,
+) -> Result<std::slice::ChunksExact<'a, u8>> {
+    if data.len() < size * count {
+        return Err(Error::invalid(
+            what(),
+            format!(
+                "truncated .npy data: {} bytes for {count} values of {size} bytes",
+                data.len()
+            ),
+        ));
+    }
+    Ok(data[..size * count].chunks_exact(size))
+}
+
+/// Reads numbers separated by commas (or tabs/spaces), one row per line.
+/// Blank lines and lines starting with `#` are skipped; a first line of
+/// non-numbers is taken as a header.
+pub fn read_csv(path: &Path) -> Result<Array2<f64>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))?;
+    let mut values = Vec::new();
+    let mut width: Option<(usize, usize)> = None; // (columns, first data line)
+    let mut first = true;
+    for (i, line) in text.lines().enumerate() {
+        let lineno = i + 1;
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = if t.contains(',') {
+            t.split(',').map(str::trim).collect()
+        } else {
+            t.split_whitespace().collect()
+        };
+        let parsed: Vec<std::result::Result<f64, _>> =
+            fields.iter().map(|f| f.parse::<f64>()).collect();
+        if first && parsed.iter().all(|p| p.is_err()) {
+            first = false;
+            continue; // header
+        }
+        first = false;
+        let at = |col: usize| format!("{}:{lineno}, column {}", path.display(), col + 1);
+        for (col, p) in parsed.iter().enumerate() {
+            match p {
+                Ok(v) => values.push(*v),
+                Err(_) => {
+                    return Err(Error::invalid(
+                        at(col),
+                        format!("expected a number, got `{}`", fields[col]),
+                    ))
+                }
+            }
+        }
+        match width {
+            None => width = Some((fields.len(), lineno)),
+            Some((w, l)) if w != fields.len() => {
+                return Err(Error::invalid(
+                    format!("{}:{lineno}", path.display()),
+                    format!("{} values, expected {w} as on line {l}", fields.len()),
+                ))
+            }
+            _ => {}
+        }
+    }
+    let Some((w, _)) = width else {
+        return Err(Error::invalid(path.display().to_string(), "no data rows"));
+    };
+    let n = values.len() / w;
+    Array2::from_shape_vec((n, w), values)
+        .map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+        let mut header = format!(
+            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+            if fortran { "True" } else { "False" }
+        );
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn npy_f64_f32_and_fortran() {
+        let dir = tempfile::tempdir().unwrap();
+        let vals = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let p = write(&dir, "a.npy", &npy("<f8", false, "(2, 3)", &bytes));
+        assert_eq!(
+            read_matrix(&p, None).unwrap(),
+            ndarray::array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+        );
+        let p = write(&dir, "f.npy", &npy("<f8", true, "(2, 3)", &bytes));
+        assert_eq!(
+            read_matrix(&p, None).unwrap(),
+            ndarray::array![[1.0, 3.0, 5.0], [2.0, 4.0, 6.0]]
+        );
+        let bytes: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| (*v as f32).to_le_bytes())
+            .collect();
+        let p = write(&dir, "b.npy", &npy("<f4", false, "(3, 2)", &bytes));
+        assert_eq!(
+            read_matrix(&p, None).unwrap(),
+            ndarray::array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+        );
+    }
+
+    #[test]
+    fn npy_errors_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "i.npy", &npy("<i8", false, "(1, 1)", &[0; 8]));
+        let e = read_matrix(&p, None).unwrap_err().to_string();
+        assert!(
+            e.contains("expected float32 ('<f4') or float64 ('<f8') data, got dtype '<i8'"),
+            "{e}"
+        );
+        let p = write(&dir, "r.npy", &npy("<f8", false, "(3,)", &[0; 24]));
+        let e = read_matrix(&p, None).unwrap_err().to_string();
+        assert!(
+            e.contains("expected a 2-D array (n, d), got shape [3]"),
+            "{e}"
+        );
+        let p = write(&dir, "t.npy", &npy("<f8", false, "(3, 3)", &[0; 24]));
+        assert!(read_matrix(&p, None)
+            .unwrap_err()
+            .to_string()
+            .contains("truncated"));
+        let p = write(&dir, "x.npy", b"hello");
+        assert!(read_matrix(&p, None)
+            .unwrap_err()
+            .to_string()
+            .contains("not a .npy file"));
+    }
+
+    #[test]
+    fn csv_header_comments_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "a.csv", b"x,y\n# comment\n1,2\n\n3, 4\n");
+        assert_eq!(
+            read_matrix(&p, None).unwrap(),
+            ndarray::array![[1.0, 2.0], [3.0, 4.0]]
+        );
+        let p = write(&dir, "s.txt", b"1 2 3\n4 5 6\n");
+        assert_eq!(read_matrix(&p, None).unwrap().dim(), (2, 3));
+        let p = write(&dir, "ragged.csv", b"1,2\n3,4\n5\n");
+        let e = read_matrix(&p, None).unwrap_err().to_string();
+        assert!(
+            e.ends_with("ragged.csv:3: 1 values, expected 2 as on line 1"),
+            "{e}"
+        );
+        let p = write(&dir, "bad.csv", b"1,2\n3,x\n");
+        let e = read_matrix(&p, None).unwrap_err().to_string();
+        assert!(
+            e.ends_with("bad.csv:2, column 2: expected a number, got `x`"),
+            "{e}"
+        );
+        let p = write(&dir, "empty.csv", b"a,b\n");
+        assert!(read_matrix(&p, None)
+            .unwrap_err()
+            .to_string()
+            .contains("no data rows"));
+    }
+
+    #[test]
+    fn h5_dataset_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.h5");
+        let f = hdf5::File::create(&p).unwrap();
+        f.new_dataset_builder()
+            .with_data(&ndarray::array![[1.0f32, 2.0]])
+            .create("x")
+            .unwrap();
+        f.new_dataset_builder()
+            .with_data(&ndarray::array![1.0f64, 2.0])
+            .create("v")
+            .unwrap();
+        drop(f);
+        assert_eq!(read_matrix(&p, None).unwrap(), ndarray::array![[1.0, 2.0]]);
+        let e = read_matrix(&p, Some("v")).unwrap_err().to_string();
+        assert!(e.contains("dataset /v: expected a 2-D matrix"), "{e}");
+        let e = read_matrix(&p, Some("nope")).unwrap_err().to_string();
+        assert!(e.contains("dataset /nope"), "{e}");
+        let e = read_matrix(Path::new("data.parquet"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown format"), "{e}");
+    }
+}

@@ -1,0 +1,183 @@
+//! `tglml ph` as a user meets it (issue 3): output equal to Ripser's, read
+//! back with h5py; landmarks; bad input refused with a clear message and no
+//! output file.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ph")
+        .join(format!("{name}.h5"))
+}
+
+fn check_with_h5py(out: &Path, fixture: &Path) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/check_ph.py");
+    let o = Command::new(python())
+        .args([script, path_str(out), path_str(fixture)])
+        .output()
+        .expect("python runs");
+    ok(&o);
+    assert!(stdout(&o).starts_with("ok:"), "{}", stdout(&o));
+}
+
+#[test]
+fn torus_h2_equals_ripser_read_back_with_h5py() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ph.h5");
+    let f = fixture("torus");
+    let o = tglml(&[
+        "ph",
+        "--input",
+        path_str(&f),
+        "--maxdim",
+        "2",
+        "--out",
+        path_str(&out),
+    ]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("H0: 300, H1: 82, H2: 44"),
+        "{}",
+        stderr(&o)
+    );
+    check_with_h5py(&out, &f);
+}
+
+#[test]
+fn circles_under_mpirun_equal_ripser() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ph.h5");
+    let f = fixture("circles");
+    ok(&mpirun(
+        2,
+        &["ph", "--input", path_str(&f), "--out", path_str(&out)],
+    ));
+    check_with_h5py(&out, &f);
+}
+
+#[test]
+fn landmarks_are_recorded_with_their_covering_radius() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("torus.h5");
+    ok(&tglml(&[
+        "data",
+        "synth",
+        "--kind",
+        "torus",
+        "--n",
+        "2000",
+        "--out",
+        path_str(&data),
+    ]));
+    let out = dir.path().join("ph.h5");
+    let o = tglml(&[
+        "ph",
+        "--input",
+        path_str(&data),
+        "--landmarks",
+        "150",
+        "--maxdim",
+        "1",
+        "--out",
+        path_str(&out),
+    ]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("150 maxmin landmarks, covering radius"),
+        "{}",
+        stderr(&o)
+    );
+    let f = hdf5::File::open(&out).unwrap();
+    let idx: Vec<i64> = f.dataset("landmarks/indices").unwrap().read_raw().unwrap();
+    assert_eq!(idx.len(), 150);
+    assert_eq!(idx[0], 0, "maxmin starts at point 0");
+    let eps: f64 = f
+        .group("landmarks")
+        .unwrap()
+        .attr("covering_radius")
+        .unwrap()
+        .read_scalar()
+        .unwrap();
+    assert!(eps > 0.0 && eps < 1.0, "{eps}");
+    // Critical edges name input rows, which are landmarks.
+    let edges: Vec<i64> = f
+        .dataset("critical_edges/dim1")
+        .unwrap()
+        .read_raw()
+        .unwrap();
+    assert!(edges.iter().all(|&e| e == -1 || idx.contains(&e)));
+    let n: u64 = f.attr("n_points").unwrap().read_scalar().unwrap();
+    assert_eq!(n, 2000);
+}
+
+fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(data);
+    out
+}
+
+/// Acceptance 3 (issue 3): bad input gets one clear message, a non-zero
+/// exit, and no output file.
+#[test]
+fn bad_input_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let nan = p("nan.csv", b"0,0\n1,nan\n2,2\n");
+    let inf = p("inf.csv", b"0,0\n1,inf\n");
+    let empty = p("empty.csv", b"x,y\n");
+    let one = p("one.csv", b"1,2\n");
+    let ragged = p("ragged.csv", b"1,2\n3,4\n5,6,7\n");
+    let ints = p("ints.npy", &npy("<i8", "(2, 2)", &[0u8; 32]));
+    let flat = p("flat.npy", &npy("<f8", "(4,)", &[0u8; 32]));
+    let big = p("big.csv", "0,0\n1,0\n0,1\n1,1\n2,2\n".as_bytes());
+    let out = dir.path().join("out/ph.h5");
+    let out = out.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--input", &nan], "nan.csv: row 1, column 1: values must be finite, got NaN"),
+        (vec!["--input", &inf], "inf.csv: row 1, column 1: values must be finite, got inf"),
+        (vec!["--input", &empty], "empty.csv: no data rows"),
+        (vec!["--input", &one], "one.csv: needs at least 2 points, got 1"),
+        (vec!["--input", &ragged], "ragged.csv:3: 3 values, expected 2 as on line 1"),
+        (vec!["--input", &ints], "ints.npy: expected float32 ('<f4') or float64 ('<f8') data, got dtype '<i8'"),
+        (vec!["--input", &flat], "flat.npy: expected a 2-D array (n, d), got shape [4]"),
+        (vec!["--input", "/nonexistent/x.npy"], "/nonexistent/x.npy: reading"),
+        (
+            vec!["--input", &big, "--maxdim", "2", "--set", "ph.memory_budget_gib=1e-9"],
+            "over the budget of 0.00 GiB (ph.memory_budget_gib); lower --threshold, use --landmarks N",
+        ),
+        (vec!["--input", &big, "--maxdim", "4"], "key `ph.maxdim`: must be 0, 1, 2 or 3, got 4"),
+    ];
+    for (args, expect) in cases {
+        let mut a = vec!["ph", "--out", out];
+        a.extend(args.iter());
+        let o = mpirun(2, &a);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?} should fail:\n{err}");
+        assert!(
+            err.contains(expect),
+            "{args:?}: expected `{expect}` in:\n{err}"
+        );
+        assert_eq!(
+            err.lines().filter(|l| l.contains("error:")).count(),
+            1,
+            "{args:?}: one message:\n{err}"
+        );
+        assert!(!dir.path().join("out").exists(), "{args:?}: no output");
+    }
+}
