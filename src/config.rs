@@ -144,6 +144,7 @@ pub struct PhConfig {
     pub memory_budget_gib: f64,
     pub clearing: bool,
     pub emergent_pairs: bool,
+    pub apparent_pairs: bool,
 }
 
 /// How landmarks are chosen (`ph.landmark_method`).

@@ -102,6 +102,7 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
         threshold: cfg.threshold.value(),
         clearing: cfg.clearing,
         emergent_pairs: cfg.emergent_pairs,
+        apparent_pairs: cfg.apparent_pairs,
     };
     let est = estimate_memory(&dist, &opts);
     if est.bytes > budget {

@@ -15,6 +15,12 @@
 //! - emergent pairs ([`RipsOptions::emergent_pairs`]): a column whose
 //!   youngest same-diameter cofacet is not yet a pivot is paired with it
 //!   without building its coboundary;
+//! - apparent pairs ([`RipsOptions::apparent_pairs`]): a pair (σ, τ) where
+//!   τ is the pivot of σ's coboundary and σ the last facet of τ is known
+//!   without any reduction; such columns are skipped and such pivots are
+//!   recognised on the fly instead of being stored;
+//! - columns are assembled (and apparent pairs recognised) in parallel with
+//!   rayon; the result does not depend on the number of threads.
 //! - H0 by union-find over the edges; the threshold defaults to the enclosing
 //!   radius.
 //!
@@ -24,6 +30,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::distance::DistanceMatrix;
@@ -42,6 +49,10 @@ pub struct RipsOptions {
     /// Emergent pairs (Bauer): pair a column without reducing it when its
     /// pivot is known in advance.
     pub emergent_pairs: bool,
+    /// Apparent pairs (Bauer; giotto-ph): zero-persistence pairs recognised
+    /// locally are neither reduced nor stored; most pairs of a Rips
+    /// filtration are apparent.
+    pub apparent_pairs: bool,
 }
 
 impl Default for RipsOptions {
@@ -51,6 +62,7 @@ impl Default for RipsOptions {
             threshold: None,
             clearing: true,
             emergent_pairs: true,
+            apparent_pairs: true,
         }
     }
 }
@@ -209,6 +221,100 @@ impl Complex<'_> {
         best.2
     }
 
+    /// The facets of the simplex with `vertices` (largest first): calls
+    /// `f(facet, removed position)` for each, with the facet's diameter.
+    fn for_each_facet(&self, vertices: &[usize], mut f: impl FnMut(Simplex, usize)) {
+        let k = vertices.len();
+        for skip in 0..k {
+            let mut idx = 0u64;
+            let mut diam = 0.0f32;
+            let mut pos = k - 1;
+            for (a, &v) in vertices.iter().enumerate() {
+                if a == skip {
+                    continue;
+                }
+                idx += self.binom.get(v, pos);
+                pos -= 1;
+                for (b, &w) in vertices.iter().enumerate().skip(a + 1) {
+                    if b != skip {
+                        diam = diam.max(self.dist.get(v, w));
+                    }
+                }
+            }
+            f(Simplex::new(diam, idx), skip);
+        }
+    }
+
+    /// The pivot of the unreduced coboundary of `s` if it has s's diameter:
+    /// its first cofacet of equal diameter in decreasing index order, with
+    /// the vertex it adds.
+    fn zero_cofacet(&self, s: Simplex, dim: usize, vertices: &[usize]) -> Option<(Simplex, usize)> {
+        let mut found = None;
+        self.for_each_cofacet(s, dim, vertices, false, |c, w| {
+            if c.diam == s.diam {
+                found = Some((c, w));
+                return false;
+            }
+            true
+        });
+        found
+    }
+
+    /// The last facet of `r` in the filtration among those of r's diameter
+    /// (the one with the smallest index): the first column that has r in
+    /// its coboundary; with the position of the vertex it lacks.
+    fn zero_facet(&self, r: Simplex, vertices: &[usize]) -> Option<(Simplex, usize)> {
+        let mut best: Option<(Simplex, usize)> = None;
+        self.for_each_facet(vertices, |f, skip| {
+            if f.diam == r.diam && best.is_none_or(|(b, _)| f.idx < b.idx) {
+                best = Some((f, skip));
+            }
+        });
+        best
+    }
+
+    /// The apparent cofacet of the `dim`-simplex `s` (with `vertices`), if
+    /// (s, τ) is an apparent pair.
+    fn apparent_cofacet(
+        &self,
+        s: Simplex,
+        dim: usize,
+        vertices: &[usize],
+        scratch: &mut Vec<usize>,
+    ) -> Option<Simplex> {
+        let (c, w) = self.zero_cofacet(s, dim, vertices)?;
+        scratch.clear();
+        let at = vertices
+            .iter()
+            .position(|&v| v < w)
+            .unwrap_or(vertices.len());
+        scratch.extend_from_slice(&vertices[..at]);
+        scratch.push(w);
+        scratch.extend_from_slice(&vertices[at..]);
+        (self.zero_facet(c, scratch)?.0.idx == s.idx).then_some(c)
+    }
+
+    /// The apparent facet of the `dim`-simplex `r` (with `vertices`), if
+    /// (σ, r) is an apparent pair.
+    fn apparent_facet(
+        &self,
+        r: Simplex,
+        dim: usize,
+        vertices: &[usize],
+        scratch: &mut Vec<usize>,
+    ) -> Option<Simplex> {
+        let (f, skip) = self.zero_facet(r, vertices)?;
+        scratch.clear();
+        scratch.extend(
+            vertices
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != skip)
+                .map(|(_, &v)| v),
+        );
+        (self.zero_cofacet(f, dim - 1, scratch)?.0.idx == r.idx).then_some(f)
+    }
+
     /// Calls `f` for every cofacet of `s` (a `dim`-simplex with `vertices`)
     /// within the threshold, in decreasing index order. With `above_only`,
     /// only the cofacets whose new vertex is above all of s's vertices: each
@@ -219,7 +325,7 @@ impl Complex<'_> {
         dim: usize,
         vertices: &[usize],
         above_only: bool,
-        mut f: impl FnMut(Simplex) -> bool,
+        mut f: impl FnMut(Simplex, usize) -> bool,
     ) {
         // Walk the candidate vertex v downwards. idx_below encodes the
         // vertices of s below v (k of them); idx_above those above, shifted
@@ -251,7 +357,7 @@ impl Complex<'_> {
             }
             if diam <= self.threshold {
                 let idx = idx_above + self.binom.get(w, k + 1) + idx_below;
-                if !f(Simplex::new(diam, idx)) {
+                if !f(Simplex::new(diam, idx), w) {
                     return;
                 }
             }
@@ -418,7 +524,7 @@ pub fn rips_persistence(dist: &DistanceMatrix, opts: &RipsOptions) -> Result<Dia
     let mut uf = UnionFind::new(n);
     let mut bars0 = Vec::new();
     let mut mst: FxHashSet<u64> = FxHashSet::default();
-    let mut columns: Vec<Simplex> = Vec::new();
+    let mut others: Vec<Simplex> = Vec::new();
     for &e in edges.iter().rev() {
         let [i, j] = edge_vertices(e.idx);
         let (ri, rj) = (uf.find(i), uf.find(j));
@@ -434,7 +540,7 @@ pub fn rips_persistence(dist: &DistanceMatrix, opts: &RipsOptions) -> Result<Dia
                 });
             }
         } else {
-            columns.push(e);
+            others.push(e);
         }
     }
     for v in 0..n {
@@ -448,31 +554,56 @@ pub fn rips_persistence(dist: &DistanceMatrix, opts: &RipsOptions) -> Result<Dia
         }
     }
     dims.push(bars0);
-    // Columns in column order; without clearing, every edge is a column.
-    columns.reverse();
-    if !opts.clearing {
-        columns = edges.clone();
-    }
 
-    let mut prev_pivots = mst;
+    let trace = std::env::var_os("TGLML_PH_TRACE").is_some();
+    let mut prev = Pivots {
+        dim: 1,
+        stored: mst,
+        apparent: false,
+    };
     let mut simplices = edges;
     for dim in 1..=opts.maxdim {
-        if dim > 1 {
-            let next = assemble(&cx, &simplices, dim - 1);
-            columns = if opts.clearing {
-                next.iter()
-                    .copied()
-                    .filter(|s| !prev_pivots.contains(&s.idx))
-                    .collect()
+        let t = std::time::Instant::now();
+        let mut columns = if dim == 1 {
+            // The edges that are not H0 deaths (all edges without clearing),
+            // less those in apparent pairs, in column order.
+            let mut c = if opts.clearing {
+                std::mem::take(&mut others)
             } else {
-                next.clone()
+                simplices.clone()
             };
-            columns.sort_unstable();
-            simplices = if dim < opts.maxdim { next } else { Vec::new() };
+            if opts.apparent_pairs {
+                c = filter_apparent_columns(&cx, c, 1);
+            }
+            c
+        } else {
+            let keep_all = dim < opts.maxdim;
+            let (next, columns) = assemble(&cx, &simplices, dim - 1, &prev, opts, keep_all);
+            simplices = next;
+            columns
+        };
+        columns.par_sort_unstable();
+        if dim == 1 && opts.maxdim == 1 {
+            simplices = Vec::new();
         }
-        let (bars, pivots) = reduce(&cx, &columns, dim, &prev_pivots, opts);
+        let assembled = t.elapsed();
+        let (bars, stored) = reduce(&cx, &columns, dim, &prev, opts);
+        if trace {
+            eprintln!(
+                "rips H{dim}: {} columns, assembled in {:.3} s, reduced in {:.3} s, {} stored pivots, {} bars",
+                columns.len(),
+                assembled.as_secs_f64(),
+                (t.elapsed() - assembled).as_secs_f64(),
+                stored.len(),
+                bars.len()
+            );
+        }
         dims.push(bars);
-        prev_pivots = pivots;
+        prev = Pivots {
+            dim: dim + 1,
+            stored,
+            apparent: opts.apparent_pairs,
+        };
     }
 
     for bars in &mut dims {
@@ -491,27 +622,122 @@ pub fn rips_persistence(dist: &DistanceMatrix, opts: &RipsOptions) -> Result<Dia
     })
 }
 
-/// All `dim + 1`-simplices within the threshold, from the `dim`-simplices.
-fn assemble(cx: &Complex<'_>, simplices: &[Simplex], dim: usize) -> Vec<Simplex> {
-    let mut out = Vec::new();
-    let mut vertices = Vec::with_capacity(dim + 1);
-    for &s in simplices {
-        cx.vertices(s.idx, dim, &mut vertices);
-        cx.for_each_cofacet(s, dim, &vertices, true, |c| {
-            out.push(c);
-            true
-        });
+/// The pivots of the reduction in one dimension (simplices of dimension
+/// `dim`): those stored in the pivot table, and, with apparent pairs, the
+/// apparent cofacets, recognised on demand.
+struct Pivots {
+    dim: usize,
+    stored: FxHashSet<u64>,
+    apparent: bool,
+}
+
+impl Pivots {
+    /// Whether `s` (with `vertices`) is a pivot.
+    fn contains(
+        &self,
+        cx: &Complex<'_>,
+        s: Simplex,
+        vertices: &[usize],
+        scratch: &mut Vec<usize>,
+    ) -> bool {
+        self.stored.contains(&s.idx)
+            || (self.apparent && cx.apparent_facet(s, self.dim, vertices, scratch).is_some())
     }
-    out
+}
+
+/// Simplices per parallel work item.
+const CHUNK: usize = 1 << 12;
+
+/// Drops the columns that are in apparent pairs (in parallel, order kept).
+fn filter_apparent_columns(cx: &Complex<'_>, columns: Vec<Simplex>, dim: usize) -> Vec<Simplex> {
+    columns
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let mut vertices = Vec::with_capacity(dim + 1);
+            let mut scratch = Vec::with_capacity(dim + 2);
+            chunk
+                .iter()
+                .copied()
+                .filter(|&s| {
+                    cx.vertices(s.idx, dim, &mut vertices);
+                    cx.apparent_cofacet(s, dim, &vertices, &mut scratch)
+                        .is_none()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .concat()
+}
+
+/// The `dim + 1`-simplices within the threshold, from the `dim`-simplices,
+/// in parallel: all of them (when `keep_all`, for the next dimension) and
+/// the columns to reduce: without the pivots of dimension `dim` (clearing)
+/// and without the columns of apparent pairs. Both in a deterministic order.
+fn assemble(
+    cx: &Complex<'_>,
+    simplices: &[Simplex],
+    dim: usize,
+    prev: &Pivots,
+    opts: &RipsOptions,
+    keep_all: bool,
+) -> (Vec<Simplex>, Vec<Simplex>) {
+    let parts: Vec<(Vec<Simplex>, Vec<Simplex>)> = simplices
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let mut all = Vec::new();
+            let mut columns = Vec::new();
+            let mut vertices = Vec::with_capacity(dim + 1);
+            let mut cverts = Vec::with_capacity(dim + 2);
+            let mut scratch = Vec::with_capacity(dim + 3);
+            for &s in chunk {
+                cx.vertices(s.idx, dim, &mut vertices);
+                cx.for_each_cofacet(s, dim, &vertices, true, |c, w| {
+                    if keep_all {
+                        all.push(c);
+                    }
+                    // c's vertices: the new top vertex w, then s's.
+                    cverts.clear();
+                    cverts.push(w);
+                    cverts.extend_from_slice(&vertices);
+                    let cleared = opts.clearing && prev.contains(cx, c, &cverts, &mut scratch);
+                    let mut apparent = || {
+                        opts.apparent_pairs
+                            && cx
+                                .apparent_cofacet(c, dim + 1, &cverts, &mut scratch)
+                                .is_some()
+                    };
+                    if !cleared && !apparent() {
+                        columns.push(c);
+                    }
+                    true
+                });
+            }
+            (all, columns)
+        })
+        .collect();
+    let mut all = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+    let mut columns = Vec::with_capacity(parts.iter().map(|p| p.1.len()).sum());
+    for (a, c) in parts {
+        all.extend(a);
+        columns.extend(c);
+    }
+    (all, columns)
+}
+
+/// Where the column owning a pivot is: a reduced column (by position), or
+/// the column of an apparent pair (never reduced, so V is empty).
+enum Owner {
+    Column(usize),
+    Apparent(Simplex),
 }
 
 /// Reduces the coboundary columns of `columns` (dimension `dim`, in column
-/// order). Returns the bars of H_dim and the set of pivots (clearing).
+/// order). Returns the bars of H_dim and the stored pivots (for clearing).
 fn reduce(
     cx: &Complex<'_>,
     columns: &[Simplex],
     dim: usize,
-    prev_pivots: &FxHashSet<u64>,
+    prev: &Pivots,
     opts: &RipsOptions,
 ) -> (Vec<Bar>, FxHashSet<u64>) {
     let mut bars = Vec::new();
@@ -520,19 +746,36 @@ fn reduce(
     let mut v_cols: FxHashMap<usize, Vec<Simplex>> = FxHashMap::default();
     let mut heap: BinaryHeap<Simplex> = BinaryHeap::new();
     let mut vertices = Vec::with_capacity(dim + 2);
+    let mut scratch = Vec::with_capacity(dim + 3);
     let mut work_v: Vec<Simplex> = Vec::new();
+    let mut pverts = Vec::with_capacity(dim + 2);
+    let mut owner =
+        |p: Simplex, pivot_of: &FxHashMap<u64, usize>, scratch: &mut Vec<usize>| -> Option<Owner> {
+            if let Some(&i) = pivot_of.get(&p.idx) {
+                return Some(Owner::Column(i));
+            }
+            if opts.apparent_pairs {
+                cx.vertices(p.idx, dim + 1, &mut pverts);
+                return cx
+                    .apparent_facet(p, dim + 1, &pverts, scratch)
+                    .map(Owner::Apparent);
+            }
+            None
+        };
 
     for (j, &s) in columns.iter().enumerate() {
         heap.clear();
         work_v.clear();
         cx.vertices(s.idx, dim, &mut vertices);
 
-        // Initial coboundary, with the emergent-pair shortcut.
+        // Initial coboundary, with the emergent-pair shortcut: the first
+        // same-diameter cofacet is the pivot; if no column owns it yet, the
+        // pair is found without building the coboundary.
         let mut emergent = None;
         let mut check = opts.emergent_pairs;
-        cx.for_each_cofacet(s, dim, &vertices, false, |c| {
+        cx.for_each_cofacet(s, dim, &vertices, false, |c, _| {
             if check && c.diam == s.diam {
-                if !pivot_of.contains_key(&c.idx) {
+                if owner(c, &pivot_of, &mut scratch).is_none() {
                     emergent = Some(c);
                     return false;
                 }
@@ -548,17 +791,21 @@ fn reduce(
 
         // Reduce: add earlier columns while the pivot is taken.
         while let Some(p) = pivot {
-            let Some(&i) = pivot_of.get(&p.idx) else {
-                break;
-            };
-            work_v.push(columns[i]);
-            if let Some(vi) = v_cols.get(&i) {
-                work_v.extend_from_slice(vi);
-            }
-            push_coboundary(cx, columns[i], dim, &mut vertices, &mut heap);
-            if let Some(vi) = v_cols.get(&i) {
-                for &t in vi {
-                    push_coboundary(cx, t, dim, &mut vertices, &mut heap);
+            match owner(p, &pivot_of, &mut scratch) {
+                None => break,
+                Some(Owner::Apparent(f)) => {
+                    work_v.push(f);
+                    push_coboundary(cx, f, dim, &mut vertices, &mut heap);
+                }
+                Some(Owner::Column(i)) => {
+                    work_v.push(columns[i]);
+                    push_coboundary(cx, columns[i], dim, &mut vertices, &mut heap);
+                    if let Some(vi) = v_cols.get(&i) {
+                        work_v.extend_from_slice(vi);
+                        for &t in vi {
+                            push_coboundary(cx, t, dim, &mut vertices, &mut heap);
+                        }
+                    }
                 }
             }
             pivot = pop_pivot(&mut heap);
@@ -600,8 +847,10 @@ fn reduce(
                 }
             }
             None => {
-                if !prev_pivots.contains(&s.idx) {
-                    cx.vertices(s.idx, dim, &mut vertices);
+                // A cocycle that never dies: essential, unless s is itself a
+                // pivot of the dimension below (only without clearing).
+                cx.vertices(s.idx, dim, &mut vertices);
+                if opts.clearing || !prev.contains(cx, s, &vertices, &mut scratch) {
                     bars.push(Bar {
                         birth: s.diameter() as f64,
                         death: f64::INFINITY,
@@ -623,7 +872,7 @@ fn push_coboundary(
     heap: &mut BinaryHeap<Simplex>,
 ) {
     cx.vertices(s.idx, dim, vertices);
-    cx.for_each_cofacet(s, dim, vertices, false, |c| {
+    cx.for_each_cofacet(s, dim, vertices, false, |c, _| {
         heap.push(c);
         true
     });
@@ -839,20 +1088,22 @@ mod tests {
         for case in 0..60 {
             let d = random_cloud(&mut rng, 12, 3, case % 2 == 0);
             let base = RipsOptions {
-                maxdim: 2,
+                maxdim: 3,
                 ..Default::default()
             };
             let reference = rips_persistence(&d, &base).unwrap();
-            for (clearing, emergent_pairs) in [(false, true), (true, false), (false, false)] {
+            // Every combination of the switches gives the same result.
+            for mask in 0..7u8 {
                 let o = RipsOptions {
-                    clearing,
-                    emergent_pairs,
+                    clearing: mask & 1 != 0,
+                    emergent_pairs: mask & 2 != 0,
+                    apparent_pairs: mask & 4 != 0,
                     ..base.clone()
                 };
                 assert_eq!(
                     rips_persistence(&d, &o).unwrap(),
                     reference,
-                    "case {case}: clearing {clearing}, emergent {emergent_pairs}"
+                    "case {case}: {o:?}"
                 );
             }
         }
