@@ -23,6 +23,8 @@ pub struct Progress {
     done: AtomicU64,
     start: Instant,
     last_line: Mutex<Instant>,
+    /// Plain mode: say nothing at the end of work that took under a second.
+    quiet_if_fast: bool,
 }
 
 enum Mode {
@@ -52,6 +54,22 @@ impl Progress {
             done: AtomicU64::new(0),
             start: now,
             last_line: Mutex::new(now),
+            quiet_if_fast: false,
+        }
+    }
+
+    /// In plain mode, print no final line for work that took under a second
+    /// (for the many short stages of a long job).
+    pub fn quiet_if_fast(mut self) -> Self {
+        self.quiet_if_fast = true;
+        self
+    }
+
+    /// Sets the units done so far (for reports that count in absolute terms).
+    pub fn set(&self, done: u64) {
+        let before = self.done.load(Ordering::Relaxed);
+        if done > before {
+            self.inc(done - before);
         }
     }
 
@@ -77,7 +95,11 @@ impl Progress {
         match &self.mode {
             Mode::Off => {}
             Mode::Bar(b) => b.finish(),
-            Mode::Plain => eprintln!("{}", self.line(done)),
+            Mode::Plain => {
+                if !(self.quiet_if_fast && self.start.elapsed() < Duration::from_secs(1)) {
+                    eprintln!("{}", self.line(done));
+                }
+            }
         }
     }
 

@@ -17,9 +17,12 @@ use crate::data::matrix::read_matrix;
 use crate::dist::Comm;
 use crate::error::{Error, Result};
 use crate::io::{H5Writer, Stamp};
+use crate::progress::Progress;
 use crate::runtime;
 use crate::topology::landmarks::{self, LandmarkMethod, Landmarks};
-use crate::topology::{estimate_memory, rips_persistence, Diagrams, DistanceMatrix, RipsOptions};
+use crate::topology::{
+    estimate_memory, rips_persistence_with_progress, Diagrams, DistanceMatrix, RipsOptions,
+};
 
 pub fn run(comm: &Comm, setup: &Setup, args: &PhArgs) -> Result<()> {
     let outcome = if comm.is_root() {
@@ -118,7 +121,9 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
         ));
     }
     let t1 = Instant::now();
-    let diagrams = rips_persistence(&dist, &opts)?;
+    let stages = StageProgress::default();
+    let diagrams = rips_persistence_with_progress(&dist, &opts, &|p| stages.update(p))?;
+    stages.finish();
     let counts: Vec<String> = diagrams
         .dims
         .iter()
@@ -144,6 +149,47 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
         path.display(),
         t0.elapsed().as_secs_f64()
     ))
+}
+
+/// One progress bar per stage of the engine (rank 0 only: `compute_and_write`
+/// runs there).
+#[derive(Default)]
+struct StageProgress {
+    current: std::sync::Mutex<Option<((usize, &'static str), Progress)>>,
+}
+
+impl StageProgress {
+    fn update(&self, p: crate::topology::Progress) {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (p.dim, p.stage);
+        if cur.as_ref().map(|c| c.0) != Some(key) {
+            if let Some((_, old)) = cur.take() {
+                old.finish();
+            }
+            let unit = if p.stage == "columns" {
+                "simplices"
+            } else {
+                "columns"
+            };
+            let bar = Progress::new(true, &format!("ph H{} {}", p.dim, p.stage), p.total, unit)
+                .quiet_if_fast();
+            *cur = Some((key, bar));
+        }
+        if let Some((_, bar)) = cur.as_ref() {
+            bar.set(p.done);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some((_, bar)) = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            bar.finish();
+        }
+    }
 }
 
 fn over_budget(bytes: u64, budget: u64, what: &str) -> Error {

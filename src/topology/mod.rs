@@ -12,4 +12,7 @@ pub mod landmarks;
 pub mod rips;
 
 pub use distance::DistanceMatrix;
-pub use rips::{estimate_memory, rips_persistence, Bar, Diagrams, MemoryEstimate, RipsOptions};
+pub use rips::{
+    estimate_memory, rips_persistence, rips_persistence_with_progress, Bar, Diagrams,
+    MemoryEstimate, Progress, RipsOptions,
+};

@@ -478,8 +478,29 @@ fn choose(n: u64, k: u64) -> f64 {
 // ---------------------------------------------------------------------------
 // The algorithm
 
+/// A progress report of [`rips_persistence_with_progress`]: in dimension
+/// `dim`, `stage` ("columns" while the columns are assembled, "reduction"
+/// while they are reduced) has done `done` of `total` units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub dim: usize,
+    pub stage: &'static str,
+    pub done: u64,
+    pub total: u64,
+}
+
 /// Rips persistence of `dist` up to `opts.maxdim`, with critical edges.
 pub fn rips_persistence(dist: &DistanceMatrix, opts: &RipsOptions) -> Result<Diagrams> {
+    rips_persistence_with_progress(dist, opts, &|_| {})
+}
+
+/// [`rips_persistence`], reporting progress to `progress` (called from
+/// worker threads, often: keep it cheap).
+pub fn rips_persistence_with_progress(
+    dist: &DistanceMatrix,
+    opts: &RipsOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Diagrams> {
     let n = dist.len();
     if opts.maxdim > 3 {
         return Err(Error::invalid(
@@ -578,7 +599,8 @@ pub fn rips_persistence(dist: &DistanceMatrix, opts: &RipsOptions) -> Result<Dia
             c
         } else {
             let keep_all = dim < opts.maxdim;
-            let (next, columns) = assemble(&cx, &simplices, dim - 1, &prev, opts, keep_all);
+            let (next, columns) =
+                assemble(&cx, &simplices, dim - 1, &prev, opts, keep_all, progress);
             simplices = next;
             columns
         };
@@ -587,7 +609,7 @@ pub fn rips_persistence(dist: &DistanceMatrix, opts: &RipsOptions) -> Result<Dia
             simplices = Vec::new();
         }
         let assembled = t.elapsed();
-        let (bars, stored) = reduce(&cx, &columns, dim, &prev, opts);
+        let (bars, stored) = reduce(&cx, &columns, dim, &prev, opts, progress);
         if trace {
             eprintln!(
                 "rips H{dim}: {} columns, assembled in {:.3} s, reduced in {:.3} s, {} stored pivots, {} bars",
@@ -680,10 +702,20 @@ fn assemble(
     prev: &Pivots,
     opts: &RipsOptions,
     keep_all: bool,
+    progress: &(dyn Fn(Progress) + Sync),
 ) -> (Vec<Simplex>, Vec<Simplex>) {
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let total = simplices.len() as u64;
     let parts: Vec<(Vec<Simplex>, Vec<Simplex>)> = simplices
         .par_chunks(CHUNK)
         .map(|chunk| {
+            let finished = done.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            progress(Progress {
+                dim: dim + 1,
+                stage: "columns",
+                done: finished + chunk.len() as u64,
+                total,
+            });
             let mut all = Vec::new();
             let mut columns = Vec::new();
             let mut vertices = Vec::with_capacity(dim + 1);
@@ -731,137 +763,242 @@ enum Owner {
     Apparent(Simplex),
 }
 
+/// The reduction state of one dimension: pivots found so far and the
+/// reduction matrix V of the columns that needed additions.
+struct Reduction<'c, 'a> {
+    cx: &'c Complex<'a>,
+    columns: &'c [Simplex],
+    dim: usize,
+    apparent_pairs: bool,
+    pivot_of: FxHashMap<u64, usize>,
+    /// V_j (without j itself) of every column that needed additions: the
+    /// columns whose coboundaries sum to R_j. (Storing R_j instead was
+    /// measured: larger and slower, as in Ripser's design.)
+    v_cols: FxHashMap<usize, Vec<Simplex>>,
+}
+
+/// A column being reduced.
+struct Work {
+    heap: BinaryHeap<Simplex>,
+    /// The columns added so far (Z/2: repeated entries cancel in pairs).
+    added: Vec<Simplex>,
+    /// The pivot, held outside the heap.
+    pivot: Option<Simplex>,
+    /// The pivot came from the emergent-pair shortcut: the heap holds only
+    /// part of the coboundary.
+    shortcut: bool,
+}
+
+/// Scratch vertex buffers of one thread.
+#[derive(Default)]
+struct Scratch {
+    vertices: Vec<usize>,
+    pivot: Vec<usize>,
+    other: Vec<usize>,
+}
+
+impl Reduction<'_, '_> {
+    /// The column owning pivot `p`, if any yet.
+    fn owner(&self, p: Simplex, sc: &mut Scratch) -> Option<Owner> {
+        if let Some(&i) = self.pivot_of.get(&p.idx) {
+            return Some(Owner::Column(i));
+        }
+        if self.apparent_pairs {
+            self.cx.vertices(p.idx, self.dim + 1, &mut sc.pivot);
+            return self
+                .cx
+                .apparent_facet(p, self.dim + 1, &sc.pivot, &mut sc.other)
+                .map(Owner::Apparent);
+        }
+        None
+    }
+
+    /// Adds the column of `owner` to `w` and moves to the next pivot.
+    fn add(&self, w: &mut Work, owner: Owner, sc: &mut Scratch) {
+        let (s, v) = match owner {
+            Owner::Apparent(f) => (f, None),
+            Owner::Column(i) => (self.columns[i], self.v_cols.get(&i)),
+        };
+        w.added.push(s);
+        // The pivot is held outside the heap: put it back to cancel.
+        if let Some(p) = w.pivot {
+            w.heap.push(p);
+        }
+        push_coboundary(self.cx, s, self.dim, &mut sc.vertices, &mut w.heap);
+        if let Some(v) = v {
+            w.added.extend_from_slice(v);
+            for &t in v {
+                push_coboundary(self.cx, t, self.dim, &mut sc.vertices, &mut w.heap);
+            }
+        }
+        w.pivot = pop_pivot(&mut w.heap);
+    }
+
+    /// Starts column `s`: its coboundary (or the emergent-pair shortcut),
+    /// reduced against the pivots known so far. Read-only, so the columns of
+    /// a block start in parallel.
+    fn start(&self, s: Simplex, emergent_pairs: bool, sc: &mut Scratch) -> Work {
+        let mut w = Work {
+            heap: BinaryHeap::new(),
+            added: Vec::new(),
+            pivot: None,
+            shortcut: false,
+        };
+        self.cx.vertices(s.idx, self.dim, &mut sc.vertices);
+        let mut check = emergent_pairs;
+        let mut emergent = None;
+        let vertices = std::mem::take(&mut sc.vertices);
+        self.cx
+            .for_each_cofacet(s, self.dim, &vertices, false, |c, _| {
+                if check && c.diam == s.diam {
+                    if self.owner(c, sc).is_none() {
+                        emergent = Some(c);
+                        return false;
+                    }
+                    check = false;
+                }
+                w.heap.push(c);
+                true
+            });
+        sc.vertices = vertices;
+        if let Some(c) = emergent {
+            w.pivot = Some(c);
+            w.shortcut = true;
+            return w;
+        }
+        w.pivot = pop_pivot(&mut w.heap);
+        self.finish(s, &mut w, sc);
+        w
+    }
+
+    /// Adds earlier columns while the pivot is owned.
+    fn finish(&self, s: Simplex, w: &mut Work, sc: &mut Scratch) {
+        while let Some(p) = w.pivot {
+            let Some(owner) = self.owner(p, sc) else {
+                break;
+            };
+            if w.shortcut {
+                // The shortcut's pivot was taken by a column of the same
+                // block: build the whole coboundary and reduce it.
+                w.shortcut = false;
+                w.heap.clear();
+                push_coboundary(self.cx, s, self.dim, &mut sc.vertices, &mut w.heap);
+                w.pivot = pop_pivot(&mut w.heap);
+                continue;
+            }
+            self.add(w, owner, sc);
+        }
+    }
+}
+
+/// Columns started in parallel at a time, per thread.
+const BLOCK_PER_THREAD: usize = 64;
+
 /// Reduces the coboundary columns of `columns` (dimension `dim`, in column
 /// order). Returns the bars of H_dim and the stored pivots (for clearing).
+///
+/// Blocks of columns are started in parallel against the pivots of the
+/// blocks before (read-only); each block is then finished in order, so
+/// every column ends with exactly the pivot of the serial algorithm: the
+/// result does not depend on the number of threads.
 fn reduce(
     cx: &Complex<'_>,
     columns: &[Simplex],
     dim: usize,
     prev: &Pivots,
     opts: &RipsOptions,
+    progress: &(dyn Fn(Progress) + Sync),
 ) -> (Vec<Bar>, FxHashSet<u64>) {
     let mut bars = Vec::new();
-    // pivot index -> column position; V (the reduction matrix) per column.
-    let mut pivot_of: FxHashMap<u64, usize> = FxHashMap::default();
-    let mut v_cols: FxHashMap<usize, Vec<Simplex>> = FxHashMap::default();
-    let mut heap: BinaryHeap<Simplex> = BinaryHeap::new();
-    let mut vertices = Vec::with_capacity(dim + 2);
-    let mut scratch = Vec::with_capacity(dim + 3);
-    let mut work_v: Vec<Simplex> = Vec::new();
-    let mut pverts = Vec::with_capacity(dim + 2);
-    let mut owner =
-        |p: Simplex, pivot_of: &FxHashMap<u64, usize>, scratch: &mut Vec<usize>| -> Option<Owner> {
-            if let Some(&i) = pivot_of.get(&p.idx) {
-                return Some(Owner::Column(i));
-            }
-            if opts.apparent_pairs {
-                cx.vertices(p.idx, dim + 1, &mut pverts);
-                return cx
-                    .apparent_facet(p, dim + 1, &pverts, scratch)
-                    .map(Owner::Apparent);
-            }
-            None
-        };
-
-    for (j, &s) in columns.iter().enumerate() {
-        heap.clear();
-        work_v.clear();
-        cx.vertices(s.idx, dim, &mut vertices);
-
-        // Initial coboundary, with the emergent-pair shortcut: the first
-        // same-diameter cofacet is the pivot; if no column owns it yet, the
-        // pair is found without building the coboundary.
-        let mut emergent = None;
-        let mut check = opts.emergent_pairs;
-        cx.for_each_cofacet(s, dim, &vertices, false, |c, _| {
-            if check && c.diam == s.diam {
-                if owner(c, &pivot_of, &mut scratch).is_none() {
-                    emergent = Some(c);
-                    return false;
-                }
-                check = false;
-            }
-            heap.push(c);
-            true
+    let mut red = Reduction {
+        cx,
+        columns,
+        dim,
+        apparent_pairs: opts.apparent_pairs,
+        pivot_of: FxHashMap::default(),
+        v_cols: FxHashMap::default(),
+    };
+    let mut sc = Scratch::default();
+    let block = BLOCK_PER_THREAD * rayon::current_num_threads();
+    for (b, chunk) in columns.chunks(block).enumerate() {
+        progress(Progress {
+            dim,
+            stage: "reduction",
+            done: (b * block) as u64,
+            total: columns.len() as u64,
         });
-        let mut pivot = match emergent {
-            Some(c) => Some(c),
-            None => pop_pivot(&mut heap),
-        };
-
-        // Reduce: add earlier columns while the pivot is taken.
-        while let Some(p) = pivot {
-            match owner(p, &pivot_of, &mut scratch) {
-                None => break,
-                Some(Owner::Apparent(f)) => {
-                    work_v.push(f);
-                    push_coboundary(cx, f, dim, &mut vertices, &mut heap);
-                }
-                Some(Owner::Column(i)) => {
-                    work_v.push(columns[i]);
-                    push_coboundary(cx, columns[i], dim, &mut vertices, &mut heap);
-                    if let Some(vi) = v_cols.get(&i) {
-                        work_v.extend_from_slice(vi);
-                        for &t in vi {
-                            push_coboundary(cx, t, dim, &mut vertices, &mut heap);
-                        }
-                    }
-                }
-            }
-            pivot = pop_pivot(&mut heap);
-        }
-
-        match pivot {
-            Some(p) => {
-                pivot_of.insert(p.idx, j);
-                if !work_v.is_empty() {
-                    // Z/2: keep the simplices added an odd number of times.
-                    work_v.sort_unstable();
-                    let mut kept = Vec::new();
-                    let mut k = 0;
-                    while k < work_v.len() {
-                        let mut m = k;
-                        while m < work_v.len() && work_v[m] == work_v[k] {
-                            m += 1;
-                        }
-                        if (m - k) % 2 == 1 {
-                            kept.push(work_v[k]);
-                        }
-                        k = m;
-                    }
+        let started: Vec<Work> = chunk
+            .par_iter()
+            .map_init(Scratch::default, |sc, &s| {
+                red.start(s, opts.emergent_pairs, sc)
+            })
+            .collect();
+        for (k, mut w) in started.into_iter().enumerate() {
+            let j = b * block + k;
+            let s = columns[j];
+            red.finish(s, &mut w, &mut sc);
+            match w.pivot {
+                Some(p) => {
+                    red.pivot_of.insert(p.idx, j);
+                    let kept = odd_entries(&mut w.added);
                     if !kept.is_empty() {
-                        v_cols.insert(j, kept);
+                        red.v_cols.insert(j, kept);
+                    }
+                    if p.diam != s.diam {
+                        cx.vertices(s.idx, dim, &mut sc.vertices);
+                        let birth_edge = cx.diameter_edge(&sc.vertices);
+                        cx.vertices(p.idx, dim + 1, &mut sc.vertices);
+                        let death_edge = cx.diameter_edge(&sc.vertices);
+                        bars.push(Bar {
+                            birth: s.diameter() as f64,
+                            death: p.diameter() as f64,
+                            birth_edge: Some(birth_edge),
+                            death_edge: Some(death_edge),
+                        });
                     }
                 }
-                if p.diam != s.diam {
-                    cx.vertices(s.idx, dim, &mut vertices);
-                    let birth_edge = cx.diameter_edge(&vertices);
-                    cx.vertices(p.idx, dim + 1, &mut vertices);
-                    let death_edge = cx.diameter_edge(&vertices);
-                    bars.push(Bar {
-                        birth: s.diameter() as f64,
-                        death: p.diameter() as f64,
-                        birth_edge: Some(birth_edge),
-                        death_edge: Some(death_edge),
-                    });
-                }
-            }
-            None => {
-                // A cocycle that never dies: essential, unless s is itself a
-                // pivot of the dimension below (only without clearing).
-                cx.vertices(s.idx, dim, &mut vertices);
-                if opts.clearing || !prev.contains(cx, s, &vertices, &mut scratch) {
-                    bars.push(Bar {
-                        birth: s.diameter() as f64,
-                        death: f64::INFINITY,
-                        birth_edge: Some(cx.diameter_edge(&vertices)),
-                        death_edge: None,
-                    });
+                None => {
+                    // A cocycle that never dies: essential, unless s is
+                    // itself a pivot of the dimension below (only possible
+                    // without clearing).
+                    cx.vertices(s.idx, dim, &mut sc.vertices);
+                    if opts.clearing || !prev.contains(cx, s, &sc.vertices, &mut sc.other) {
+                        bars.push(Bar {
+                            birth: s.diameter() as f64,
+                            death: f64::INFINITY,
+                            birth_edge: Some(cx.diameter_edge(&sc.vertices)),
+                            death_edge: None,
+                        });
+                    }
                 }
             }
         }
     }
-    (bars, pivot_of.into_keys().collect())
+    progress(Progress {
+        dim,
+        stage: "reduction",
+        done: columns.len() as u64,
+        total: columns.len() as u64,
+    });
+    (bars, red.pivot_of.into_keys().collect())
+}
+
+/// Z/2: the entries of `v` that occur an odd number of times, sorted.
+fn odd_entries(v: &mut [Simplex]) -> Vec<Simplex> {
+    v.sort_unstable();
+    let mut kept = Vec::new();
+    let mut k = 0;
+    while k < v.len() {
+        let mut m = k;
+        while m < v.len() && v[m] == v[k] {
+            m += 1;
+        }
+        if (m - k) % 2 == 1 {
+            kept.push(v[k]);
+        }
+        k = m;
+    }
+    kept
 }
 
 fn push_coboundary(
@@ -878,8 +1015,9 @@ fn push_coboundary(
     });
 }
 
-/// The pivot of the working column (Z/2: equal entries cancel in pairs),
-/// left in the heap.
+/// Takes the pivot of the working column out of the heap (Z/2: equal
+/// entries cancel in pairs). The working column is then the pivot plus what
+/// remains in the heap.
 fn pop_pivot(heap: &mut BinaryHeap<Simplex>) -> Option<Simplex> {
     loop {
         let top = heap.pop()?;
@@ -887,7 +1025,6 @@ fn pop_pivot(heap: &mut BinaryHeap<Simplex>) -> Option<Simplex> {
             heap.pop();
             continue;
         }
-        heap.push(top);
         return Some(top);
     }
 }
@@ -1105,6 +1242,32 @@ mod tests {
                     reference,
                     "case {case}: {o:?}"
                 );
+            }
+        }
+    }
+
+    /// Acceptance 2 (issue 3): results are bit-identical for every number of
+    /// threads (the serial run is the reference).
+    #[test]
+    fn threads_do_not_change_results() {
+        let mut rng = ChaCha8Rng::seed_from_u64(17);
+        let pool = |t: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        };
+        for case in 0..12 {
+            let n = [40, 60, 90][case % 3];
+            let d = random_cloud(&mut rng, n, 3, case % 4 == 0);
+            let opts = RipsOptions {
+                maxdim: 2,
+                ..Default::default()
+            };
+            let serial = pool(1).install(|| rips_persistence(&d, &opts).unwrap());
+            for t in [2, 3, 4] {
+                let parallel = pool(t).install(|| rips_persistence(&d, &opts).unwrap());
+                assert!(parallel == serial, "case {case}: {t} threads differ from 1");
             }
         }
     }
