@@ -189,8 +189,13 @@ pub struct PhArgs {
     pub dataset: String,
 
     /// The input is a square distance matrix, not a point cloud.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "edge_list")]
     pub distance_matrix: bool,
+
+    /// The input is a sparse distance matrix: rows (i, j, distance) with
+    /// point indices from 0; pairs not listed are not edges.
+    #[arg(long)]
+    pub edge_list: bool,
 
     /// Highest homology dimension, 0..3 (key ph.maxdim).
     #[arg(long, value_name = "K")]

@@ -181,3 +181,54 @@ fn bad_input_is_refused_with_a_clear_message() {
         assert!(!dir.path().join("out").exists(), "{args:?}: no output");
     }
 }
+
+/// A sparse distance matrix given as an edge list (i, j, d) of the pairs
+/// below the threshold gives Ripser's thresholded diagram.
+#[test]
+fn edge_list_input_equals_the_thresholded_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = fixture("dm_threshold");
+    let f = hdf5::File::open(&fx).unwrap();
+    let m: ndarray::Array2<f64> = f.dataset("distance_matrix").unwrap().read_2d().unwrap();
+    let t: f64 = f.attr("threshold").unwrap().read_scalar().unwrap();
+    let mut text = String::from("i,j,d\n");
+    for i in 0..m.nrows() {
+        for j in 0..i {
+            if (m[(i, j)] as f32) <= t as f32 {
+                text.push_str(&format!("{i},{j},{:e}\n", m[(i, j)]));
+            }
+        }
+    }
+    let edges = dir.path().join("edges.csv");
+    std::fs::write(&edges, text).unwrap();
+    let out = dir.path().join("ph.h5");
+    let o = tglml(&[
+        "ph",
+        "--input",
+        path_str(&edges),
+        "--edge-list",
+        "--out",
+        path_str(&out),
+    ]);
+    ok(&o);
+    let g = hdf5::File::open(&out).unwrap();
+    for k in 0..2 {
+        let ours: ndarray::Array2<f64> = g
+            .dataset(&format!("diagrams/dim{k}"))
+            .unwrap()
+            .read_2d()
+            .unwrap();
+        let want: ndarray::Array2<f64> = f
+            .dataset(&format!("ripser/dim{k}"))
+            .unwrap()
+            .read_2d()
+            .unwrap();
+        assert_eq!(ours.dim(), want.dim(), "H{k}");
+        for (a, b) in ours.iter().zip(want.iter()) {
+            assert!(
+                a == b || (a - b).abs() <= 1e-6 * a.abs().max(b.abs()),
+                "H{k}: {a} vs {b}"
+            );
+        }
+    }
+}

@@ -40,66 +40,81 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
     let cfg = &setup.config.ph;
     let t0 = Instant::now();
     let input = read_matrix(&args.input, Some(&args.dataset))?;
-    let (n, d) = input.dim();
     let what = args.input.display().to_string();
-    if n < 2 {
-        return Err(Error::invalid(
-            what,
-            format!("needs at least 2 points, got {n}"),
-        ));
-    }
     if let Some(((i, j), v)) = input.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(Error::invalid(
             what,
             format!("row {i}, column {j}: values must be finite, got {v}"),
         ));
     }
-    eprintln!("ph: read {n} × {d} from {}", args.input.display());
     let budget = runtime::memory_budget_bytes(cfg.memory_budget_gib);
-
-    // Landmarks (point clouds only).
     let mut chosen: Option<Landmarks> = None;
-    let points = if cfg.landmarks > 0 && cfg.landmarks < n {
-        if args.distance_matrix {
-            return Err(Error::invalid(
-                "--landmarks",
-                "landmarks are chosen on point clouds, not on a distance matrix",
+    // Rows of the input cloud (critical edges index these).
+    let n_points;
+    let dist = if args.edge_list {
+        let dist = DistanceMatrix::from_edge_list(input.view(), None)
+            .map_err(|e| Error::invalid(what.clone(), e.to_string()))?;
+        eprintln!(
+            "ph: read {} edges on {} points from {}",
+            input.nrows(),
+            dist.len(),
+            args.input.display()
+        );
+        n_points = dist.len();
+        dist
+    } else {
+        let (n, d) = input.dim();
+        n_points = n;
+        eprintln!("ph: read {n} × {d} from {}", args.input.display());
+        // Landmarks (point clouds only).
+        let points = if cfg.landmarks > 0 && cfg.landmarks < n {
+            if args.distance_matrix {
+                return Err(Error::invalid(
+                    "--landmarks",
+                    "landmarks are chosen on point clouds, not on a distance matrix",
+                ));
+            }
+            let method = match cfg.landmark_method {
+                LandmarkMethodName::Maxmin => LandmarkMethod::MaxMin,
+                LandmarkMethodName::Random => LandmarkMethod::Random { seed: cfg.seed },
+            };
+            let l = landmarks::select(input.view(), cfg.landmarks, method)?;
+            eprintln!(
+                "ph: {} {} landmarks, covering radius {:.6} (landmark diagram within bottleneck distance {:.6} of the full one)",
+                l.indices.len(),
+                cfg.landmark_method.name(),
+                l.covering_radius,
+                2.0 * l.covering_radius
+            );
+            let sub = input.select(Axis(0), &l.indices);
+            chosen = Some(l);
+            sub
+        } else {
+            input
+        };
+        let m = points.nrows();
+        let matrix_bytes = (m as u64 * (m as u64).saturating_sub(1) / 2) * 4;
+        if matrix_bytes > budget {
+            return Err(over_budget(
+                matrix_bytes,
+                budget,
+                &format!("the distance matrix of {m} points"),
             ));
         }
-        let method = match cfg.landmark_method {
-            LandmarkMethodName::Maxmin => LandmarkMethod::MaxMin,
-            LandmarkMethodName::Random => LandmarkMethod::Random { seed: cfg.seed },
-        };
-        let l = landmarks::select(input.view(), cfg.landmarks, method)?;
-        eprintln!(
-            "ph: {} {} landmarks, covering radius {:.6} (landmark diagram within bottleneck distance {:.6} of the full one)",
-            l.indices.len(),
-            cfg.landmark_method.name(),
-            l.covering_radius,
-            2.0 * l.covering_radius
-        );
-        let sub = input.select(Axis(0), &l.indices);
-        chosen = Some(l);
-        sub
-    } else {
-        input
+        if args.distance_matrix {
+            DistanceMatrix::from_square(points.view())
+                .map_err(|e| Error::invalid(what.clone(), e.to_string()))?
+        } else {
+            DistanceMatrix::from_points(points.view())?
+        }
     };
-
-    let m = points.nrows();
-    let matrix_bytes = (m as u64 * (m as u64 - 1) / 2) * 4;
-    if matrix_bytes > budget {
-        return Err(over_budget(
-            matrix_bytes,
-            budget,
-            &format!("the distance matrix of {m} points"),
+    if dist.len() < 2 {
+        return Err(Error::invalid(
+            what,
+            format!("needs at least 2 points, got {}", dist.len()),
         ));
     }
-    let dist = if args.distance_matrix {
-        DistanceMatrix::from_square(points.view())
-            .map_err(|e| Error::invalid(args.input.display().to_string(), e.to_string()))?
-    } else {
-        DistanceMatrix::from_points(points.view())?
-    };
+    let m = dist.len();
     let opts = RipsOptions {
         maxdim: cfg.maxdim,
         threshold: cfg.threshold.value(),
@@ -143,7 +158,7 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
         n_ranks: 1,
         threads_per_rank: setup.threads,
     };
-    let path = write(&args.out, &stamp, &diagrams, chosen.as_ref(), n)?;
+    let path = write(&args.out, &stamp, &diagrams, chosen.as_ref(), n_points)?;
     Ok(format!(
         "wrote {} in {:.2} s",
         path.display(),

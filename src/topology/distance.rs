@@ -75,6 +75,80 @@ impl DistanceMatrix {
         Ok(DistanceMatrix { n, lower })
     }
 
+    /// From a sparse list of edges: rows (i, j, distance) with whole-number
+    /// point indices; pairs not listed are not edges (infinitely far).
+    /// `n` points, or max index + 1 when `None`. A pair listed twice must
+    /// have the same distance.
+    pub fn from_edge_list(rows: ArrayView2<'_, f64>, n: Option<usize>) -> Result<Self> {
+        if rows.ncols() != 3 {
+            return Err(Error::invalid(
+                "edge list",
+                format!(
+                    "expected rows (i, j, distance): 3 columns, got {}",
+                    rows.ncols()
+                ),
+            ));
+        }
+        let index = |r: usize, c: usize| -> Result<usize> {
+            let v = rows[(r, c)];
+            if v >= 0.0 && v.fract() == 0.0 && v < usize::MAX as f64 {
+                Ok(v as usize)
+            } else {
+                Err(Error::invalid(
+                    format!("edge list row {r}"),
+                    format!("point index must be a whole number >= 0, got {v}"),
+                ))
+            }
+        };
+        let mut pairs = Vec::with_capacity(rows.nrows());
+        let mut top = 0usize;
+        for r in 0..rows.nrows() {
+            let (i, j, d) = (index(r, 0)?, index(r, 1)?, rows[(r, 2)]);
+            if i == j {
+                return Err(Error::invalid(
+                    format!("edge list row {r}"),
+                    format!("an edge joins two different points, got ({i}, {i})"),
+                ));
+            }
+            if !(d.is_finite() && d >= 0.0) {
+                return Err(Error::invalid(
+                    format!("edge list row {r}"),
+                    format!("distance must be a finite number >= 0, got {d}"),
+                ));
+            }
+            top = top.max(i.max(j) + 1);
+            pairs.push((i.max(j), i.min(j), d as f32, r));
+        }
+        let n = n.unwrap_or(top);
+        if top > n {
+            return Err(Error::invalid(
+                "edge list",
+                format!("point index {} out of range for {n} points", top - 1),
+            ));
+        }
+        let mut lower = vec![f32::INFINITY; n * n.saturating_sub(1) / 2];
+        for (i, j, d, r) in pairs {
+            let slot = &mut lower[i * (i - 1) / 2 + j];
+            if slot.is_finite() && *slot != d {
+                return Err(Error::invalid(
+                    format!("edge list row {r}"),
+                    format!("pair ({i}, {j}) listed again with another distance ({d} vs {slot})"),
+                ));
+            }
+            *slot = d;
+        }
+        Ok(DistanceMatrix { n, lower })
+    }
+
+    /// The largest finite distance (0 when there is none).
+    pub fn max_finite(&self) -> f32 {
+        self.lower
+            .iter()
+            .copied()
+            .filter(|d| d.is_finite())
+            .fold(0.0, f32::max)
+    }
+
     /// Number of points.
     pub fn len(&self) -> usize {
         self.n
@@ -126,6 +200,31 @@ mod tests {
         let m = array![[0.0, 5.0, 10.0], [5.0, 0.0, 5.0], [10.0, 5.0, 0.0]];
         assert_eq!(DistanceMatrix::from_square(m.view()).unwrap(), d);
         assert_eq!(d.enclosing_radius(), 5.0);
+    }
+
+    #[test]
+    fn edge_lists() {
+        let e = array![[1.0, 0.0, 5.0], [2.0, 1.0, 5.0], [1.0, 0.0, 5.0]];
+        let d = DistanceMatrix::from_edge_list(e.view(), None).unwrap();
+        assert_eq!(
+            (d.len(), d.get(0, 1), d.get(1, 2), d.get(0, 2)),
+            (3, 5.0, 5.0, f32::INFINITY)
+        );
+        assert_eq!(d.max_finite(), 5.0);
+        let d = DistanceMatrix::from_edge_list(e.view(), Some(5)).unwrap();
+        assert_eq!(d.len(), 5);
+        for (bad, msg) in [
+            (array![[0.0, 0.0, 1.0]], "two different points"),
+            (array![[0.5, 1.0, 1.0]], "whole number"),
+            (array![[0.0, 1.0, -1.0]], "finite number >= 0"),
+            (array![[0.0, 1.0, 1.0], [1.0, 0.0, 2.0]], "listed again"),
+        ] {
+            let err = DistanceMatrix::from_edge_list(bad.view(), None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(msg), "{err}");
+        }
+        assert!(DistanceMatrix::from_edge_list(e.view(), Some(2)).is_err());
     }
 
     #[test]

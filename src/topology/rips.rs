@@ -444,7 +444,8 @@ pub fn estimate_memory(dist: &DistanceMatrix, opts: &RipsOptions) -> MemoryEstim
     let n = dist.len();
     let threshold = opts
         .threshold
-        .map_or_else(|| dist.enclosing_radius(), |t| t as f32);
+        .map_or_else(|| dist.enclosing_radius(), |t| t as f32)
+        .min(dist.max_finite());
     let degrees: Vec<u64> = (0..n)
         .map(|i| {
             (0..n)
@@ -524,6 +525,10 @@ pub fn rips_persistence_with_progress(
         Some(t) => t as f32,
         None => dist.enclosing_radius(),
     };
+    // Missing edges (sparse input) are infinitely far: never within a
+    // threshold, which therefore never needs to exceed the longest edge.
+    let reported = threshold;
+    let threshold = threshold.min(dist.max_finite());
     let cx = Complex {
         dist,
         binom: Binomial::new(n, opts.maxdim + 2)?,
@@ -639,7 +644,7 @@ pub fn rips_persistence_with_progress(
     }
     Ok(Diagrams {
         dims,
-        threshold: threshold as f64,
+        threshold: reported as f64,
         n_points: n,
     })
 }
