@@ -1,6 +1,7 @@
 # TGLML: the commands of README.md.
 #   make run    set up (once), build, and run the main job on the built-in defaults
 #   make test   set up (once), build, lint, and run the whole test suite
+#   make bench-ph  Rips persistence benchmark vs Ripser and giotto-ph (benches/ph/README.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -10,11 +11,15 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
 TGLML := target/release/tglml
 OUT ?= output
+# The benchmark's Python environment (scripts/setup-bench.sh) and extra
+# arguments for benches/ph/run.py (e.g. BENCH_ARGS=--quick).
+BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
+BENCH_ARGS ?=
 
-.PHONY: setup build run test lint test-unit help
+.PHONY: setup build run test lint test-unit help bench-ph
 
 help:
-	@sed -n '2,3p' Makefile
+	@sed -n '2,4p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -37,3 +42,11 @@ lint: setup
 test: build lint
 	@echo "== cargo test --release (unit, CLI, mpirun 1/2/4 ranks, h5py read-back)"
 	@cargo test --release
+
+bench-ph:
+	@echo "== benchmark environment (scripts/setup-bench.sh)"
+	@bash scripts/setup-bench.sh
+	@echo "== cargo bench --bench ph --no-run"
+	@cargo bench --bench ph --no-run
+	@echo "== Rips persistence: TGLML vs Ripser vs giotto-ph (benches/ph/run.py $(BENCH_ARGS))"
+	@$(BENCH_PY) benches/ph/run.py $(BENCH_ARGS)

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# TGLML benchmark setup: the Python environment that `make bench-ph` runs
+# Ripser and giotto-ph in (benches/ph/README.md). Idempotent: a second run
+# only checks.
+#
+# Usage: bash scripts/setup-bench.sh
+#
+# What it does: creates a virtual environment in a cache outside the
+# repository (default ~/.cache/tglml/bench-venv; set TGLML_CACHE to move it)
+# with numpy, scipy, h5py, ripser and giotto-ph, and checks that they import.
+# A marker file is written last, so an interrupted install is redone.
+#
+# Environment: TGLML_CACHE (cache folder), PYTHON (the interpreter to make the
+# environment from; default python3).
+set -euo pipefail
+
+PACKAGES=(numpy scipy h5py ripser giotto-ph)
+CACHE=${TGLML_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tglml}
+VENV="$CACHE/bench-venv"
+MARKER="$VENV/.complete"
+
+say() { echo "[setup-bench] $*"; }
+die() { echo "[setup-bench] error: $*" >&2; exit 1; }
+
+PY=${PYTHON:-python3}
+if [[ -f "$MARKER" ]]; then
+    say "benchmark environment: present in $VENV"
+else
+    say "creating the benchmark environment in $VENV (once; reused afterwards)"
+    mkdir -p "$CACHE"
+    rm -rf "$VENV"
+    if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
+        die "$PY cannot create virtual environments; install python3-venv or set PYTHON"
+    fi
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    say "installing ${PACKAGES[*]}"
+    "$VENV/bin/python" -m pip install -q "${PACKAGES[@]}"
+fi
+# Check every time: a broken environment is reported, not used.
+versions=$("$VENV/bin/python" -c '
+import h5py, numpy, scipy, ripser, gph
+print(f"numpy {numpy.__version__}, scipy {scipy.__version__}, h5py {h5py.__version__}, "
+      f"ripser {ripser.__version__}, giotto-ph {gph.__version__}")') \
+    || { rm -f "$MARKER"; die "the environment in $VENV does not import ${PACKAGES[*]}; run again to rebuild it"; }
+if [[ ! -f "$MARKER" ]]; then
+    touch "$MARKER"
+    say "installed: $versions"
+else
+    say "versions: $versions"
+fi
+say "python: $VENV/bin/python"
