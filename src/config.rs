@@ -145,6 +145,7 @@ pub struct PhConfig {
     pub clearing: bool,
     pub emergent_pairs: bool,
     pub apparent_pairs: bool,
+    pub neighbor_lists: bool,
 }
 
 /// How landmarks are chosen (`ph.landmark_method`).

@@ -121,6 +121,7 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
         clearing: cfg.clearing,
         emergent_pairs: cfg.emergent_pairs,
         apparent_pairs: cfg.apparent_pairs,
+        neighbor_lists: cfg.neighbor_lists,
     };
     let est = estimate_memory(&dist, &opts);
     if est.bytes > budget {

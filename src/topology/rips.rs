@@ -52,6 +52,10 @@ pub struct RipsOptions {
     /// locally are neither reduced nor stored; most pairs of a Rips
     /// filtration are apparent.
     pub apparent_pairs: bool,
+    /// Neighbour lists (as Ripser's sparse mode): when the threshold keeps
+    /// under a quarter of all pairs, cofacets are sought among the
+    /// neighbours of one vertex rather than among all points.
+    pub neighbor_lists: bool,
 }
 
 impl Default for RipsOptions {
@@ -62,6 +66,7 @@ impl Default for RipsOptions {
             clearing: true,
             emergent_pairs: true,
             apparent_pairs: true,
+            neighbor_lists: true,
         }
     }
 }
@@ -174,6 +179,10 @@ struct Complex<'a> {
     binom: Binomial,
     n: usize,
     threshold: f32,
+    /// When the threshold leaves a sparse graph: each vertex's neighbours
+    /// within the threshold, largest first. Cofacets are then sought among
+    /// the neighbours of one vertex instead of among all points.
+    neighbors: Option<Vec<Vec<u32>>>,
 }
 
 impl Complex<'_> {
@@ -314,6 +323,59 @@ impl Complex<'_> {
         (self.zero_cofacet(f, dim - 1, scratch)?.0.idx == r.idx).then_some(f)
     }
 
+    /// [`Self::for_each_cofacet`] on a sparse graph: the candidates are the
+    /// neighbours of the vertex of `s` with the fewest, in decreasing order
+    /// (so cofacet indices decrease, as in the dense walk).
+    fn for_each_cofacet_sparse(
+        &self,
+        s: Simplex,
+        vertices: &[usize],
+        neighbors: &[Vec<u32>],
+        above_only: bool,
+        mut f: impl FnMut(Simplex, usize) -> bool,
+    ) {
+        let len = vertices.len();
+        // With w inserted after the first j vertices (those above w), the
+        // cofacet's index is above[j] + C(w, len + 1 - j) + below[j].
+        let mut above = [0u64; 6];
+        let mut below = [0u64; 6];
+        for j in 0..len {
+            above[j + 1] = above[j] + self.binom.get(vertices[j], len + 1 - j);
+        }
+        for j in (0..len).rev() {
+            below[j] = below[j + 1] + self.binom.get(vertices[j], len - j);
+        }
+        let pick = vertices
+            .iter()
+            .copied()
+            .min_by_key(|&v| neighbors[v].len())
+            .expect("a simplex has vertices");
+        let sd = s.diameter();
+        let mut j = 0;
+        for &w in &neighbors[pick] {
+            let w = w as usize;
+            while j < len && vertices[j] > w {
+                j += 1;
+            }
+            if above_only && j > 0 {
+                return;
+            }
+            if j < len && vertices[j] == w {
+                continue;
+            }
+            let mut diam = sd;
+            for &u in vertices {
+                diam = diam.max(self.dist.get(w, u));
+            }
+            if diam <= self.threshold {
+                let idx = above[j] + self.binom.get(w, len + 1 - j) + below[j];
+                if !f(Simplex::new(diam, idx), w) {
+                    return;
+                }
+            }
+        }
+    }
+
     /// Calls `f` for every cofacet of `s` (a `dim`-simplex with `vertices`)
     /// within the threshold, in decreasing index order. With `above_only`,
     /// only the cofacets whose new vertex is above all of s's vertices: each
@@ -326,6 +388,10 @@ impl Complex<'_> {
         above_only: bool,
         mut f: impl FnMut(Simplex, usize) -> bool,
     ) {
+        if let Some(neighbors) = &self.neighbors {
+            self.for_each_cofacet_sparse(s, vertices, neighbors, above_only, f);
+            return;
+        }
         // Walk the candidate vertex v downwards. idx_below encodes the
         // vertices of s below v (k of them); idx_above those above, shifted
         // up one position because the cofacet has one more vertex below them.
@@ -528,12 +594,6 @@ pub fn rips_persistence_with_progress(
     // threshold, which therefore never needs to exceed the longest edge.
     let reported = threshold;
     let threshold = threshold.min(dist.max_finite());
-    let cx = Complex {
-        dist,
-        binom: Binomial::new(n, opts.maxdim + 2)?,
-        n,
-        threshold,
-    };
     let mut dims = Vec::with_capacity(opts.maxdim + 1);
 
     // Edges within the threshold.
@@ -543,7 +603,28 @@ pub fn rips_persistence_with_progress(
             (d <= threshold).then(|| Simplex::new(d, e as u64))
         })
         .collect();
-    edges.sort_unstable();
+    edges.par_sort_unstable();
+    // A sparse graph (under a quarter of all pairs): neighbour lists.
+    let sparse = opts.neighbor_lists && opts.maxdim >= 1 && edges.len() < n * (n - 1) / 8;
+    let neighbors = sparse.then(|| {
+        (0..n)
+            .into_par_iter()
+            .map(|v| {
+                (0..n)
+                    .rev()
+                    .filter(|&u| u != v && dist.get(u, v) <= threshold)
+                    .map(|u| u as u32)
+                    .collect()
+            })
+            .collect::<Vec<Vec<u32>>>()
+    });
+    let cx = Complex {
+        dist,
+        binom: Binomial::new(n, opts.maxdim + 2)?,
+        n,
+        threshold,
+        neighbors,
+    };
 
     // H0: edges in filtration order (reverse column order).
     let mut uf = UnionFind::new(n);
@@ -1316,17 +1397,21 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         for case in 0..60 {
             let d = random_cloud(&mut rng, 12, 3, case % 2 == 0);
+            // Half the cases with a threshold that leaves a sparse graph.
+            let threshold = (case % 2 == 1).then_some(if case % 4 == 0 { 1.5 } else { 0.45 });
             let base = RipsOptions {
                 maxdim: 3,
+                threshold,
                 ..Default::default()
             };
             let reference = rips_persistence(&d, &base).unwrap();
             // Every combination of the switches gives the same result.
-            for mask in 0..7u8 {
+            for mask in 0..15u8 {
                 let o = RipsOptions {
                     clearing: mask & 1 != 0,
                     emergent_pairs: mask & 2 != 0,
                     apparent_pairs: mask & 4 != 0,
+                    neighbor_lists: mask & 8 != 0,
                     ..base.clone()
                 };
                 assert_eq!(
@@ -1335,6 +1420,41 @@ mod tests {
                     "case {case}: {o:?}"
                 );
             }
+        }
+    }
+
+    /// Neighbour lists (a threshold keeping under a quarter of the pairs)
+    /// give the brute-force diagrams, and the same bars as without them.
+    #[test]
+    fn neighbor_lists_on_sparse_graphs() {
+        let mut rng = ChaCha8Rng::seed_from_u64(29);
+        for case in 0..30 {
+            let d = random_cloud(&mut rng, 30, 3, false);
+            let t = 0.3;
+            let pairs = (0..30)
+                .flat_map(|i| (0..i).map(move |j| (i, j)))
+                .filter(|&(i, j)| d.get(i, j) <= t as f32)
+                .count();
+            assert!(
+                pairs < 30 * 29 / 8,
+                "case {case}: the graph must be sparse for this test ({pairs} pairs)"
+            );
+            let opts = RipsOptions {
+                maxdim: 2,
+                threshold: Some(t),
+                ..Default::default()
+            };
+            let sparse = rips_persistence(&d, &opts).unwrap();
+            let dense = rips_persistence(
+                &d,
+                &RipsOptions {
+                    neighbor_lists: false,
+                    ..opts.clone()
+                },
+            )
+            .unwrap();
+            assert_eq!(sparse, dense, "case {case}");
+            assert_eq!(values(&sparse), brute_force(&d, 2, t as f32), "case {case}");
         }
     }
 
