@@ -61,6 +61,9 @@ struct Args {
     /// Timed runs.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Read /distance_matrix when the input also has /x (the peers' input).
+    #[arg(long)]
+    use_dm: bool,
     /// Passed by `cargo bench` to every benchmark program; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -101,7 +104,7 @@ struct Workload {
     threshold: Option<f64>,
 }
 
-fn read_input(path: &PathBuf) -> Result<Workload> {
+fn read_input(path: &PathBuf, use_dm: bool) -> Result<Workload> {
     let f = hdf5::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let maxdim: i64 = f
         .attr("maxdim")
@@ -111,7 +114,9 @@ fn read_input(path: &PathBuf) -> Result<Workload> {
         .attr("threshold")
         .and_then(|a| a.read_scalar())
         .with_context(|| format!("{}: root attribute threshold", path.display()))?;
-    let input = if f.link_exists("x") {
+    let input = if use_dm && f.link_exists("distance_matrix") {
+        Input::Square(f.dataset("distance_matrix")?.read::<f64, Ix2>()?)
+    } else if f.link_exists("x") {
         Input::Points(f.dataset("x")?.read::<f64, Ix2>()?)
     } else if f.link_exists("distance_matrix") {
         Input::Square(f.dataset("distance_matrix")?.read::<f64, Ix2>()?)
@@ -188,7 +193,7 @@ fn main() -> Result<()> {
             .context("building rayon's global pool")?;
     }
     let work = match (&args.input, args.batch) {
-        (Some(path), None) => read_input(path)?,
+        (Some(path), None) => read_input(path, args.use_dm)?,
         (None, Some(n)) => {
             let d = args.dim.context("--batch needs --dim")?;
             let x = make_batch(n, d, args.seed);

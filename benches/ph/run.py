@@ -238,13 +238,18 @@ def workloads(quick):
 BATCH = dict(n=256, d=16, seed=7)
 
 
-def write_h5(path, w):
+def write_h5(path, w, with_dm=False):
     import h5py
     import numpy as np
+    from scipy.spatial.distance import cdist
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
         if "x" in w:
-            f.create_dataset("x", data=np.ascontiguousarray(w["x"], np.float64))
+            x = np.ascontiguousarray(w["x"], np.float64)
+            f.create_dataset("x", data=x)
+            if with_dm:
+                # The same float64 matrix the peers build (see worker()).
+                f.create_dataset("distance_matrix", data=cdist(x, x))
         else:
             f.create_dataset("distance_matrix",
                              data=np.ascontiguousarray(w["dm"], np.float64))
@@ -375,13 +380,14 @@ def tool_runs(threads_list):
     return runs
 
 
-def command(tool, threads, repeat, bench_bin, h5=None, batch=None):
+def command(tool, threads, repeat, bench_bin, h5=None, batch=None,
+            use_dm=False):
     if tool == "tglml":
         cmd = [bench_bin, "--threads", str(threads), "--repeat", str(repeat)]
         if batch:
             return cmd + ["--batch", str(batch["n"]), "--dim", str(batch["d"]),
                           "--seed", str(batch["seed"])]
-        return cmd + ["--input", h5]
+        return cmd + ["--input", h5] + (["--use-dm"] if use_dm else [])
     return [sys.executable, os.path.abspath(__file__), "--worker", tool,
             "--input", h5, "--threads", str(threads), "--repeat", str(repeat)]
 
@@ -657,6 +663,11 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="")
+    ap.add_argument("--ours-input", choices=("dm", "points"), default="dm",
+                    help="what TGLML computes from for point clouds: the same "
+                    "float64 distance matrix the peers get (dm, default: a "
+                    "like-for-like comparison of the engines), or the points "
+                    "(its own distance computation inside its timed call)")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--batch-repeat", type=int, default=20)
     ap.add_argument("--scratch", default=SCRATCH)
@@ -700,9 +711,9 @@ def main():
             continue
         h5 = os.path.join(SCRATCH, f"{name}.h5")
         w = build()
-        write_h5(h5, w)
+        write_h5(h5, w, with_dm=args.ours_input == "dm")
         info[name] = {"description": desc, "file": h5,
-                      "ours_input": "points" if "x" in w else "dm"}
+                      "ours_input": "points" if "x" in w and args.ours_input == "points" else "dm"}
         jobs.append((name, h5, None, args.repeat))
         say(f"wrote {os.path.relpath(h5, ROOT)}")
     bname = f"batch{BATCH['n']}x{BATCH['d']}_h1"
@@ -725,7 +736,8 @@ def main():
     results = []
     for name, h5, batch, repeat in jobs:
         for tool, t in tool_runs(threads):
-            cmd = command(tool, t, repeat, bench_bin, h5=h5, batch=batch)
+            cmd = command(tool, t, repeat, bench_bin, h5=h5, batch=batch,
+                          use_dm=args.ours_input == "dm")
             waited = wait_idle(args.wait_idle, say)
             res, peak, wall = spawner.run(cmd, args.timeout)
             res.update(workload=name, tool=tool, threads=t, peak_kib=peak,

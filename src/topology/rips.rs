@@ -229,56 +229,91 @@ impl Complex<'_> {
         best.2
     }
 
-    /// The facets of the simplex with `vertices` (largest first): calls
-    /// `f(facet, removed position)` for each, with the facet's diameter.
-    fn for_each_facet(&self, vertices: &[usize], mut f: impl FnMut(Simplex, usize)) {
-        let k = vertices.len();
-        for skip in 0..k {
-            let mut idx = 0u64;
-            let mut diam = 0.0f32;
-            let mut pos = k - 1;
-            for (a, &v) in vertices.iter().enumerate() {
-                if a == skip {
-                    continue;
-                }
-                idx += self.binom.get(v, pos);
-                pos -= 1;
-                for (b, &w) in vertices.iter().enumerate().skip(a + 1) {
-                    if b != skip {
-                        diam = diam.max(self.dist.get(v, w));
-                    }
-                }
-            }
-            f(Simplex::new(diam, idx), skip);
-        }
-    }
-
     /// The pivot of the unreduced coboundary of `s` if it has s's diameter:
     /// its first cofacet of equal diameter in decreasing index order, with
     /// the vertex it adds.
-    fn zero_cofacet(&self, s: Simplex, dim: usize, vertices: &[usize]) -> Option<(Simplex, usize)> {
-        let mut found = None;
-        self.for_each_cofacet(s, dim, vertices, false, |c, w| {
-            if c.diam == s.diam {
-                found = Some((c, w));
-                return false;
+    fn zero_cofacet(
+        &self,
+        s: Simplex,
+        _dim: usize,
+        vertices: &[usize],
+    ) -> Option<(Simplex, usize)> {
+        // A cofacet has s's diameter iff the new vertex w is within that
+        // diameter of every vertex of s: test that (stopping at the first
+        // distance too long) before computing any index.
+        let sd = s.diameter();
+        let test = |w: usize| -> Option<(Simplex, usize)> {
+            // w ∈ s has distance 0 to itself but is no cofacet: skip it.
+            if vertices.contains(&w) || !vertices.iter().all(|&u| self.dist.get(w, u) <= sd) {
+                return None;
             }
-            true
-        });
-        found
+            // The index, only for the cofacet found.
+            let len = vertices.len();
+            let j = vertices.iter().take_while(|&&v| v > w).count();
+            let mut idx = self.binom.get(w, len + 1 - j);
+            for (p, &v) in vertices.iter().enumerate() {
+                idx += if p < j {
+                    self.binom.get(v, len + 1 - p)
+                } else {
+                    self.binom.get(v, len - p)
+                };
+            }
+            Some((Simplex { diam: s.diam, idx }, w))
+        };
+        match &self.neighbors {
+            Some(nb) => {
+                let pick = vertices.iter().copied().min_by_key(|&v| nb[v].len())?;
+                nb[pick].iter().find_map(|&w| test(w as usize))
+            }
+            None => (0..self.n).rev().find_map(test),
+        }
+    }
+
+    /// For a simplex with `vertices` (largest first) and a new vertex w
+    /// placed after the first j of them: the cofacet's index is
+    /// `above[j] + C(w, len + 1 - j) + below[j]`.
+    fn index_parts(&self, vertices: &[usize]) -> ([u64; 6], [u64; 6]) {
+        let len = vertices.len();
+        let mut above = [0u64; 6];
+        let mut below = [0u64; 6];
+        for j in 0..len {
+            above[j + 1] = above[j] + self.binom.get(vertices[j], len + 1 - j);
+        }
+        for j in (0..len).rev() {
+            below[j] = below[j + 1] + self.binom.get(vertices[j], len - j);
+        }
+        (above, below)
     }
 
     /// The last facet of `r` in the filtration among those of r's diameter
     /// (the one with the smallest index): the first column that has r in
     /// its coboundary; with the position of the vertex it lacks.
     fn zero_facet(&self, r: Simplex, vertices: &[usize]) -> Option<(Simplex, usize)> {
-        let mut best: Option<(Simplex, usize)> = None;
-        self.for_each_facet(vertices, |f, skip| {
-            if f.diam == r.diam && best.is_none_or(|(b, _)| f.idx < b.idx) {
-                best = Some((f, skip));
+        // A facet keeps r's diameter iff it keeps one of r's longest edges.
+        // Facets without a larger vertex have smaller indices, so the first
+        // position p (largest vertex first) whose removal keeps such an edge
+        // gives the answer.
+        let k = vertices.len();
+        let mut longest = [(0usize, 0usize); 10];
+        let mut m = 0;
+        for a in 0..k {
+            for b in a + 1..k {
+                if self.dist.get(vertices[a], vertices[b]).to_bits() == r.diam {
+                    longest[m] = (a, b);
+                    m += 1;
+                }
             }
-        });
-        best
+        }
+        let p = (0..k).find(|&p| longest[..m].iter().any(|&(a, b)| a != p && b != p))?;
+        let mut idx = 0u64;
+        let mut pos = k - 1;
+        for (a, &v) in vertices.iter().enumerate() {
+            if a != p {
+                idx += self.binom.get(v, pos);
+                pos -= 1;
+            }
+        }
+        Some((Simplex { diam: r.diam, idx }, p))
     }
 
     /// The apparent cofacet of the `dim`-simplex `s` (with `vertices`), if
@@ -335,16 +370,7 @@ impl Complex<'_> {
         mut f: impl FnMut(Simplex, usize) -> bool,
     ) {
         let len = vertices.len();
-        // With w inserted after the first j vertices (those above w), the
-        // cofacet's index is above[j] + C(w, len + 1 - j) + below[j].
-        let mut above = [0u64; 6];
-        let mut below = [0u64; 6];
-        for j in 0..len {
-            above[j + 1] = above[j] + self.binom.get(vertices[j], len + 1 - j);
-        }
-        for j in (0..len).rev() {
-            below[j] = below[j + 1] + self.binom.get(vertices[j], len - j);
-        }
+        let (above, below) = self.index_parts(vertices);
         let pick = vertices
             .iter()
             .copied()
@@ -598,6 +624,7 @@ pub fn rips_persistence_with_progress(
 
     // Edges within the threshold.
     let mut edges: Vec<Simplex> = (0..n * (n - 1) / 2)
+        .into_par_iter()
         .filter_map(|e| {
             let d = dist.edge(e);
             (d <= threshold).then(|| Simplex::new(d, e as u64))
@@ -816,14 +843,16 @@ fn assemble(
                     cverts.clear();
                     cverts.push(w);
                     cverts.extend_from_slice(&vertices);
-                    let cleared = opts.clearing && prev.contains(cx, c, &cverts, &mut scratch);
-                    let mut apparent = || {
-                        opts.apparent_pairs
-                            && cx
-                                .apparent_cofacet(c, dim + 1, &cverts, &mut scratch)
-                                .is_some()
-                    };
-                    if !cleared && !apparent() {
+                    // A simplex is in at most one pair: if c is the column of
+                    // an apparent pair it is no pivot, so that (usually
+                    // quick) test comes before the clearing test.
+                    let apparent = opts.apparent_pairs
+                        && cx
+                            .apparent_cofacet(c, dim + 1, &cverts, &mut scratch)
+                            .is_some();
+                    let mut cleared =
+                        || opts.clearing && prev.contains(cx, c, &cverts, &mut scratch);
+                    if !apparent && !cleared() {
                         columns.push(c);
                     }
                     true
