@@ -218,6 +218,10 @@ pub struct PhArgs {
     #[arg(long, value_name = "SEED")]
     pub seed: Option<u64>,
 
+    /// Coefficients Z/P for a prime P (key ph.coefficients; default 2).
+    #[arg(long, value_name = "P")]
+    pub coefficients: Option<u64>,
+
     /// Output HDF5 file (written under a temporary name, then renamed).
     #[arg(long, value_name = "FILE.h5", default_value = "output/ph.h5")]
     pub out: PathBuf,
@@ -245,6 +249,9 @@ impl PhArgs {
         }
         if let Some(s) = self.seed {
             o.push(Override::flag("--seed", "ph.seed", int(s)));
+        }
+        if let Some(p) = self.coefficients {
+            o.push(Override::flag("--coefficients", "ph.coefficients", int(p)));
         }
         o
     }

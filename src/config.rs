@@ -145,6 +145,7 @@ pub struct PhConfig {
     pub clearing: bool,
     pub emergent_pairs: bool,
     pub apparent_pairs: bool,
+    pub coefficients: u32,
     pub neighbor_lists: bool,
 }
 
@@ -524,6 +525,16 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
         return Err(fail(
             "ph.maxdim",
             format!("must be 0, 1, 2 or 3, got {}", p.maxdim),
+        ));
+    }
+    if !(2..=65521).contains(&p.coefficients)
+        || (2..p.coefficients)
+            .take_while(|d| d * d <= p.coefficients)
+            .any(|d| p.coefficients % d == 0)
+    {
+        return Err(fail(
+            "ph.coefficients",
+            format!("must be a prime below 65536, got {}", p.coefficients),
         ));
     }
     if let Threshold::Value(t) = p.threshold {

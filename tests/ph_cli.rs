@@ -232,3 +232,46 @@ fn edge_list_input_equals_the_thresholded_matrix() {
         }
     }
 }
+
+/// Z/3 coefficients: no torsion in a torus sample, so the diagrams equal
+/// Ripser's Z/2 ones; the file records the field.
+#[test]
+fn z3_coefficients_on_a_torus() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ph.h5");
+    let f = fixture("torus");
+    let o = tglml(&[
+        "ph",
+        "--input",
+        path_str(&f),
+        "--maxdim",
+        "2",
+        "--set",
+        "ph.coefficients=3",
+        "--out",
+        path_str(&out),
+    ]);
+    ok(&o);
+    check_with_h5py(&out, &f);
+    let p: u64 = hdf5::File::open(&out)
+        .unwrap()
+        .attr("coefficients")
+        .unwrap()
+        .read_scalar()
+        .unwrap();
+    assert_eq!(p, 3);
+    let o = tglml(&[
+        "ph",
+        "--input",
+        path_str(&f),
+        "--set",
+        "ph.coefficients=4",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(
+        stderr(&o).contains("key `ph.coefficients`: must be a prime below 65536, got 4"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -121,6 +121,7 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
         clearing: cfg.clearing,
         emergent_pairs: cfg.emergent_pairs,
         apparent_pairs: cfg.apparent_pairs,
+        modulus: cfg.coefficients,
         neighbor_lists: cfg.neighbor_lists,
     };
     let est = estimate_memory(&dist, &opts);
@@ -233,6 +234,7 @@ fn write(
     w.attr_u64("/", "maxdim", (dg.dims.len() - 1) as u64)?;
     w.attr_f64("/", "threshold", dg.threshold)?;
     w.attr_u64("/", "n_points", n_points as u64)?;
+    w.attr_u64("/", "coefficients", dg.coefficients as u64)?;
     // Point indices of the original cloud (through the landmarks, if any).
     let index = |i: usize| -> i64 { landmarks.map_or(i, |l| l.indices[i]) as i64 };
     for (k, bars) in dg.dims.iter().enumerate() {

@@ -29,6 +29,8 @@
 
 use std::cmp::Ordering;
 
+use std::collections::BinaryHeap;
+
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -52,6 +54,10 @@ pub struct RipsOptions {
     /// locally are neither reduced nor stored; most pairs of a Rips
     /// filtration are apparent.
     pub apparent_pairs: bool,
+    /// Coefficients: the prime p of Z/p (default 2). Z/2 takes the fast
+    /// path; other primes a serial reduction with coefficients, without
+    /// apparent pairs.
+    pub modulus: u32,
     /// Neighbour lists (as Ripser's sparse mode): when the threshold keeps
     /// under a quarter of all pairs, cofacets are sought among the
     /// neighbours of one vertex rather than among all points.
@@ -66,6 +72,7 @@ impl Default for RipsOptions {
             clearing: true,
             emergent_pairs: true,
             apparent_pairs: true,
+            modulus: 2,
             neighbor_lists: true,
         }
     }
@@ -94,6 +101,8 @@ pub struct Diagrams {
     pub threshold: f64,
     /// Number of points.
     pub n_points: usize,
+    /// The prime p of the coefficients Z/p.
+    pub coefficients: u32,
 }
 
 // ---------------------------------------------------------------------------
@@ -606,6 +615,22 @@ pub fn rips_persistence_with_progress(
             format!("needs at least 2 points, got {n}"),
         ));
     }
+    if !is_prime(opts.modulus) || opts.modulus > u16::MAX as u32 {
+        return Err(Error::invalid(
+            "coefficients",
+            format!(
+                "the modulus must be a prime below 65536, got {}",
+                opts.modulus
+            ),
+        ));
+    }
+    // Z/p (p odd) reduces serially with coefficients, without apparent pairs.
+    let zp = opts.modulus != 2;
+    let zp_opts = RipsOptions {
+        apparent_pairs: false,
+        ..opts.clone()
+    };
+    let opts = if zp { &zp_opts } else { opts };
     let threshold = match opts.threshold {
         Some(t) if t.is_nan() || t < 0.0 => {
             return Err(Error::invalid(
@@ -721,7 +746,11 @@ pub fn rips_persistence_with_progress(
             simplices = Vec::new();
         }
         let assembled = t.elapsed();
-        let (bars, stored) = reduce(&cx, &columns, dim, &prev, opts, progress);
+        let (bars, stored) = if zp {
+            reduce_zp(&cx, &columns, dim, &prev, opts, progress)
+        } else {
+            reduce(&cx, &columns, dim, &prev, opts, progress)
+        };
         if trace {
             eprintln!(
                 "rips H{dim}: {} columns, assembled in {:.3} s, reduced in {:.3} s, {} stored pivots, {} bars",
@@ -753,6 +782,7 @@ pub fn rips_persistence_with_progress(
         dims,
         threshold: reported as f64,
         n_points: n,
+        coefficients: opts.modulus,
     })
 }
 
@@ -1130,6 +1160,217 @@ fn push_coboundary(
     });
 }
 
+// ---------------------------------------------------------------------------
+// Z/p coefficients (p odd): a serial reduction with coefficients
+
+/// A working-column entry with its coefficient; ordered by the simplex.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    s: Simplex,
+    c: u32,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        self.s == o.s
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.s.cmp(&o.s)
+    }
+}
+
+fn is_prime(p: u32) -> bool {
+    p >= 2 && (2..).take_while(|d| d * d <= p).all(|d| p % d != 0)
+}
+
+/// a^(p-2) mod p: the inverse of a in Z/p.
+fn inverse(a: u64, p: u64) -> u64 {
+    let (mut base, mut e, mut r) = (a % p, p - 2, 1u64);
+    while e > 0 {
+        if e & 1 == 1 {
+            r = r * base % p;
+        }
+        base = base * base % p;
+        e >>= 1;
+    }
+    r
+}
+
+/// Pushes `factor` times the coboundary of the `dim`-simplex `s`: the
+/// cofacet adding vertex w has sign (-1)^(vertices of s below w).
+fn push_coboundary_zp(
+    cx: &Complex<'_>,
+    s: Simplex,
+    dim: usize,
+    factor: u64,
+    p: u64,
+    vertices: &mut Vec<usize>,
+    heap: &mut BinaryHeap<Entry>,
+) {
+    cx.vertices(s.idx, dim, vertices);
+    let verts = std::mem::take(vertices);
+    cx.for_each_cofacet(s, dim, &verts, false, |c, w| {
+        let below = verts.iter().filter(|&&v| v < w).count();
+        let sign = if below % 2 == 1 { p - 1 } else { 1 };
+        heap.push(Entry {
+            s: c,
+            c: (sign * factor % p) as u32,
+        });
+        true
+    });
+    *vertices = verts;
+}
+
+/// The pivot of the working column with its coefficient (equal simplices
+/// summed mod p; zero sums dropped), taken out of the heap.
+fn pop_pivot_zp(heap: &mut BinaryHeap<Entry>, p: u64) -> Option<Entry> {
+    loop {
+        let top = heap.pop()?;
+        let mut c = top.c as u64;
+        while heap.peek().is_some_and(|e| e.s == top.s) {
+            c += heap.pop().expect("peeked").c as u64;
+        }
+        if c % p != 0 {
+            return Some(Entry {
+                s: top.s,
+                c: (c % p) as u32,
+            });
+        }
+    }
+}
+
+/// [`reduce`] over Z/p, p odd: serial, with coefficients, emergent pairs
+/// and clearing, no apparent pairs.
+fn reduce_zp(
+    cx: &Complex<'_>,
+    columns: &[Simplex],
+    dim: usize,
+    prev: &Pivots,
+    opts: &RipsOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> (Vec<Bar>, FxHashSet<u64>) {
+    let p = opts.modulus as u64;
+    let mut bars = Vec::new();
+    let mut pivot_of: FxHashMap<u64, (usize, u32)> = FxHashMap::default();
+    let mut v_cols: FxHashMap<usize, Vec<(Simplex, u32)>> = FxHashMap::default();
+    let mut heap: BinaryHeap<Entry> = BinaryHeap::new();
+    let mut vertices = Vec::with_capacity(dim + 2);
+    let mut scratch = Vec::with_capacity(dim + 3);
+    let mut v: Vec<(Simplex, u64)> = Vec::new();
+    for (j, &s) in columns.iter().enumerate() {
+        if j % 4096 == 0 {
+            progress(Progress {
+                dim,
+                stage: "reduction",
+                done: j as u64,
+                total: columns.len() as u64,
+            });
+        }
+        heap.clear();
+        v.clear();
+        // Coboundary of s, with the emergent-pair shortcut.
+        cx.vertices(s.idx, dim, &mut vertices);
+        let verts = vertices.clone();
+        let mut check = opts.emergent_pairs;
+        let mut emergent = None;
+        cx.for_each_cofacet(s, dim, &verts, false, |c, w| {
+            let below = verts.iter().filter(|&&u| u < w).count();
+            let e = Entry {
+                s: c,
+                c: if below % 2 == 1 { (p - 1) as u32 } else { 1 },
+            };
+            if check && c.diam == s.diam {
+                if !pivot_of.contains_key(&c.idx) {
+                    emergent = Some(e);
+                    return false;
+                }
+                check = false;
+            }
+            heap.push(e);
+            true
+        });
+        let mut pivot = match emergent {
+            Some(e) => Some(e),
+            None => pop_pivot_zp(&mut heap, p),
+        };
+        while let Some(pe) = pivot {
+            let Some(&(i, ci)) = pivot_of.get(&pe.s.idx) else {
+                break;
+            };
+            // Cancel the pivot: add f times column i, f = -c_j / c_i.
+            let f = (p - pe.c as u64 * inverse(ci as u64, p) % p) % p;
+            heap.push(pe);
+            push_coboundary_zp(cx, columns[i], dim, f, p, &mut vertices, &mut heap);
+            v.push((columns[i], f));
+            if let Some(vi) = v_cols.get(&i) {
+                for &(t, ct) in vi {
+                    let g = f * ct as u64 % p;
+                    push_coboundary_zp(cx, t, dim, g, p, &mut vertices, &mut heap);
+                    v.push((t, g));
+                }
+            }
+            pivot = pop_pivot_zp(&mut heap, p);
+        }
+        match pivot {
+            Some(pe) => {
+                pivot_of.insert(pe.s.idx, (j, pe.c));
+                if !v.is_empty() {
+                    v.sort_unstable_by_key(|e| e.0);
+                    let mut kept: Vec<(Simplex, u32)> = Vec::new();
+                    for &(t, c) in v.iter() {
+                        match kept.last_mut() {
+                            Some(last) if last.0 == t => last.1 = ((last.1 as u64 + c) % p) as u32,
+                            _ => kept.push((t, (c % p) as u32)),
+                        }
+                    }
+                    kept.retain(|e| e.1 != 0);
+                    if !kept.is_empty() {
+                        v_cols.insert(j, kept);
+                    }
+                }
+                if pe.s.diam != s.diam {
+                    cx.vertices(s.idx, dim, &mut vertices);
+                    let birth_edge = cx.diameter_edge(&vertices);
+                    cx.vertices(pe.s.idx, dim + 1, &mut vertices);
+                    let death_edge = cx.diameter_edge(&vertices);
+                    bars.push(Bar {
+                        birth: s.diameter() as f64,
+                        death: pe.s.diameter() as f64,
+                        birth_edge: Some(birth_edge),
+                        death_edge: Some(death_edge),
+                    });
+                }
+            }
+            None => {
+                cx.vertices(s.idx, dim, &mut vertices);
+                if opts.clearing || !prev.contains(cx, s, &vertices, &mut scratch) {
+                    bars.push(Bar {
+                        birth: s.diameter() as f64,
+                        death: f64::INFINITY,
+                        birth_edge: Some(cx.diameter_edge(&vertices)),
+                        death_edge: None,
+                    });
+                }
+            }
+        }
+    }
+    progress(Progress {
+        dim,
+        stage: "reduction",
+        done: columns.len() as u64,
+        total: columns.len() as u64,
+    });
+    (bars, pivot_of.into_keys().collect())
+}
+
 /// Takes the pivot of the working column out of the heap (Z/2: equal
 /// entries cancel in pairs). The working column is then the pivot plus what
 /// remains in the heap. The heap's floor stays at the pivot, so the pivot
@@ -1238,67 +1479,58 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    /// Persistence by brute force: every simplex listed with its vertices,
-    /// the boundary matrix over Z/2 reduced by the standard algorithm
-    /// (homology). Independent of the engine but for the distances.
+    /// Persistence by brute force over Z/2: see [`brute_force_mod`].
     fn brute_force(d: &DistanceMatrix, maxdim: usize, threshold: f32) -> Vec<Vec<(f64, f64)>> {
+        brute_force_mod(d, maxdim, threshold, 2)
+    }
+
+    /// Persistence by brute force: every simplex listed with its vertices,
+    /// the signed boundary matrix over Z/p reduced by the standard algorithm
+    /// (homology). Independent of the engine but for the distances.
+    fn brute_force_mod(
+        d: &DistanceMatrix,
+        maxdim: usize,
+        threshold: f32,
+        p: u64,
+    ) -> Vec<Vec<(f64, f64)>> {
         let n = d.len();
+        // All simplices up to maxdim + 1 within the threshold, as vertex
+        // lists in increasing order.
         let mut simplices: Vec<(f32, usize, Vec<usize>)> = Vec::new();
-        fn rec(
-            d: &DistanceMatrix,
-            n: usize,
-            maxk: usize,
-            cur: &mut Vec<usize>,
-            out: &mut Vec<(f32, usize, Vec<usize>)>,
-            thr: f32,
-        ) {
-            let start = cur.last().map_or(0, |&v| v + 1);
-            for v in start..n {
-                let diam = cur.iter().map(|&u| d.get(u, v)).fold(
-                    if cur.len() >= 2 {
-                        out.iter().rev().find(|s| s.2 == *cur).map_or(0.0, |s| s.0)
-                    } else {
-                        0.0
-                    },
-                    f32::max,
-                );
-                if diam > thr {
-                    continue;
-                }
-                cur.push(v);
-                out.push((diam, cur.len() - 1, cur.clone()));
-                if cur.len() < maxk {
-                    rec(d, n, maxk, cur, out, thr);
-                }
-                cur.pop();
-            }
-        }
-        rec(d, n, maxdim + 2, &mut Vec::new(), &mut simplices, threshold);
-        // Recompute diameters plainly (the recursion's shortcut is only a
-        // lower bound helper): max pairwise distance.
-        for s in &mut simplices {
-            let mut m = 0.0f32;
-            for a in 0..s.2.len() {
-                for b in a + 1..s.2.len() {
-                    m = m.max(d.get(s.2[a], s.2[b]));
+        let mut stack: Vec<Vec<usize>> = (0..n).map(|v| vec![v]).collect();
+        while let Some(s) = stack.pop() {
+            let mut diam = 0.0f32;
+            for a in 0..s.len() {
+                for b in a + 1..s.len() {
+                    diam = diam.max(d.get(s[a], s[b]));
                 }
             }
-            s.0 = m;
+            if diam > threshold {
+                continue;
+            }
+            if s.len() < maxdim + 2 {
+                for v in s[s.len() - 1] + 1..n {
+                    let mut t = s.clone();
+                    t.push(v);
+                    stack.push(t);
+                }
+            }
+            simplices.push((diam, s.len() - 1, s));
         }
-        simplices.retain(|s| s.0 <= threshold);
         simplices.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         let pos: std::collections::HashMap<Vec<usize>, usize> = simplices
             .iter()
             .enumerate()
             .map(|(i, s)| (s.2.clone(), i))
             .collect();
-        let mut cols: Vec<Vec<usize>> = simplices
+        // Columns: (row, coefficient) sorted by row; ∂[v0..vk] = Σ (-1)^i [.. v̂i ..].
+        let mut cols: Vec<Vec<(usize, u64)>> = simplices
             .iter()
             .map(|s| {
                 if s.2.len() < 2 {
                     return Vec::new();
                 }
-                let mut c: Vec<usize> = (0..s.2.len())
+                let mut c: Vec<(usize, u64)> = (0..s.2.len())
                     .map(|skip| {
                         let f: Vec<usize> =
                             s.2.iter()
@@ -1306,51 +1538,32 @@ mod tests {
                                 .filter(|(i, _)| *i != skip)
                                 .map(|(_, &v)| v)
                                 .collect();
-                        pos[&f]
+                        (pos[&f], if skip % 2 == 1 { p - 1 } else { 1 } % p)
                     })
                     .collect();
                 c.sort_unstable();
                 c
             })
             .collect();
+        let inv = |a: u64| inverse(a, p);
         let mut low_owner: std::collections::HashMap<usize, usize> =
             std::collections::HashMap::new();
         let mut dgm = vec![Vec::new(); maxdim + 1];
         let mut paired = vec![false; simplices.len()];
         for j in 0..cols.len() {
-            while let Some(&low) = cols[j].last() {
+            while let Some(&(low, cj)) = cols[j].last() {
                 let Some(&i) = low_owner.get(&low) else { break };
-                let other = cols[i].clone();
-                let mut merged = Vec::new();
-                let (mut a, mut b) = (0, 0);
-                while a < cols[j].len() || b < other.len() {
-                    match (cols[j].get(a), other.get(b)) {
-                        (Some(x), Some(y)) if x == y => {
-                            a += 1;
-                            b += 1;
-                        }
-                        (Some(x), Some(y)) if x < y => {
-                            merged.push(*x);
-                            a += 1;
-                        }
-                        (Some(_), Some(y)) => {
-                            merged.push(*y);
-                            b += 1;
-                        }
-                        (Some(x), None) => {
-                            merged.push(*x);
-                            a += 1;
-                        }
-                        (None, Some(y)) => {
-                            merged.push(*y);
-                            b += 1;
-                        }
-                        (None, None) => unreachable!(),
-                    }
+                let ci = cols[i].last().expect("owner has a pivot").1;
+                let f = (p - cj * inv(ci) % p) % p;
+                let mut merged: std::collections::BTreeMap<usize, u64> =
+                    cols[j].iter().copied().collect();
+                for &(r, c) in &cols[i] {
+                    let e = merged.entry(r).or_insert(0);
+                    *e = (*e + f * c) % p;
                 }
-                cols[j] = merged;
+                cols[j] = merged.into_iter().filter(|&(_, c)| c != 0).collect();
             }
-            if let Some(&low) = cols[j].last() {
+            if let Some(&(low, _)) = cols[j].last() {
                 low_owner.insert(low, j);
                 paired[low] = true;
                 paired[j] = true;
@@ -1369,6 +1582,48 @@ mod tests {
             d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
         }
         dgm
+    }
+
+    /// Z/p coefficients (p = 3, 5, 7) give the brute-force diagrams over Z/p,
+    /// with and without clearing and emergent pairs.
+    #[test]
+    fn zp_matches_brute_force() {
+        let mut rng = ChaCha8Rng::seed_from_u64(31);
+        for case in 0..80 {
+            let n = rng.random_range(3..=9);
+            let dims = rng.random_range(1..=4);
+            let d = random_cloud(&mut rng, n, dims, case % 3 == 0);
+            let p = [3u32, 5, 7][case % 3];
+            let maxdim = case % 3;
+            let opts = RipsOptions {
+                maxdim,
+                modulus: p,
+                clearing: case % 2 == 0,
+                emergent_pairs: case % 4 < 2,
+                ..Default::default()
+            };
+            let got = rips_persistence(&d, &opts).unwrap();
+            assert_eq!(got.coefficients, p);
+            assert_eq!(
+                values(&got),
+                brute_force_mod(&d, maxdim, got.threshold as f32, p as u64),
+                "case {case}: Z/{p}"
+            );
+        }
+        let d = random_cloud(&mut rng, 5, 2, false);
+        for bad in [0u32, 1, 4, 9, 70000] {
+            assert!(
+                rips_persistence(
+                    &d,
+                    &RipsOptions {
+                        modulus: bad,
+                        ..Default::default()
+                    }
+                )
+                .is_err(),
+                "modulus {bad}"
+            );
+        }
     }
 
     fn values(d: &Diagrams) -> Vec<Vec<(f64, f64)>> {
