@@ -222,6 +222,40 @@ impl Complex<'_> {
         }
     }
 
+    /// The bar of the pair (s, p): s a `dim`-simplex, p its pivot (a
+    /// `dim + 1`-simplex); `None` when it has zero persistence.
+    fn finite_bar(
+        &self,
+        s: Simplex,
+        p: Simplex,
+        dim: usize,
+        scratch: &mut Vec<usize>,
+    ) -> Option<Bar> {
+        if p.diam == s.diam {
+            return None;
+        }
+        self.vertices(s.idx, dim, scratch);
+        let birth_edge = self.diameter_edge(scratch);
+        self.vertices(p.idx, dim + 1, scratch);
+        let death_edge = self.diameter_edge(scratch);
+        Some(Bar {
+            birth: s.diameter() as f64,
+            death: p.diameter() as f64,
+            birth_edge: Some(birth_edge),
+            death_edge: Some(death_edge),
+        })
+    }
+
+    /// The essential bar born with s, whose `vertices` are given.
+    fn essential_bar(&self, s: Simplex, vertices: &[usize]) -> Bar {
+        Bar {
+            birth: s.diameter() as f64,
+            death: f64::INFINITY,
+            birth_edge: Some(self.diameter_edge(vertices)),
+            death_edge: None,
+        }
+    }
+
     /// The edge of largest length among `vertices` (ties: the largest edge
     /// index), as (i, j) with i > j.
     fn diameter_edge(&self, vertices: &[usize]) -> [usize; 2] {
@@ -1089,18 +1123,7 @@ fn reduce(
                     if !kept.is_empty() {
                         red.v_cols.insert(j, kept);
                     }
-                    if p.diam != s.diam {
-                        cx.vertices(s.idx, dim, &mut sc.vertices);
-                        let birth_edge = cx.diameter_edge(&sc.vertices);
-                        cx.vertices(p.idx, dim + 1, &mut sc.vertices);
-                        let death_edge = cx.diameter_edge(&sc.vertices);
-                        bars.push(Bar {
-                            birth: s.diameter() as f64,
-                            death: p.diameter() as f64,
-                            birth_edge: Some(birth_edge),
-                            death_edge: Some(death_edge),
-                        });
-                    }
+                    bars.extend(cx.finite_bar(s, p, dim, &mut sc.vertices));
                 }
                 None => {
                     // A cocycle that never dies: essential, unless s is
@@ -1108,12 +1131,7 @@ fn reduce(
                     // without clearing).
                     cx.vertices(s.idx, dim, &mut sc.vertices);
                     if opts.clearing || !prev.contains(cx, s, &sc.vertices, &mut sc.other) {
-                        bars.push(Bar {
-                            birth: s.diameter() as f64,
-                            death: f64::INFINITY,
-                            birth_edge: Some(cx.diameter_edge(&sc.vertices)),
-                            death_edge: None,
-                        });
+                        bars.push(cx.essential_bar(s, &sc.vertices));
                     }
                 }
             }
@@ -1336,28 +1354,12 @@ fn reduce_zp(
                         v_cols.insert(j, kept);
                     }
                 }
-                if pe.s.diam != s.diam {
-                    cx.vertices(s.idx, dim, &mut vertices);
-                    let birth_edge = cx.diameter_edge(&vertices);
-                    cx.vertices(pe.s.idx, dim + 1, &mut vertices);
-                    let death_edge = cx.diameter_edge(&vertices);
-                    bars.push(Bar {
-                        birth: s.diameter() as f64,
-                        death: pe.s.diameter() as f64,
-                        birth_edge: Some(birth_edge),
-                        death_edge: Some(death_edge),
-                    });
-                }
+                bars.extend(cx.finite_bar(s, pe.s, dim, &mut vertices));
             }
             None => {
                 cx.vertices(s.idx, dim, &mut vertices);
                 if opts.clearing || !prev.contains(cx, s, &vertices, &mut scratch) {
-                    bars.push(Bar {
-                        birth: s.diameter() as f64,
-                        death: f64::INFINITY,
-                        birth_edge: Some(cx.diameter_edge(&vertices)),
-                        death_edge: None,
-                    });
+                    bars.push(cx.essential_bar(s, &vertices));
                 }
             }
         }
