@@ -7,6 +7,7 @@
 //!   pair, Ripser's algorithm (cohomology, clearing, emergent pairs, implicit
 //!   coboundaries).
 
+pub mod diagram;
 pub mod distance;
 pub mod landmarks;
 pub mod rips;
