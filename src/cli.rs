@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, Config, LandmarkMethodName, Override, SynthKind};
+use crate::config::{
+    self, Config, EssentialName, GroundName, LandmarkMethodName, MetricName, Override, SynthKind,
+};
 use crate::error::Result;
 
 const LONG_ABOUT: &str = "\
@@ -59,6 +61,9 @@ pub enum Command {
     /// memory is estimated and a run over ph.memory_budget_gib is refused
     /// with the estimate. Under mpirun, rank 0 computes and writes.
     Ph(PhArgs),
+    /// Compare and summarise persistence diagrams (files of `tglml ph`).
+    #[command(subcommand)]
+    Diagram(DiagramCommand),
     /// Print versions, MPI ranks, threads and CUDA availability.
     ///
     /// Use it to check a cluster build: under `mpirun` or `srun` it shows how
@@ -169,6 +174,92 @@ impl SynthArgs {
         }
         if let Some(s) = self.seed {
             o.push(Override::flag("--seed", "synth.seed", int(s)));
+        }
+        o
+    }
+}
+
+/// `tglml diagram …`
+#[derive(Debug, Subcommand)]
+pub enum DiagramCommand {
+    /// The Wasserstein or bottleneck distance between the H_k diagrams of
+    /// two files.
+    ///
+    /// Exact: p-Wasserstein by an optimal assignment (points may go to the
+    /// diagonal), bottleneck by a search over candidate values with maximum
+    /// matchings, both in GUDHI's conventions (ground metric L∞ by default,
+    /// essential classes matched by sorted birth, +inf when their numbers
+    /// differ). Prints the value on stdout; `--out` also writes it with the
+    /// optimal matching (docs/hdf5.md).
+    Distance(DistanceArgs),
+}
+
+/// `tglml diagram distance`
+#[derive(Debug, Clone, Args)]
+pub struct DistanceArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// First diagram file (written by `tglml ph`).
+    #[arg(value_name = "A.h5")]
+    pub a: PathBuf,
+
+    /// Second diagram file.
+    #[arg(value_name = "B.h5")]
+    pub b: PathBuf,
+
+    /// Homology dimension to compare.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub dim: usize,
+
+    /// Distance (key diagram.metric).
+    #[arg(long, value_enum)]
+    pub metric: Option<MetricName>,
+
+    /// Wasserstein order (key diagram.p).
+    #[arg(long, value_name = "P")]
+    pub p: Option<f64>,
+
+    /// Ground metric between points (key diagram.ground).
+    #[arg(long, value_enum)]
+    pub ground: Option<GroundName>,
+
+    /// Essential classes: match or ignore (key diagram.essential).
+    #[arg(long, value_enum)]
+    pub essential: Option<EssentialName>,
+
+    /// Also write the value and the optimal matching to this HDF5 file.
+    #[arg(long, value_name = "FILE.h5")]
+    pub out: Option<PathBuf>,
+}
+
+impl DistanceArgs {
+    /// The named options as configuration overrides.
+    pub fn flags(&self) -> Vec<Override> {
+        let mut o = Vec::new();
+        if let Some(m) = self.metric {
+            let name = match m {
+                MetricName::Wasserstein => "wasserstein",
+                MetricName::Bottleneck => "bottleneck",
+            };
+            o.push(Override::flag("--metric", "diagram.metric", name));
+        }
+        if let Some(p) = self.p {
+            o.push(Override::flag("--p", "diagram.p", p));
+        }
+        if let Some(g) = self.ground {
+            let name = match g {
+                GroundName::Linf => "linf",
+                GroundName::L2 => "l2",
+            };
+            o.push(Override::flag("--ground", "diagram.ground", name));
+        }
+        if let Some(e) = self.essential {
+            let name = match e {
+                EssentialName::Match => "match",
+                EssentialName::Ignore => "ignore",
+            };
+            o.push(Override::flag("--essential", "diagram.essential", name));
         }
         o
     }

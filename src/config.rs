@@ -32,6 +32,48 @@ pub struct Config {
     pub synth: SynthConfig,
     /// `tglml ph`.
     pub ph: PhConfig,
+    /// `tglml diagram`.
+    pub diagram: DiagramConfig,
+}
+
+/// `[diagram]`: distances between persistence diagrams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiagramConfig {
+    pub metric: MetricName,
+    pub p: f64,
+    pub ground: GroundName,
+    pub essential: EssentialName,
+}
+
+/// `diagram.metric`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetricName {
+    /// The p-Wasserstein distance.
+    Wasserstein,
+    /// The bottleneck distance.
+    Bottleneck,
+}
+
+/// `diagram.ground`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroundName {
+    /// max(|Δbirth|, |Δdeath|).
+    Linf,
+    /// Euclidean.
+    L2,
+}
+
+/// `diagram.essential`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum EssentialName {
+    /// Matched among themselves; inf when the counts differ.
+    Match,
+    /// Left out.
+    Ignore,
 }
 
 /// `[run]`: process-level settings.
@@ -535,6 +577,12 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
         return Err(fail(
             "ph.coefficients",
             format!("must be a prime below 65536, got {}", p.coefficients),
+        ));
+    }
+    if !(c.diagram.p.is_finite() && c.diagram.p >= 1.0) {
+        return Err(fail(
+            "diagram.p",
+            format!("must be a finite number >= 1, got {}", c.diagram.p),
         ));
     }
     if let Threshold::Value(t) = p.threshold {

@@ -3,13 +3,14 @@
 //! Errors that can differ between ranks pass through [`Comm::agree`] so that
 //! every rank stops together and rank 0 can report the cause once.
 
+mod diagram;
 mod info;
 mod ph;
 mod synth;
 
 use std::path::Path;
 
-use crate::cli::{Cli, Command, CommonArgs, DataCommand};
+use crate::cli::{Cli, Command, CommonArgs, DataCommand, DiagramCommand};
 use crate::config::{Config, Override};
 use crate::dist::Comm;
 use crate::error::Result;
@@ -32,6 +33,20 @@ pub fn run(cli: Cli, comm: &Comm) -> Result<()> {
                 return Ok(());
             };
             ph::run(comm, &setup, &args)
+        }
+        Command::Diagram(DiagramCommand::Distance(args)) => {
+            let flags = args.flags();
+            let Some(setup) = prepare(
+                comm,
+                &args.common,
+                flags,
+                "diagram distance",
+                args.out.as_deref(),
+            )?
+            else {
+                return Ok(());
+            };
+            diagram::distance(comm, &setup, &args)
         }
         Command::Info(common) => {
             let Some(setup) = prepare(comm, &common, Vec::new(), "info", None)? else {

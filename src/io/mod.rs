@@ -7,6 +7,8 @@
 //! `git_revision`, `command`, `config` (the effective configuration as TOML
 //! text), `n_ranks` and `threads_per_rank`.
 
+pub mod diagrams;
+
 use std::path::{Path, PathBuf};
 
 use hdf5::types::{H5Type, VarLenUnicode};
