@@ -11,6 +11,7 @@ pub mod diagram;
 pub mod distance;
 pub mod landmarks;
 pub mod rips;
+pub mod summaries;
 
 pub use distance::DistanceMatrix;
 pub use rips::{
