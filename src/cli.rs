@@ -192,6 +192,65 @@ pub enum DiagramCommand {
     /// differ). Prints the value on stdout; `--out` also writes it with the
     /// optimal matching (docs/hdf5.md).
     Distance(DistanceArgs),
+    /// Landscapes, Betti curves, persistence images, total persistence and
+    /// entropy of every diagram of a file, each curve stored with its grid.
+    ///
+    /// Landscapes are the usual ones (GUDHI's `Landscape` is √2 times
+    /// them); Betti curves count bars with birth ≤ t < death; images follow
+    /// gudhi.representations.PersistenceImage with persistence weighting.
+    /// Layout: docs/hdf5.md.
+    Summarize(SummarizeArgs),
+}
+
+/// `tglml diagram summarize`
+#[derive(Debug, Clone, Args)]
+pub struct SummarizeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Diagram file (written by `tglml ph`).
+    #[arg(value_name = "IN.h5")]
+    pub input: PathBuf,
+
+    /// Landscape levels K (key summary.landscapes; 0 = none).
+    #[arg(long, value_name = "K")]
+    pub landscapes: Option<u64>,
+
+    /// Compute Betti curves (key summary.betti).
+    #[arg(long)]
+    pub betti: bool,
+
+    /// Compute persistence images (key summary.image).
+    #[arg(long)]
+    pub image: bool,
+
+    /// Grid points of landscapes and Betti curves (key summary.resolution).
+    #[arg(long, value_name = "R")]
+    pub resolution: Option<u64>,
+
+    /// Output HDF5 file.
+    #[arg(long, value_name = "OUT.h5", default_value = "output/summary.h5")]
+    pub out: PathBuf,
+}
+
+impl SummarizeArgs {
+    /// The named options as configuration overrides.
+    pub fn flags(&self) -> Vec<Override> {
+        let mut o = Vec::new();
+        if let Some(k) = self.landscapes {
+            o.push(Override::flag("--landscapes", "summary.landscapes", int(k)));
+        }
+        if self.betti {
+            o.push(Override::flag("--betti", "summary.betti", true));
+        }
+        if self.image {
+            o.push(Override::flag("--image", "summary.image", true));
+        }
+        if let Some(r) = self.resolution {
+            o.push(Override::flag("--resolution", "summary.resolution", int(r)));
+        }
+        o
+    }
 }
 
 /// `tglml diagram distance`

@@ -34,6 +34,20 @@ pub struct Config {
     pub ph: PhConfig,
     /// `tglml diagram`.
     pub diagram: DiagramConfig,
+    /// `tglml diagram summarize`.
+    pub summary: SummaryConfig,
+}
+
+/// `[summary]`: vectorisations of diagrams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryConfig {
+    pub landscapes: usize,
+    pub resolution: usize,
+    pub betti: bool,
+    pub image: bool,
+    pub image_resolution: usize,
+    pub image_bandwidth: f64,
 }
 
 /// `[diagram]`: distances between persistence diagrams.
@@ -577,6 +591,17 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
         return Err(fail(
             "ph.coefficients",
             format!("must be a prime below 65536, got {}", p.coefficients),
+        ));
+    }
+    at_least("summary.resolution", c.summary.resolution, 2)?;
+    at_least("summary.image_resolution", c.summary.image_resolution, 2)?;
+    if !(c.summary.image_bandwidth.is_finite() && c.summary.image_bandwidth >= 0.0) {
+        return Err(fail(
+            "summary.image_bandwidth",
+            format!(
+                "must be a finite number >= 0, got {}",
+                c.summary.image_bandwidth
+            ),
         ));
     }
     if !(c.diagram.p.is_finite() && c.diagram.p >= 1.0) {

@@ -135,3 +135,54 @@ fn bad_diagrams_are_named_with_file_and_dataset() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn summarize_writes_every_curve_with_its_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let pts = [[0.0, 1.0], [0.25, 0.75], [0.5, 2.0], [0.0, f64::INFINITY]];
+    let input = diagram_file(dir.path(), "in.h5", &pts, 1);
+    let out = dir.path().join("s.h5");
+    let o = mpirun(
+        2,
+        &[
+            "diagram",
+            "summarize",
+            path_str(&input),
+            "--landscapes",
+            "2",
+            "--resolution",
+            "9",
+            "--out",
+            path_str(&out),
+        ],
+    );
+    ok(&o);
+    let f = hdf5::File::open(&out).unwrap();
+    let grid: Vec<f64> = f
+        .dataset("dim1/landscapes_grid")
+        .unwrap()
+        .read_raw()
+        .unwrap();
+    assert_eq!(
+        grid,
+        vec![0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0],
+        "from the smallest birth to the largest finite death"
+    );
+    let l: ndarray::Array2<f64> = f.dataset("dim1/landscapes").unwrap().read_2d().unwrap();
+    // λ1 at t = 0.5: max(tent(0,1) = 0.5, tent(.25,.75) = 0.25, tent(.5,2) = 0) = 0.5; λ2 = 0.25.
+    assert_eq!((l[(0, 2)], l[(1, 2)]), (0.5, 0.25));
+    // λ1 at t = 1.25: only (0.5, 2): min(0.75, 0.75) = 0.75.
+    assert_eq!(l[(0, 5)], 0.75);
+    let betti: Vec<f64> = f.dataset("dim1/betti").unwrap().read_raw().unwrap();
+    // t = 0.5: [0,1), [.25,.75), [.5,2), [0,inf) are alive; t = 0.75: [.25,.75) has died.
+    assert_eq!(betti, vec![2.0, 3.0, 4.0, 3.0, 2.0, 2.0, 2.0, 2.0, 1.0]);
+    let img = f.dataset("dim1/image").unwrap();
+    assert_eq!(img.shape(), vec![20, 20]);
+    let g = f.group("dim1").unwrap();
+    let tp: f64 = g
+        .attr("total_persistence_1")
+        .unwrap()
+        .read_scalar()
+        .unwrap();
+    assert_eq!(tp, 1.0 + 0.5 + 1.5);
+}

@@ -4,13 +4,16 @@
 use ndarray::Array2;
 
 use super::Setup;
-use crate::cli::DistanceArgs;
+use crate::cli::{DistanceArgs, SummarizeArgs};
 use crate::config::{EssentialName, GroundName, MetricName};
 use crate::dist::Comm;
 use crate::error::Result;
 use crate::io::diagrams::read_diagram;
 use crate::io::{H5Writer, Stamp};
 use crate::topology::diagram::{bottleneck, wasserstein, Essential, Ground, Matching};
+use crate::topology::summaries::{
+    betti_curve, entropy, grid, landscapes_sampled, persistence_image, total_persistence, ImageSpec,
+};
 
 pub fn distance(comm: &Comm, setup: &Setup, args: &DistanceArgs) -> Result<()> {
     let outcome = if comm.is_root() {
@@ -85,4 +88,125 @@ fn write(out: &std::path::Path, stamp: &Stamp, args: &DistanceArgs, m: &Matching
     w.dataset("/matching", &pairs)?;
     w.commit()?;
     Ok(())
+}
+
+pub fn summarize(comm: &Comm, setup: &Setup, args: &SummarizeArgs) -> Result<()> {
+    let outcome = if comm.is_root() {
+        summarize_and_write(setup, args).map(Some)
+    } else {
+        Ok(None)
+    };
+    if let Some(msg) = comm.agree(outcome)? {
+        eprintln!("{msg}");
+    }
+    Ok(())
+}
+
+fn summarize_and_write(setup: &Setup, args: &SummarizeArgs) -> Result<String> {
+    let cfg = &setup.config.summary;
+    let f = hdf5::File::open(&args.input)
+        .map_err(|e| crate::Error::hdf5(&args.input, "opening the file", e))?;
+    let mut dims: Vec<usize> = f
+        .group("diagrams")
+        .and_then(|g| g.member_names())
+        .map_err(|e| crate::Error::hdf5(&args.input, "group /diagrams", e))?
+        .iter()
+        .filter_map(|n| n.strip_prefix("dim").and_then(|k| k.parse().ok()))
+        .collect();
+    dims.sort_unstable();
+    drop(f);
+    let stamp = Stamp {
+        command: setup.command.to_string(),
+        config_toml: setup.config.to_toml(),
+        n_ranks: 1,
+        threads_per_rank: setup.threads,
+    };
+    // Read and check everything before creating the output.
+    let diagrams: Vec<(usize, Vec<(f64, f64)>)> = dims
+        .iter()
+        .map(|&k| read_diagram(&args.input, k).map(|d| (k, d)))
+        .collect::<Result<_>>()?;
+    let w = H5Writer::create(&args.out, &stamp)?;
+    w.attr_str("/", "input", &args.input.display().to_string())?;
+    for (k, pts) in &diagrams {
+        let g = format!("/dim{k}");
+        let finite: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.1.is_finite()).collect();
+        let lo = pts.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+        let hi = finite.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi > lo {
+            (lo, hi)
+        } else {
+            (0.0, 1.0)
+        };
+        let t = grid(lo, hi, cfg.resolution);
+        if cfg.landscapes > 0 {
+            let l = landscapes_sampled(pts, cfg.landscapes, &t);
+            let arr = Array2::from_shape_vec((cfg.landscapes, t.len()), l.concat())
+                .map_err(|e| crate::Error::invalid("landscapes", e.to_string()))?;
+            w.dataset(&format!("{g}/landscapes"), &arr)?;
+            w.dataset(
+                &format!("{g}/landscapes_grid"),
+                &ndarray::Array1::from_vec(t.clone()),
+            )?;
+        }
+        if cfg.betti {
+            w.dataset(
+                &format!("{g}/betti"),
+                &ndarray::Array1::from_vec(betti_curve(pts, &t)),
+            )?;
+            w.dataset(
+                &format!("{g}/betti_grid"),
+                &ndarray::Array1::from_vec(t.clone()),
+            )?;
+        }
+        if cfg.image {
+            let blo = finite.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+            let bhi = finite.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+            let pmax = finite.iter().map(|p| p.1 - p.0).fold(0.0, f64::max);
+            let (blo, bhi) = match (blo.is_finite(), bhi > blo) {
+                (true, true) => (blo, bhi),
+                (true, false) => (blo - 0.5, blo + 0.5), // all births equal
+                (false, _) => (0.0, 1.0),                // no finite bar
+            };
+            let pmax = if pmax > 0.0 { pmax } else { 1.0 };
+            let bandwidth = if cfg.image_bandwidth > 0.0 {
+                cfg.image_bandwidth
+            } else {
+                pmax / cfg.image_resolution as f64
+            };
+            let r = cfg.image_resolution;
+            let spec = ImageSpec {
+                bandwidth,
+                resolution: (r, r),
+                range: (blo, bhi, 0.0, pmax),
+            };
+            let img = Array2::from_shape_vec((r, r), persistence_image(pts, &spec))
+                .map_err(|e| crate::Error::invalid("image", e.to_string()))?;
+            w.dataset(&format!("{g}/image"), &img)?;
+            w.dataset(
+                &format!("{g}/image_birth_grid"),
+                &ndarray::Array1::from_vec(grid(blo, bhi, r)),
+            )?;
+            w.dataset(
+                &format!("{g}/image_persistence_grid"),
+                &ndarray::Array1::from_vec(grid(0.0, pmax, r)),
+            )?;
+            w.attr_f64(&format!("{g}/image"), "bandwidth", bandwidth)?;
+        }
+        if !w.file().link_exists(&g) {
+            w.file()
+                .create_group(&g)
+                .map_err(|e| crate::Error::hdf5(&args.out, g.clone(), e))?;
+        }
+        w.attr_u64(&g, "n_bars", pts.len() as u64)?;
+        w.attr_f64(&g, "total_persistence_1", total_persistence(pts, 1.0))?;
+        w.attr_f64(&g, "total_persistence_2", total_persistence(pts, 2.0))?;
+        w.attr_f64(&g, "entropy", entropy(pts))?;
+    }
+    let path = w.commit()?;
+    Ok(format!(
+        "wrote {}: summaries of H{:?}",
+        path.display(),
+        dims
+    ))
 }

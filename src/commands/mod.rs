@@ -48,6 +48,20 @@ pub fn run(cli: Cli, comm: &Comm) -> Result<()> {
             };
             diagram::distance(comm, &setup, &args)
         }
+        Command::Diagram(DiagramCommand::Summarize(args)) => {
+            let flags = args.flags();
+            let Some(setup) = prepare(
+                comm,
+                &args.common,
+                flags,
+                "diagram summarize",
+                Some(&args.out),
+            )?
+            else {
+                return Ok(());
+            };
+            diagram::summarize(comm, &setup, &args)
+        }
         Command::Info(common) => {
             let Some(setup) = prepare(comm, &common, Vec::new(), "info", None)? else {
                 return Ok(());
