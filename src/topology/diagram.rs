@@ -167,17 +167,30 @@ pub fn wasserstein(
     let (n, m) = (fa.len(), fb.len());
     let size = n + m;
     if size > 0 {
-        let da: Vec<f64> = fa
-            .iter()
-            .map(|&i| ground.to_diagonal(a[i]).powf(p))
-            .collect();
-        let db: Vec<f64> = fb
-            .iter()
-            .map(|&j| ground.to_diagonal(b[j]).powf(p))
-            .collect();
+        let pow = |x: f64| -> f64 {
+            if p == 1.0 {
+                x
+            } else if p == 2.0 {
+                x * x
+            } else {
+                x.powf(p)
+            }
+        };
+        let da: Vec<f64> = fa.iter().map(|&i| pow(ground.to_diagonal(a[i]))).collect();
+        let db: Vec<f64> = fb.iter().map(|&j| pow(ground.to_diagonal(b[j]))).collect();
+        // The point-to-point block, precomputed while it fits in 256 MiB.
+        let block: Option<Vec<f64>> = (n * m <= 1 << 25).then(|| {
+            fa.iter()
+                .flat_map(|&i| fb.iter().map(move |&j| (i, j)))
+                .map(|(i, j)| pow(ground.dist(a[i], b[j])))
+                .collect()
+        });
         let cost = |r: usize, c: usize| -> f64 {
             match (r < n, c < m) {
-                (true, true) => ground.dist(a[fa[r]], b[fb[c]]).powf(p),
+                (true, true) => match &block {
+                    Some(bl) => bl[r * m + c],
+                    None => pow(ground.dist(a[fa[r]], b[fb[c]])),
+                },
                 (true, false) => da[r],
                 (false, true) => db[c],
                 (false, false) => 0.0,
