@@ -196,7 +196,14 @@ pub fn wasserstein(
                 (false, false) => 0.0,
             }
         };
-        let assignment = hungarian(size, cost);
+        // The whole matrix, row-major, while it fits in 128 MiB: the
+        // assignment's inner loop is then a plain array scan.
+        let full: Option<Vec<f64>> =
+            (size <= 4096).then(|| (0..size * size).map(|k| cost(k / size, k % size)).collect());
+        let assignment = match &full {
+            Some(f) => hungarian(size, |r, c| f[r * size + c]),
+            None => hungarian(size, cost),
+        };
         for (r, &c) in assignment.iter().enumerate() {
             total += cost(r, c);
             match (r < n, c < m) {
