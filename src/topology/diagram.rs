@@ -161,9 +161,7 @@ pub fn wasserstein(
         pairs.extend(ep);
         total += costs.iter().map(|c| c.powf(p)).sum::<f64>();
     }
-    // Finite parts: an assignment problem on n + m rows and columns. Row i
-    // < n is a_i, row n + k a diagonal slot for b; column j < m is b_j,
-    // column m + k a diagonal slot for a.
+    // Finite parts: a min-cost flow between the points and the diagonal.
     let (n, m) = (fa.len(), fb.len());
     let size = n + m;
     if size > 0 {
@@ -178,39 +176,26 @@ pub fn wasserstein(
         };
         let da: Vec<f64> = fa.iter().map(|&i| pow(ground.to_diagonal(a[i]))).collect();
         let db: Vec<f64> = fb.iter().map(|&j| pow(ground.to_diagonal(b[j]))).collect();
-        // The point-to-point block, precomputed while it fits in 256 MiB.
-        let block: Option<Vec<f64>> = (n * m <= 1 << 25).then(|| {
-            fa.iter()
-                .flat_map(|&i| fb.iter().map(move |&j| (i, j)))
-                .map(|(i, j)| pow(ground.dist(a[i], b[j])))
-                .collect()
-        });
-        let cost = |r: usize, c: usize| -> f64 {
-            match (r < n, c < m) {
-                (true, true) => match &block {
-                    Some(bl) => bl[r * m + c],
-                    None => pow(ground.dist(a[fa[r]], b[fb[c]])),
-                },
-                (true, false) => da[r],
-                (false, true) => db[c],
-                (false, false) => 0.0,
+        let pair = |r: usize, c: usize| pow(ground.dist(a[fa[r]], b[fb[c]]));
+        let partner = min_cost_matching(n, m, pair, &da, &db);
+        let mut used_b = vec![false; m];
+        for (r, &c) in partner.iter().enumerate() {
+            match c {
+                Some(c) => {
+                    used_b[c] = true;
+                    total += pair(r, c);
+                    pairs.push((Some(fa[r]), Some(fb[c])));
+                }
+                None => {
+                    total += da[r];
+                    pairs.push((Some(fa[r]), None));
+                }
             }
-        };
-        // The whole matrix, row-major, while it fits in 128 MiB: the
-        // assignment's inner loop is then a plain array scan.
-        let full: Option<Vec<f64>> =
-            (size <= 4096).then(|| (0..size * size).map(|k| cost(k / size, k % size)).collect());
-        let assignment = match &full {
-            Some(f) => hungarian(size, |r, c| f[r * size + c]),
-            None => hungarian(size, cost),
-        };
-        for (r, &c) in assignment.iter().enumerate() {
-            total += cost(r, c);
-            match (r < n, c < m) {
-                (true, true) => pairs.push((Some(fa[r]), Some(fb[c]))),
-                (true, false) => pairs.push((Some(fa[r]), None)),
-                (false, true) => pairs.push((None, Some(fb[c]))),
-                (false, false) => {}
+        }
+        for (c, used) in used_b.iter().enumerate() {
+            if !used {
+                total += db[c];
+                pairs.push((None, Some(fb[c])));
             }
         }
     }
@@ -220,67 +205,137 @@ pub fn wasserstein(
     })
 }
 
-/// Minimum-cost perfect assignment of a `size` × `size` cost matrix given
-/// by `cost(row, column)`: the column of every row. Kuhn–Munkres with
-/// potentials and shortest augmenting paths, O(size³).
-fn hungarian(size: usize, cost: impl Fn(usize, usize) -> f64) -> Vec<usize> {
-    // 1-based arrays as in the classical formulation; index 0 is a sentinel.
-    let mut u = vec![0.0f64; size + 1];
-    let mut v = vec![0.0f64; size + 1];
-    let mut way = vec![0usize; size + 1];
-    let mut row_of = vec![0usize; size + 1]; // row_of[column]
-    let mut minv = vec![f64::INFINITY; size + 1];
-    let mut used = vec![false; size + 1];
-    for i in 1..=size {
-        row_of[0] = i;
-        let mut j0 = 0usize;
-        minv.fill(f64::INFINITY);
-        used.fill(false);
-        loop {
-            used[j0] = true;
-            let i0 = row_of[j0];
-            let mut delta = f64::INFINITY;
-            let mut j1 = 0usize;
-            for j in 1..=size {
-                if !used[j] {
-                    let cur = cost(i0 - 1, j - 1) - u[i0] - v[j];
-                    if cur < minv[j] {
-                        minv[j] = cur;
-                        way[j] = j0;
-                    }
-                    if minv[j] < delta {
-                        delta = minv[j];
-                        j1 = j;
-                    }
-                }
-            }
-            for j in 0..=size {
-                if used[j] {
-                    u[row_of[j]] += delta;
-                    v[j] -= delta;
-                } else {
-                    minv[j] -= delta;
-                }
-            }
-            j0 = j1;
-            if row_of[j0] == 0 {
-                break;
-            }
-        }
-        loop {
-            let j1 = way[j0];
-            row_of[j0] = row_of[j1];
-            j0 = j1;
-            if j0 == 0 {
-                break;
+/// Min-cost flow on the compact network of the finite parts: source → a_i
+/// (1) → b_j (1) → sink, a_i → Δ_B (to the diagonal), Δ_A → b_j (from the
+/// diagonal), Δ_A → Δ_B (free). Edges a_i → b_j are kept only where
+/// d(a_i, b_j)^p ≤ δ(a_i)^p + δ(b_j)^p: in an optimal matching any other
+/// pair is beaten by sending both points to the diagonal. Successive
+/// shortest paths with Dijkstra on reduced costs; returns for every a_i its
+/// partner (`Some(j)` or `None` for the diagonal) and for every b_j whether
+/// it went to the diagonal.
+fn min_cost_matching(
+    n: usize,
+    m: usize,
+    pair_cost: impl Fn(usize, usize) -> f64,
+    da: &[f64],
+    db: &[f64],
+) -> Vec<Option<usize>> {
+    // Nodes: 0 source, 1..=n a, n+1..=n+m b, n+m+1 Δ_A, n+m+2 Δ_B, n+m+3 sink.
+    let (src, dga, dgb, sink) = (0, n + m + 1, n + m + 2, n + m + 3);
+    let nodes = n + m + 4;
+    struct E {
+        to: usize,
+        cap: i64,
+        cost: f64,
+    }
+    let mut edges: Vec<E> = Vec::new();
+    let mut adj: Vec<Vec<usize>> = vec![Vec::new(); nodes];
+    let add =
+        |edges: &mut Vec<E>, adj: &mut Vec<Vec<usize>>, u: usize, v: usize, cap: i64, cost: f64| {
+            adj[u].push(edges.len());
+            edges.push(E { to: v, cap, cost });
+            adj[v].push(edges.len());
+            edges.push(E {
+                to: u,
+                cap: 0,
+                cost: -cost,
+            });
+        };
+    for i in 0..n {
+        add(&mut edges, &mut adj, src, 1 + i, 1, 0.0);
+        add(&mut edges, &mut adj, 1 + i, dgb, 1, da[i]);
+        for j in 0..m {
+            let c = pair_cost(i, j);
+            if c <= da[i] + db[j] {
+                add(&mut edges, &mut adj, 1 + i, 1 + n + j, 1, c);
             }
         }
     }
-    let mut column_of = vec![0usize; size];
-    for j in 1..=size {
-        column_of[row_of[j] - 1] = j - 1;
+    add(&mut edges, &mut adj, src, dga, m as i64, 0.0);
+    for j in 0..m {
+        add(&mut edges, &mut adj, dga, 1 + n + j, 1, db[j]);
+        add(&mut edges, &mut adj, 1 + n + j, sink, 1, 0.0);
     }
-    column_of
+    add(&mut edges, &mut adj, dga, dgb, n.min(m) as i64, 0.0);
+    add(&mut edges, &mut adj, dgb, sink, n as i64, 0.0);
+
+    let mut pot = vec![0.0f64; nodes];
+    let mut dist = vec![f64::INFINITY; nodes];
+    let mut prev_edge = vec![usize::MAX; nodes];
+    let mut heap = std::collections::BinaryHeap::new();
+    let mut flow = 0usize;
+    let need = n + m;
+    while flow < need {
+        dist.fill(f64::INFINITY);
+        prev_edge.fill(usize::MAX);
+        dist[src] = 0.0;
+        heap.push((std::cmp::Reverse(OrdF64(0.0)), src));
+        while let Some((std::cmp::Reverse(OrdF64(d)), u)) = heap.pop() {
+            if d > dist[u] {
+                continue;
+            }
+            for &e in &adj[u] {
+                let ed = &edges[e];
+                if ed.cap <= 0 {
+                    continue;
+                }
+                // Reduced costs are ≥ 0 up to rounding: clamp.
+                let nd = d + (ed.cost + pot[u] - pot[ed.to]).max(0.0);
+                if nd < dist[ed.to] {
+                    dist[ed.to] = nd;
+                    prev_edge[ed.to] = e;
+                    heap.push((std::cmp::Reverse(OrdF64(nd)), ed.to));
+                }
+            }
+        }
+        if !dist[sink].is_finite() {
+            break;
+        }
+        let reach = dist[sink];
+        for v in 0..nodes {
+            pot[v] += dist[v].min(reach);
+        }
+        // Bottleneck capacity along the path.
+        let mut push = i64::MAX;
+        let mut v = sink;
+        while v != src {
+            let e = prev_edge[v];
+            push = push.min(edges[e].cap);
+            v = edges[e ^ 1].to;
+        }
+        let mut v = sink;
+        while v != src {
+            let e = prev_edge[v];
+            edges[e].cap -= push;
+            edges[e ^ 1].cap += push;
+            v = edges[e ^ 1].to;
+        }
+        flow += push as usize;
+    }
+    // Read the matching: a_i's saturated edge to some b_j.
+    (0..n)
+        .map(|i| {
+            adj[1 + i].iter().find_map(|&e| {
+                let ed = &edges[e];
+                (e % 2 == 0 && ed.cap == 0 && ed.to > n && ed.to <= n + m).then(|| ed.to - 1 - n)
+            })
+        })
+        .collect()
+}
+
+/// f64 with a total order for the heap.
+#[derive(Clone, Copy, PartialEq)]
+struct OrdF64(f64);
+impl Eq for OrdF64 {}
+impl PartialOrd for OrdF64 {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for OrdF64 {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0)
+    }
 }
 
 /// The exact bottleneck distance and an optimal matching.
