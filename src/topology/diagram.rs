@@ -241,19 +241,19 @@ fn min_cost_matching(
                 cost: -cost,
             });
         };
-    for i in 0..n {
+    for (i, &di) in da.iter().enumerate() {
         add(&mut edges, &mut adj, src, 1 + i, 1, 0.0);
-        add(&mut edges, &mut adj, 1 + i, dgb, 1, da[i]);
-        for j in 0..m {
+        add(&mut edges, &mut adj, 1 + i, dgb, 1, di);
+        for (j, &dj) in db.iter().enumerate() {
             let c = pair_cost(i, j);
-            if c <= da[i] + db[j] {
+            if c <= di + dj {
                 add(&mut edges, &mut adj, 1 + i, 1 + n + j, 1, c);
             }
         }
     }
     add(&mut edges, &mut adj, src, dga, m as i64, 0.0);
-    for j in 0..m {
-        add(&mut edges, &mut adj, dga, 1 + n + j, 1, db[j]);
+    for (j, &dj) in db.iter().enumerate() {
+        add(&mut edges, &mut adj, dga, 1 + n + j, 1, dj);
         add(&mut edges, &mut adj, 1 + n + j, sink, 1, 0.0);
     }
     add(&mut edges, &mut adj, dga, dgb, n.min(m) as i64, 0.0);
