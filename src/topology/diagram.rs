@@ -269,10 +269,16 @@ fn min_cost_matching(
         dist.fill(f64::INFINITY);
         prev_edge.fill(usize::MAX);
         dist[src] = 0.0;
+        heap.clear();
         heap.push((std::cmp::Reverse(OrdF64(0.0)), src));
         while let Some((std::cmp::Reverse(OrdF64(d)), u)) = heap.pop() {
             if d > dist[u] {
                 continue;
+            }
+            // Every node nearer than the sink is final: stop (the potential
+            // update below caps the others at the sink's distance).
+            if u == sink {
+                break;
             }
             for &e in &adj[u] {
                 let ed = &edges[e];
