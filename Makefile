@@ -2,6 +2,7 @@
 #   make run    set up (once), build, and run the main job on the built-in defaults
 #   make test   set up (once), build, lint, and run the whole test suite
 #   make bench-ph  Rips persistence benchmark vs Ripser and giotto-ph (benches/ph/README.md)
+#   make bench-diagrams  diagram distances benchmark vs GUDHI, POT and persim (benches/diagrams/README.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -11,15 +12,16 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
 TGLML := target/release/tglml
 OUT ?= output
-# The benchmark's Python environment (scripts/setup-bench.sh) and extra
-# arguments for benches/ph/run.py (e.g. BENCH_ARGS=--quick).
+# The benchmarks' Python environment (scripts/setup-bench.sh) and extra
+# arguments for benches/ph/run.py or benches/diagrams/run.py (e.g.
+# BENCH_ARGS=--quick).
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test lint test-unit help bench-ph
+.PHONY: setup build run test lint test-unit help bench-ph bench-diagrams
 
 help:
-	@sed -n '2,4p' Makefile
+	@sed -n '2,5p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -50,3 +52,11 @@ bench-ph:
 	@cargo bench --bench ph --no-run
 	@echo "== Rips persistence: TGLML vs Ripser vs giotto-ph (benches/ph/run.py $(BENCH_ARGS))"
 	@$(BENCH_PY) benches/ph/run.py $(BENCH_ARGS)
+
+bench-diagrams:
+	@echo "== benchmark environment (scripts/setup-bench.sh)"
+	@bash scripts/setup-bench.sh
+	@echo "== cargo bench --bench diagrams --no-run"
+	@cargo bench --bench diagrams --no-run
+	@echo "== diagram distances: TGLML vs GUDHI vs POT vs persim (benches/diagrams/run.py $(BENCH_ARGS))"
+	@$(BENCH_PY) benches/diagrams/run.py $(BENCH_ARGS)

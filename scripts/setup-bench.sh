@@ -1,30 +1,42 @@
 #!/usr/bin/env bash
 # TGLML benchmark setup: the Python environment that `make bench-ph` runs
-# Ripser and giotto-ph in (benches/ph/README.md). Idempotent: a second run
-# only checks.
+# Ripser and giotto-ph in (benches/ph/README.md) and that `make
+# bench-diagrams` runs GUDHI, POT and persim in (benches/diagrams/README.md).
+# Idempotent: a second run only checks.
 #
 # Usage: bash scripts/setup-bench.sh
 #
 # What it does: creates a virtual environment in a cache outside the
 # repository (default ~/.cache/tglml/bench-venv; set TGLML_CACHE to move it)
-# with numpy, scipy, h5py, ripser and giotto-ph, and checks that they import.
-# A marker file is written last, so an interrupted install is redone.
+# with numpy, scipy, h5py, ripser, giotto-ph, gudhi, pot and persim, and
+# checks that they import. A marker file, written last, records the package
+# list it was made with: an interrupted install is redone, and an environment
+# made by an older version of this script (fewer packages) gets the missing
+# ones installed once.
 #
 # Environment: TGLML_CACHE (cache folder), PYTHON (the interpreter to make the
 # environment from; default python3).
 set -euo pipefail
 
-PACKAGES=(numpy scipy h5py ripser giotto-ph)
+PACKAGES=(numpy scipy h5py ripser giotto-ph gudhi pot persim)
 CACHE=${TGLML_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tglml}
 VENV="$CACHE/bench-venv"
 MARKER="$VENV/.complete"
+WANT="${PACKAGES[*]}"
 
 say() { echo "[setup-bench] $*"; }
 die() { echo "[setup-bench] error: $*" >&2; exit 1; }
 
 PY=${PYTHON:-python3}
-if [[ -f "$MARKER" ]]; then
+if [[ -f "$MARKER" && "$(cat "$MARKER")" == "$WANT" ]]; then
     say "benchmark environment: present in $VENV"
+elif [[ -f "$MARKER" && -x "$VENV/bin/python" ]]; then
+    # Made by an older version of this script: add what is missing (packages
+    # already there are left as they are). The marker goes first so that an
+    # interrupted upgrade is redone from scratch next time.
+    say "upgrading the benchmark environment in $VENV (once): installing ${PACKAGES[*]}"
+    rm -f "$MARKER"
+    "$VENV/bin/python" -m pip install -q "${PACKAGES[@]}"
 else
     say "creating the benchmark environment in $VENV (once; reused afterwards)"
     mkdir -p "$CACHE"
@@ -39,12 +51,15 @@ else
 fi
 # Check every time: a broken environment is reported, not used.
 versions=$("$VENV/bin/python" -c '
-import h5py, numpy, scipy, ripser, gph
+import h5py, numpy, scipy, ripser, gph, gudhi, ot, persim
+from importlib.metadata import version
+persim_version = version("persim")  # persim has no __version__
 print(f"numpy {numpy.__version__}, scipy {scipy.__version__}, h5py {h5py.__version__}, "
-      f"ripser {ripser.__version__}, giotto-ph {gph.__version__}")') \
+      f"ripser {ripser.__version__}, giotto-ph {gph.__version__}, gudhi {gudhi.__version__}, "
+      f"pot {ot.__version__}, persim {persim_version}")') \
     || { rm -f "$MARKER"; die "the environment in $VENV does not import ${PACKAGES[*]}; run again to rebuild it"; }
 if [[ ! -f "$MARKER" ]]; then
-    touch "$MARKER"
+    echo "$WANT" > "$MARKER"
     say "installed: $versions"
 else
     say "versions: $versions"
