@@ -1100,12 +1100,7 @@ fn reduce(
     let mut sc = Scratch::default();
     let block = BLOCK_PER_THREAD * rayon::current_num_threads();
     for (b, chunk) in columns.chunks(block).enumerate() {
-        progress(Progress {
-            dim,
-            stage: "reduction",
-            done: (b * block) as u64,
-            total: columns.len() as u64,
-        });
+        report_reduction(progress, dim, (b * block) as u64, columns.len() as u64);
         let started: Vec<Work> = chunk
             .par_iter()
             .map_init(Scratch::default, |sc, &s| {
@@ -1137,13 +1132,18 @@ fn reduce(
             }
         }
     }
+    report_reduction(progress, dim, columns.len() as u64, columns.len() as u64);
+    (bars, red.pivot_of.into_keys().collect())
+}
+
+/// Reports `done` of `total` columns reduced in dimension `dim`.
+fn report_reduction(progress: &(dyn Fn(Progress) + Sync), dim: usize, done: u64, total: u64) {
     progress(Progress {
         dim,
         stage: "reduction",
-        done: columns.len() as u64,
-        total: columns.len() as u64,
+        done,
+        total,
     });
-    (bars, red.pivot_of.into_keys().collect())
 }
 
 /// Z/2: the entries of `v` that occur an odd number of times, sorted.
@@ -1285,12 +1285,7 @@ fn reduce_zp(
     let mut v: Vec<(Simplex, u64)> = Vec::new();
     for (j, &s) in columns.iter().enumerate() {
         if j % 4096 == 0 {
-            progress(Progress {
-                dim,
-                stage: "reduction",
-                done: j as u64,
-                total: columns.len() as u64,
-            });
+            report_reduction(progress, dim, j as u64, columns.len() as u64);
         }
         heap.clear();
         v.clear();
@@ -1364,12 +1359,7 @@ fn reduce_zp(
             }
         }
     }
-    progress(Progress {
-        dim,
-        stage: "reduction",
-        done: columns.len() as u64,
-        total: columns.len() as u64,
-    });
+    report_reduction(progress, dim, columns.len() as u64, columns.len() as u64);
     (bars, pivot_of.into_keys().collect())
 }
 
