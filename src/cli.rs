@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    self, Config, EssentialName, GroundName, LandmarkMethodName, MetricName, Override, SynthKind,
+    self, AtomsName, Config, EssentialName, GroundName, LandmarkMethodName, MetricName,
+    OnErrorName, Override, SynthKind,
 };
 use crate::error::Result;
 
@@ -88,6 +89,84 @@ pub enum DataCommand {
     /// (layout: docs/hdf5.md). The same seed writes the same file for any
     /// number of MPI ranks.
     Synth(SynthArgs),
+    /// Convert data sources into one HDF5 file that ranks read in parts.
+    ///
+    /// Sources are files or folders (folders are searched recursively for
+    /// the formats below, in sorted order). Meshes (.off, .obj, .ply ASCII
+    /// or binary) and protein structures (.pdb, .ent, .cif, .mmcif) become
+    /// a collection of point clouds: a mesh gives pack.mesh_points points
+    /// sampled uniformly by area (seed pack.seed + object number); a
+    /// structure gives one cloud per model (NMR ensembles: one per model),
+    /// or per model and chain with pack.per_chain, of its Cα atoms or heavy
+    /// atoms (pack.atoms). The collection is stored as /points (N, 3),
+    /// /offsets (objects + 1) and /names. Matrix sources become a sample
+    /// matrix /x (n, d) with labels /y where known: an IDX file (MNIST,
+    /// Fashion-MNIST; gzip or raw; bytes scaled to [0, 1]) with
+    /// --labels FILE, a .npy or CSV file, or a folder of PNG/JPEG images
+    /// (cropped per pack.image_crop, resized to pack.image_width ×
+    /// pack.image_height). Collections and matrices cannot be mixed in
+    /// one file. Layouts: docs/hdf5.md.
+    Pack(PackArgs),
+}
+
+/// `tglml data pack`
+#[derive(Debug, Clone, Args)]
+pub struct PackArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Files or folders to convert.
+    #[arg(value_name = "SOURCE", required = true)]
+    pub sources: Vec<PathBuf>,
+
+    /// Labels for a matrix source: an IDX file of integers (one per
+    /// sample).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+
+    /// Points per mesh (key pack.mesh_points).
+    #[arg(long, value_name = "N")]
+    pub mesh_points: Option<u64>,
+
+    /// Atoms of structures (key pack.atoms).
+    #[arg(long, value_enum)]
+    pub atoms: Option<AtomsName>,
+
+    /// One object per model and chain (key pack.per_chain).
+    #[arg(long)]
+    pub per_chain: bool,
+
+    /// Keep the first N samples of a matrix source (key pack.limit; 0 = all).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+
+    /// Output HDF5 file (written under a temporary name, then renamed).
+    #[arg(long, value_name = "FILE.h5", default_value = "output/pack.h5")]
+    pub out: PathBuf,
+}
+
+impl PackArgs {
+    /// The named options as configuration overrides.
+    pub fn flags(&self) -> Vec<Override> {
+        let mut o = Vec::new();
+        if let Some(n) = self.mesh_points {
+            o.push(Override::flag("--mesh-points", "pack.mesh_points", int(n)));
+        }
+        if let Some(a) = self.atoms {
+            let name = match a {
+                AtomsName::Ca => "ca",
+                AtomsName::Heavy => "heavy",
+            };
+            o.push(Override::flag("--atoms", "pack.atoms", name));
+        }
+        if self.per_chain {
+            o.push(Override::flag("--per-chain", "pack.per_chain", true));
+        }
+        if let Some(n) = self.limit {
+            o.push(Override::flag("--limit", "pack.limit", int(n)));
+        }
+        o
+    }
 }
 
 /// Arguments every command takes.
@@ -330,7 +409,10 @@ pub struct PhArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// Input matrix: .npy, .csv/.txt or .h5.
+    /// Input: a matrix (.npy, .csv/.txt, .h5 dataset --dataset, IDX .gz
+    /// or -ubyte) or a collection of point clouds (.h5 of `tglml data
+    /// pack`; then every object's diagrams are computed, spread over the
+    /// ranks).
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
 
@@ -372,6 +454,12 @@ pub struct PhArgs {
     #[arg(long, value_name = "P")]
     pub coefficients: Option<u64>,
 
+    /// Collections: what a failing object does (key ph.on_error): abort
+    /// (every rank stops, non-zero exit, no output) or skip (recorded in
+    /// the output; exit 0 with a warning).
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub on_error: Option<OnErrorName>,
+
     /// Output HDF5 file (written under a temporary name, then renamed).
     #[arg(long, value_name = "FILE.h5", default_value = "output/ph.h5")]
     pub out: PathBuf,
@@ -402,6 +490,13 @@ impl PhArgs {
         }
         if let Some(p) = self.coefficients {
             o.push(Override::flag("--coefficients", "ph.coefficients", int(p)));
+        }
+        if let Some(e) = self.on_error {
+            let name = match e {
+                OnErrorName::Abort => "abort",
+                OnErrorName::Skip => "skip",
+            };
+            o.push(Override::flag("--on-error", "ph.on_error", name));
         }
         o
     }

@@ -36,6 +36,43 @@ pub struct Config {
     pub diagram: DiagramConfig,
     /// `tglml diagram summarize`.
     pub summary: SummaryConfig,
+    /// `tglml data pack`.
+    pub pack: PackConfig,
+}
+
+/// `[pack]`: converting sources (meshes, structures, images, IDX) to HDF5.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackConfig {
+    pub mesh_points: usize,
+    pub seed: u64,
+    pub atoms: AtomsName,
+    pub per_chain: bool,
+    pub limit: usize,
+    pub image_width: u32,
+    pub image_height: u32,
+    pub image_crop: Vec<u32>,
+    pub grayscale: bool,
+}
+
+/// Which atoms of a structure become points (`pack.atoms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AtomsName {
+    /// Cα atoms of amino-acid residues.
+    Ca,
+    /// Every atom but hydrogens and water.
+    Heavy,
+}
+
+/// What a failed object does to a collection run (`ph.on_error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnErrorName {
+    /// Every rank stops; non-zero exit; no output file.
+    Abort,
+    /// Record the object as skipped and go on; exit 0 with a warning.
+    Skip,
 }
 
 /// `[summary]`: vectorisations of diagrams.
@@ -203,6 +240,7 @@ pub struct PhConfig {
     pub apparent_pairs: bool,
     pub coefficients: u32,
     pub neighbor_lists: bool,
+    pub on_error: OnErrorName,
 }
 
 /// How landmarks are chosen (`ph.landmark_method`).
@@ -591,6 +629,20 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
         return Err(fail(
             "ph.coefficients",
             format!("must be a prime below 65536, got {}", p.coefficients),
+        ));
+    }
+    at_least("pack.mesh_points", c.pack.mesh_points, 1)?;
+    at_least("pack.image_width", c.pack.image_width as usize, 1)?;
+    at_least("pack.image_height", c.pack.image_height as usize, 1)?;
+    if !matches!(c.pack.image_crop.len(), 0 | 1 | 4)
+        || (c.pack.image_crop.len() == 1 && c.pack.image_crop[0] != 0)
+    {
+        return Err(fail(
+            "pack.image_crop",
+            format!(
+                "must be [] (no crop), [0] (the centred square) or [left, top, width, height], got {:?}",
+                c.pack.image_crop
+            ),
         ));
     }
     at_least("summary.resolution", c.summary.resolution, 2)?;

@@ -47,3 +47,25 @@ pub fn memory_budget_bytes(gib: f64) -> u64 {
     let node = node_memory_bytes().unwrap_or(16 << 30);
     node / 2 / dist::local_size() as u64
 }
+
+/// This process's peak resident memory in bytes (Linux `VmHWM` of
+/// `/proc/self/status`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Prints (rank 0) every rank's peak resident memory, one line:
+/// `LABEL: peak memory per rank (MiB): 512.3 301.2 …`. Collective.
+pub fn report_peak_memory(comm: &dist::Comm, label: &str) {
+    let all = comm.all_gather_u64(peak_rss_bytes().unwrap_or(0));
+    if comm.is_root() {
+        let v: Vec<String> = all
+            .iter()
+            .map(|&b| format!("{:.1}", b as f64 / (1u64 << 20) as f64))
+            .collect();
+        eprintln!("{label}: peak memory per rank (MiB): {}", v.join(" "));
+    }
+}

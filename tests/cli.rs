@@ -177,7 +177,7 @@ fn check_bad_input(np: Option<usize>) {
                 case.name
             );
         }
-        let ours = err.lines().filter(|l| l.contains("error:")).count();
+        let ours = error_lines(&err);
         assert_eq!(
             ours, 1,
             "{} (np {np:?}): the error is printed once, got:\n{err}",
@@ -218,11 +218,7 @@ fn unwritable_output_fails_and_leaves_nothing() {
         )),
         "{err}"
     );
-    assert_eq!(
-        err.lines().filter(|l| l.contains("error:")).count(),
-        1,
-        "{err}"
-    );
+    assert_eq!(error_lines(&err), 1, "{err}");
     assert_eq!(entries(dir.path()), vec!["taken"], "no temporary file left");
     assert_eq!(entries(&out), vec!["keep"]);
 }

@@ -127,11 +127,7 @@ fn bad_diagrams_are_named_with_file_and_dataset() {
         let err = stderr(&o);
         assert!(!o.status.success(), "{expect}");
         assert!(err.contains(&expect), "expected `{expect}` in:\n{err}");
-        assert_eq!(
-            err.lines().filter(|l| l.contains("error:")).count(),
-            1,
-            "{err}"
-        );
+        assert_eq!(error_lines(&err), 1, "{err}");
         assert!(!out.exists());
     }
 }

@@ -173,11 +173,7 @@ fn bad_input_is_refused_with_a_clear_message() {
             err.contains(expect),
             "{args:?}: expected `{expect}` in:\n{err}"
         );
-        assert_eq!(
-            err.lines().filter(|l| l.contains("error:")).count(),
-            1,
-            "{args:?}: one message:\n{err}"
-        );
+        assert_eq!(error_lines(&err), 1, "{args:?}: one message:\n{err}");
         assert!(!dir.path().join("out").exists(), "{args:?}: no output");
     }
 }

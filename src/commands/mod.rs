@@ -5,7 +5,9 @@
 
 mod diagram;
 mod info;
+mod pack;
 mod ph;
+mod ph_collection;
 mod synth;
 
 use std::path::Path;
@@ -26,6 +28,14 @@ pub fn run(cli: Cli, comm: &Comm) -> Result<()> {
                 return Ok(());
             };
             synth::run(comm, &setup, &args.out)
+        }
+        Command::Data(DataCommand::Pack(args)) => {
+            let flags = args.flags();
+            let Some(setup) = prepare(comm, &args.common, flags, "data pack", Some(&args.out))?
+            else {
+                return Ok(());
+            };
+            pack::run(comm, &setup, &args)
         }
         Command::Ph(args) => {
             let flags = args.flags();

@@ -16,6 +16,7 @@ use crate::config::LandmarkMethodName;
 use crate::data::matrix::read_matrix;
 use crate::dist::Comm;
 use crate::error::{Error, Result};
+use crate::io::collection::is_collection;
 use crate::io::{H5Writer, Stamp};
 use crate::progress::Progress;
 use crate::runtime;
@@ -25,6 +26,12 @@ use crate::topology::{
 };
 
 pub fn run(comm: &Comm, setup: &Setup, args: &PhArgs) -> Result<()> {
+    if is_collection(&args.input) {
+        return super::ph_collection::run(comm, setup, args);
+    }
+    if comm.size() > 1 && shardable(setup, args) {
+        return run_sharded(comm, setup, args);
+    }
     let outcome = if comm.is_root() {
         compute_and_write(setup, args).map(Some)
     } else {
@@ -108,6 +115,24 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
             DistanceMatrix::from_points(points.view())?
         }
     };
+    finish(setup, &args.out, &what, dist, chosen, n_points, 1, t0)
+}
+
+/// Persistence of `dist` (the points, or the landmarks `chosen` among
+/// `n_points`), then the output file; returns the summary line.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    setup: &Setup,
+    out: &Path,
+    what: &str,
+    dist: DistanceMatrix,
+    chosen: Option<Landmarks>,
+    n_points: usize,
+    n_ranks: usize,
+    t0: Instant,
+) -> Result<String> {
+    let cfg = &setup.config.ph;
+    let budget = runtime::memory_budget_bytes(cfg.memory_budget_gib);
     if dist.len() < 2 {
         return Err(Error::invalid(
             what,
@@ -157,10 +182,10 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
     let stamp = Stamp {
         command: setup.command.to_string(),
         config_toml: setup.config.to_toml(),
-        n_ranks: 1,
+        n_ranks,
         threads_per_rank: setup.threads,
     };
-    let path = write(&args.out, &stamp, &diagrams, chosen.as_ref(), n_points)?;
+    let path = write(out, &stamp, &diagrams, chosen.as_ref(), n_points)?;
     Ok(format!(
         "wrote {} in {:.2} s",
         path.display(),
@@ -261,4 +286,98 @@ fn write(
         w.attr_f64("/landmarks", "covering_radius", l.covering_radius)?;
     }
     w.commit()
+}
+
+/// Whether a matrix input can be read by row ranges and its landmarks chosen
+/// across ranks: an HDF5 dataset or an IDX file, a point cloud, maxmin
+/// landmarks.
+fn shardable(setup: &Setup, args: &PhArgs) -> bool {
+    let cfg = &setup.config.ph;
+    !args.distance_matrix
+        && !args.edge_list
+        && cfg.landmarks > 0
+        && cfg.landmark_method == LandmarkMethodName::Maxmin
+        && matches!(
+            crate::data::matrix::row_source(&args.input),
+            Some(crate::data::matrix::RowSource::Hdf5 | crate::data::matrix::RowSource::Idx)
+        )
+}
+
+/// `tglml ph` on one large matrix under mpirun: every rank reads only its
+/// block of rows, the ranks choose maxmin landmarks together (the same as
+/// serial maxmin, bit for bit), and rank 0 computes the persistence of the
+/// landmarks and writes the file, as a single process would.
+fn run_sharded(comm: &Comm, setup: &Setup, args: &PhArgs) -> Result<()> {
+    use crate::data::matrix::{read_rows, row_count};
+    use crate::dist::landmarks::{maxmin, shard_range};
+    let cfg = &setup.config.ph;
+    let t0 = Instant::now();
+    let what = args.input.display().to_string();
+    let (n, d) = comm.agree(row_count(&args.input, &args.dataset))?;
+    let range = shard_range(n, comm.rank(), comm.size());
+    let shard = comm.agree(
+        read_rows(&args.input, &args.dataset, range.clone()).and_then(|x| {
+            match x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+                Some(((i, j), v)) => Err(Error::invalid(
+                    what.clone(),
+                    format!(
+                        "row {}, column {j}: values must be finite, got {v}",
+                        range.start + i
+                    ),
+                )),
+                None => Ok(x),
+            }
+        }),
+    )?;
+    if comm.is_root() {
+        eprintln!(
+            "ph: {n} × {d} from {} over {} ranks ({} rows on rank 0)",
+            args.input.display(),
+            comm.size(),
+            shard.nrows()
+        );
+    }
+    let m = cfg.landmarks.min(n);
+    let bar =
+        Progress::new(comm.is_root(), "maxmin landmarks", m as u64, "landmarks").quiet_if_fast();
+    let chosen = comm.agree(maxmin(comm, shard.view(), range.start, m, &|k| {
+        bar.set(k as u64)
+    }))?;
+    bar.finish();
+    drop(shard);
+    // The shards are gone; what each rank held at most is its peak.
+    runtime::report_peak_memory(comm, "ph");
+    let outcome = if comm.is_root() {
+        eprintln!(
+            "ph: {} maxmin landmarks, covering radius {:.6} (landmark diagram within bottleneck distance {:.6} of the full one)",
+            chosen.indices.len(),
+            chosen.covering_radius,
+            2.0 * chosen.covering_radius
+        );
+        let budget = runtime::memory_budget_bytes(cfg.memory_budget_gib);
+        let k = chosen.points.nrows() as u64;
+        let matrix_bytes = (k * k.saturating_sub(1) / 2) * 4;
+        if matrix_bytes > budget {
+            Err(over_budget(
+                matrix_bytes,
+                budget,
+                &format!("the distance matrix of {k} points"),
+            ))
+        } else {
+            DistanceMatrix::from_points(chosen.points.view()).and_then(|dist| {
+                let l = Landmarks {
+                    indices: chosen.indices.clone(),
+                    covering_radius: chosen.covering_radius,
+                };
+                finish(setup, &args.out, &what, dist, Some(l), n, comm.size(), t0)
+            })
+        }
+        .map(Some)
+    } else {
+        Ok(None)
+    };
+    if let Some(summary) = comm.agree(outcome)? {
+        eprintln!("{summary}");
+    }
+    Ok(())
 }

@@ -9,11 +9,17 @@ use ndarray::{Array2, Ix2};
 
 use crate::error::{Error, Result};
 
-/// Reads a 2-D float matrix. The format follows the extension: `.npy`
+/// Reads a 2-D float matrix. IDX files (names containing `-ubyte`, or the
+/// extensions .idx, .idx1, .idx3; gzip or raw) give one row per sample,
+/// bytes scaled to [0, 1]. Otherwise the format follows the extension: `.npy`
 /// (float32 or float64), `.csv`/`.txt` (comma- or whitespace-separated
 /// numbers; one header line of names is skipped), `.h5`/`.hdf5` (the
 /// dataset `dataset`, default `x`).
 pub fn read_matrix(path: &Path, dataset: Option<&str>) -> Result<Array2<f64>> {
+    if row_source(path) == Some(RowSource::Idx) {
+        let n = crate::data::idx::read_idx_header(path)?.samples();
+        return read_rows(path, dataset.unwrap_or("x"), 0..n);
+    }
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -27,6 +33,103 @@ pub fn read_matrix(path: &Path, dataset: Option<&str>) -> Result<Array2<f64>> {
             path.display().to_string(),
             "unknown format: expected a .npy, .csv, .txt or .h5 file",
         )),
+    }
+}
+
+/// Inputs that can be read by row ranges, so that each MPI rank reads only
+/// its shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowSource {
+    /// A 2-D dataset of an HDF5 file.
+    Hdf5,
+    /// An IDX file (MNIST, Fashion-MNIST), gzip or raw.
+    Idx,
+}
+
+/// The kind of `path` if it can be read by row ranges.
+pub fn row_source(path: &Path) -> Option<RowSource> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if name.contains("-ubyte") || matches!(ext.as_str(), "idx" | "idx1" | "idx3") {
+        Some(RowSource::Idx)
+    } else if matches!(ext.as_str(), "h5" | "hdf5" | "he5") {
+        Some(RowSource::Hdf5)
+    } else {
+        None
+    }
+}
+
+/// Rows and columns of a row source (HDF5: the 2-D dataset `dataset`;
+/// IDX: samples × values per sample).
+pub fn row_count(path: &Path, dataset: &str) -> Result<(usize, usize)> {
+    match row_source(path) {
+        Some(RowSource::Idx) => {
+            let h = crate::data::idx::read_idx_header(path)?;
+            Ok((h.samples(), h.row_len()))
+        }
+        Some(RowSource::Hdf5) => {
+            let f = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening the file", e))?;
+            let ds = f
+                .dataset(dataset)
+                .map_err(|e| Error::hdf5(path, format!("dataset /{dataset}"), e))?;
+            match ds.shape()[..] {
+                [n, d] => Ok((n, d)),
+                ref shape => Err(Error::invalid(
+                    format!("{}: dataset /{dataset}", path.display()),
+                    format!("expected a 2-D matrix (n, d), got shape {shape:?}"),
+                )),
+            }
+        }
+        None => Err(Error::invalid(
+            path.display().to_string(),
+            "not readable by row ranges: expected an HDF5 (.h5) or IDX file",
+        )),
+    }
+}
+
+/// Rows `range` of a row source, as float64 (IDX bytes scaled to [0, 1]).
+pub fn read_rows(path: &Path, dataset: &str, range: std::ops::Range<usize>) -> Result<Array2<f64>> {
+    let (n, d) = row_count(path, dataset)?;
+    if range.end > n || range.start > range.end {
+        return Err(Error::invalid(
+            path.display().to_string(),
+            format!("rows {}..{} requested of {n}", range.start, range.end),
+        ));
+    }
+    match row_source(path) {
+        Some(RowSource::Idx) => {
+            let h = crate::data::idx::read_idx_header(path)?;
+            let scale = if h.dtype == crate::data::idx::IdxType::U8 {
+                1.0 / 255.0
+            } else {
+                1.0
+            };
+            crate::data::idx::read_idx_rows(path, range.start, range.len(), scale)
+        }
+        _ => {
+            if range.is_empty() {
+                return Ok(Array2::zeros((0, d)));
+            }
+            let f = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening the file", e))?;
+            let ds = f
+                .dataset(dataset)
+                .map_err(|e| Error::hdf5(path, format!("dataset /{dataset}"), e))?;
+            ds.read_slice::<f64, _, Ix2>(ndarray::s![range.start..range.end, ..])
+                .map_err(|e| {
+                    Error::hdf5(
+                        path,
+                        format!(
+                            "dataset /{dataset}, rows {}..{} (reading as float64)",
+                            range.start, range.end
+                        ),
+                        e,
+                    )
+                })
+        }
     }
 }
 

@@ -1,5 +1,9 @@
 //! Data sources: everything that becomes a sample matrix or a collection of
-//! point clouds. For now, the synthetic datasets of `tglml data synth`.
+//! point clouds.
 
+pub mod idx;
+pub mod images;
 pub mod matrix;
+pub mod mesh;
+pub mod protein;
 pub mod synth;

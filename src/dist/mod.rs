@@ -12,6 +12,9 @@ use mpi::Count;
 
 use crate::error::{Error, Result};
 
+pub mod jobs;
+pub mod landmarks;
+
 /// A communicator: one rank of a group of `size` ranks.
 pub struct Comm {
     mpi: Option<SimpleCommunicator>,
@@ -61,6 +64,16 @@ impl Comm {
         let Some(c) = &self.mpi else {
             return Ok(Some(local.to_vec()));
         };
+        // An empty slice points at 0x1 (NonNull::dangling for bytes), which
+        // is OpenMPI's MPI_IN_PLACE: a non-root rank sending it fails with
+        // MPI_ERR_ARG. Send empty contributions from a real allocation.
+        let holder: Vec<T>;
+        let local = if local.is_empty() {
+            holder = Vec::with_capacity(1);
+            &holder[..]
+        } else {
+            local
+        };
         let root = c.process_at_rank(0);
         let n = to_count(local.len(), "gather: elements sent by one rank")?;
         if c.rank() == 0 {
@@ -72,7 +85,8 @@ impl Comm {
                 displs.push(to_count(total, "gather: total elements")?);
                 total += k as usize;
             }
-            let mut all = vec![T::default(); total];
+            let mut all = Vec::with_capacity(total.max(1));
+            all.resize(total, T::default());
             {
                 let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
                 root.gather_varcount_into_root(local, &mut part);
@@ -112,6 +126,41 @@ impl Comm {
         let mut out = 0u64;
         c.all_reduce_into(&value, &mut out, mpi::collective::SystemOperation::max());
         out
+    }
+
+    /// One value from every rank, in rank order, on every rank.
+    pub fn all_gather_u64(&self, value: u64) -> Vec<u64> {
+        let Some(c) = &self.mpi else {
+            return vec![value];
+        };
+        let mut out = vec![0u64; c.size() as usize];
+        c.all_gather_into(&value, &mut out[..]);
+        out
+    }
+
+    /// One value from every rank, in rank order, on every rank.
+    pub fn all_gather_f64(&self, value: f64) -> Vec<f64> {
+        let Some(c) = &self.mpi else {
+            return vec![value];
+        };
+        let mut out = vec![0f64; c.size() as usize];
+        c.all_gather_into(&value, &mut out[..]);
+        out
+    }
+
+    /// Gives every rank the contents of `data` on rank `root` (same length
+    /// on every rank).
+    pub fn broadcast_f64_from(&self, root: usize, data: &mut [f64]) -> Result<()> {
+        let Some(c) = &self.mpi else { return Ok(()) };
+        to_count(data.len(), "broadcast: elements")?;
+        c.process_at_rank(root as i32).broadcast_into(data);
+        Ok(())
+    }
+
+    /// The underlying MPI communicator (None for a solo process), for the
+    /// point-to-point progress messages of long jobs.
+    pub(crate) fn raw(&self) -> Option<&SimpleCommunicator> {
+        self.mpi.as_ref()
     }
 
     /// Makes a local outcome collective: if any rank failed, every rank

@@ -7,6 +7,7 @@
 //! `git_revision`, `command`, `config` (the effective configuration as TOML
 //! text), `n_ranks` and `threads_per_rank`.
 
+pub mod collection;
 pub mod diagrams;
 
 use std::path::{Path, PathBuf};
@@ -106,6 +107,51 @@ impl H5Writer {
             .with_data(data)
             .create(name.as_str())
             .map_err(|e| Error::hdf5(&self.dest, path, e))
+    }
+
+    /// Like [`H5Writer::dataset`], chunked by `chunk_rows` rows (all
+    /// columns) and deflate-compressed: for large arrays read back by row
+    /// ranges (hyperslabs). Empty arrays are written unchunked.
+    pub fn dataset_chunked<'a, T, D>(
+        &self,
+        path: &str,
+        data: impl Into<ArrayView<'a, T, D>>,
+        chunk_rows: usize,
+    ) -> Result<hdf5::Dataset>
+    where
+        T: H5Type + 'a,
+        D: Dimension,
+    {
+        let data = data.into();
+        if data.is_empty() {
+            return self.dataset(path, data);
+        }
+        let mut chunk: Vec<usize> = data.shape().to_vec();
+        chunk[0] = chunk_rows.clamp(1, chunk[0]);
+        let (group, name) = self.parent_group(path)?;
+        group
+            .new_dataset_builder()
+            .with_data(data)
+            .chunk(chunk)
+            .deflate(4)
+            .create(name.as_str())
+            .map_err(|e| Error::hdf5(&self.dest, path, e))
+    }
+
+    /// A 1-D dataset of UTF-8 strings.
+    pub fn strings(&self, path: &str, values: &[String]) -> Result<hdf5::Dataset> {
+        let v: Vec<VarLenUnicode> = values
+            .iter()
+            .map(|s| {
+                s.parse().map_err(|e| {
+                    Error::invalid(
+                        format!("{}: {path}", self.dest.display()),
+                        format!("{s:?} is not storable as an HDF5 string: {e}"),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+        self.dataset(path, &ndarray::Array1::from_vec(v))
     }
 
     /// A UTF-8 string attribute `name` on the object at `obj` (`/` = root).

@@ -124,3 +124,46 @@ pub fn entries(dir: &Path) -> Vec<String> {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 temp path")
 }
+
+/// The unpacked Debian test data of scripts/fetch-data.sh
+/// (`$TGLML_CACHE/debian-data`, default ~/.cache/tglml/debian-data);
+/// panics with the command to run when it is missing.
+pub fn debian_data() -> PathBuf {
+    let cache = std::env::var_os("TGLML_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|x| PathBuf::from(x).join("tglml")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tglml")))
+        .expect("neither TGLML_CACHE nor HOME is set");
+    let dir = cache.join("debian-data");
+    assert!(
+        dir.join(".complete").exists(),
+        "{} is missing: run `bash scripts/fetch-data.sh` (scripts/setup.sh and `make test` do)",
+        dir.display()
+    );
+    dir
+}
+
+/// Debian's Fashion-MNIST (dataset-fashion-mnist, installed by
+/// scripts/setup.sh).
+pub fn fashion_mnist(file: &str) -> PathBuf {
+    let p = PathBuf::from("/usr/share/datasets/fashion-mnist").join(file);
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash scripts/setup.sh` (it installs dataset-fashion-mnist)",
+        p.display()
+    );
+    p
+}
+
+/// The number of `error:` lines in a failed run's stderr, after checking
+/// that no rank died in MPI (a failure must end every rank cleanly, not
+/// through MPI_ERRORS_ARE_FATAL or MPI_Abort).
+pub fn error_lines(err: &str) -> usize {
+    assert!(
+        !err.contains("MPI_ERR")
+            && !err.contains("MPI_ABORT")
+            && !err.contains("An error occurred in MPI"),
+        "a rank died in MPI instead of stopping cleanly:\n{err}"
+    );
+    err.lines().filter(|l| l.contains("error:")).count()
+}
