@@ -3,6 +3,7 @@
 #   make test   set up (once), build, lint, and run the whole test suite
 #   make bench-ph  Rips persistence benchmark vs Ripser and giotto-ph (benches/ph/README.md)
 #   make bench-diagrams  diagram distances benchmark vs GUDHI, POT and persim (benches/diagrams/README.md)
+#   make bench-pipeline  MPI persistence pipeline: scaling over ranks, memory per rank (benches/pipeline/README.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -18,10 +19,10 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test lint test-unit help bench-ph bench-diagrams
+.PHONY: setup build run test lint test-unit help bench-ph bench-diagrams bench-pipeline
 
 help:
-	@sed -n '2,5p' Makefile
+	@sed -n '2,6p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -31,9 +32,11 @@ build: setup
 	@cargo build --release
 
 run: build
-	@echo "== main job: tglml data synth (built-in defaults) -> $(OUT)/synth.h5"
+	@echo "== main job 1/2: tglml data synth (built-in defaults) -> $(OUT)/synth.h5"
 	@$(TGLML) data synth --out $(OUT)/synth.h5
-	@h5ls -r $(OUT)/synth.h5
+	@echo "== main job 2/2: mpirun -np 2 tglml ph (H0-H2 on 400 maxmin landmarks, rows sharded over 2 ranks) -> $(OUT)/ph.h5"
+	@mpirun -np 2 --oversubscribe --bind-to none $(TGLML) ph --input $(OUT)/synth.h5 --maxdim 2 --landmarks 400 --out $(OUT)/ph.h5
+	@h5ls -r $(OUT)/ph.h5
 
 lint: setup
 	@echo "== cargo fmt --check"
@@ -60,3 +63,7 @@ bench-diagrams:
 	@cargo bench --bench diagrams --no-run
 	@echo "== diagram distances: TGLML vs GUDHI vs POT vs persim (benches/diagrams/run.py $(BENCH_ARGS))"
 	@$(BENCH_PY) benches/diagrams/run.py $(BENCH_ARGS)
+
+bench-pipeline: build
+	@echo "== MPI persistence pipeline: scaling over 1, 2, 4 ranks and memory per rank (benches/pipeline/run.py $(BENCH_ARGS))"
+	@python3 benches/pipeline/run.py $(BENCH_ARGS)

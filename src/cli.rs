@@ -91,8 +91,9 @@ pub enum DataCommand {
     Synth(SynthArgs),
     /// Convert data sources into one HDF5 file that ranks read in parts.
     ///
-    /// Sources are files or folders (folders are searched recursively for
-    /// the formats below, in sorted order). Meshes (.off, .obj, .ply ASCII
+    /// Sources are files or folders: a folder is searched recursively for
+    /// meshes and structures (in sorted order), or, holding none, is a
+    /// folder of images. Meshes (.off, .obj, .ply ASCII
     /// or binary) and protein structures (.pdb, .ent, .cif, .mmcif) become
     /// a collection of point clouds: a mesh gives pack.mesh_points points
     /// sampled uniformly by area (seed pack.seed + object number); a

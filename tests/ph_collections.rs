@@ -93,8 +93,9 @@ fn identical_over_ranks(dir: &Path, tag: &str, args: &[&str]) -> String {
 fn mesh_collection_is_identical_for_1_2_3_4_ranks() {
     let dir = tempfile::tempdir().unwrap();
     let col = dir.path().join("meshes.h5");
+    let meshes = cgal_meshes();
     let mut args = vec!["data".to_string(), "pack".into()];
-    args.extend(cgal_meshes().iter().map(|p| s(p)));
+    args.extend(meshes.iter().map(|p| s(p)));
     args.extend([
         "--mesh-points".into(),
         "800".into(),
@@ -117,6 +118,9 @@ fn mesh_collection_is_identical_for_1_2_3_4_ranks() {
         ],
     );
     assert!(log.contains("peak memory per rank (MiB)"), "{log}");
+    // Rank 0's progress counts the objects of all 4 ranks.
+    let done = format!("ph objects: {0}/{0} objects (100%)", meshes.len());
+    assert!(log.contains(&done), "expected `{done}` in:\n{log}");
 }
 
 #[test]

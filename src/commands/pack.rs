@@ -69,9 +69,14 @@ fn expand(source: &Path) -> Result<Vec<(PathBuf, String, Kind)>> {
     let mut files = Vec::new();
     walk(source, &mut files)?;
     files.sort();
+    // Folders give meshes and structures; matrix files (IDX, .npy, CSV,
+    // text) inside a folder are left alone: name them as sources. A
+    // folder with none of those but images is an image source (CelebA's
+    // folder may hold .txt attribute lists beside the images).
     let known: Vec<(PathBuf, Kind)> = files
         .iter()
         .filter_map(|f| kind_of_file(f).map(|k| (f.clone(), k)))
+        .filter(|(_, k)| matches!(k, Kind::Mesh | Kind::Structure))
         .collect();
     if known.is_empty() && images::list_images(source).is_ok() {
         let name = source
@@ -83,7 +88,9 @@ fn expand(source: &Path) -> Result<Vec<(PathBuf, String, Kind)>> {
     if known.is_empty() {
         return Err(Error::invalid(
             source.display().to_string(),
-            "the folder holds no meshes, structures, matrices or images",
+            "the folder holds no meshes (.off, .obj, .ply), structures (.pdb, .ent, .cif, \
+             .mmcif) or images (.png, .jpg, .jpeg); name matrix files (IDX, .npy, CSV) \
+             directly",
         ));
     }
     Ok(known

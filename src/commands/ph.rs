@@ -40,6 +40,7 @@ pub fn run(comm: &Comm, setup: &Setup, args: &PhArgs) -> Result<()> {
     if let Some(summary) = comm.agree(outcome)? {
         eprintln!("{summary}");
     }
+    runtime::report_peak_memory(comm, "ph");
     Ok(())
 }
 
