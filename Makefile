@@ -4,6 +4,7 @@
 #   make bench-ph  Rips persistence benchmark vs Ripser and giotto-ph (benches/ph/README.md)
 #   make bench-diagrams  diagram distances benchmark vs GUDHI, POT and persim (benches/diagrams/README.md)
 #   make bench-pipeline  MPI persistence pipeline: scaling over ranks, memory per rank (benches/pipeline/README.md)
+#   make bench-train     step time of training with and without the topological loss (benches/train/run.py)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -19,10 +20,10 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test lint test-unit help bench-ph bench-diagrams bench-pipeline
+.PHONY: setup build run test lint test-unit help bench-ph bench-diagrams bench-pipeline bench-train
 
 help:
-	@sed -n '2,6p' Makefile
+	@sed -n '2,7p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -32,11 +33,14 @@ build: setup
 	@cargo build --release
 
 run: build
-	@echo "== main job 1/2: tglml data synth (built-in defaults) -> $(OUT)/synth.h5"
+	@echo "== main job 1/3: tglml data synth (built-in defaults) -> $(OUT)/synth.h5"
 	@$(TGLML) data synth --out $(OUT)/synth.h5
-	@echo "== main job 2/2: mpirun -np 2 tglml ph (H0-H2 on 400 maxmin landmarks, rows sharded over 2 ranks) -> $(OUT)/ph.h5"
+	@echo "== main job 2/3: mpirun -np 2 tglml ph (H0-H2 on 400 maxmin landmarks, rows sharded over 2 ranks) -> $(OUT)/ph.h5"
 	@mpirun -np 2 --oversubscribe --bind-to none $(TGLML) ph --input $(OUT)/synth.h5 --maxdim 2 --landmarks 400 --out $(OUT)/ph.h5
 	@h5ls -r $(OUT)/ph.h5
+	@echo "== main job 3/3: mpirun -np 2 tglml train (a VAE with the H0 topological loss on the torus, 1,000 steps) -> $(OUT)/train/"
+	@mpirun -np 2 --oversubscribe --bind-to none $(TGLML) train --out $(OUT)/train
+	@h5ls -r $(OUT)/train/run.h5
 
 lint: setup
 	@echo "== cargo fmt --check"
@@ -67,3 +71,7 @@ bench-diagrams:
 bench-pipeline: build
 	@echo "== MPI persistence pipeline: scaling over 1, 2, 4 ranks and memory per rank (benches/pipeline/run.py $(BENCH_ARGS))"
 	@python3 benches/pipeline/run.py $(BENCH_ARGS)
+
+bench-train: build
+	@echo "== cost of the topological loss: step time with and without (benches/train/run.py $(BENCH_ARGS))"
+	@$(BENCH_PY) benches/train/run.py $(BENCH_ARGS)

@@ -222,6 +222,7 @@ fn main() -> Result<()> {
         match ground {
             Ground::LInf => "linf",
             Ground::L2 => "l2",
+            Ground::L1 => "l1",
         },
         a.len(),
         b.len(),

@@ -65,6 +65,20 @@ pub enum Command {
     /// Compare and summarise persistence diagrams (files of `tglml ph`).
     #[command(subcommand)]
     Diagram(DiagramCommand),
+    /// Train a VAE with the topological loss, data-parallel over MPI ranks.
+    ///
+    /// L = reconstruction + β·KL + γ(t)·L_topo, with L_topo between the
+    /// persistence diagrams of each batch and of its latent codes (keys of
+    /// [train] and [train.topo]; `--dry-run` lists them). Under mpirun each
+    /// rank takes batch_size rows of every global batch, the topological
+    /// loss is computed on the whole global batch, and the gradients are
+    /// summed over ranks, so -np 2 with batch B trains like -np 1 with 2B.
+    /// Writes DIR/checkpoint.h5 (every train.checkpoint_every steps and at
+    /// the end; `--resume` continues from it exactly) and DIR/run.h5 (the
+    /// training log /train/*, and the test split /eval/x, /eval/z, /eval/y
+    /// with the scores KL_0.01, KL_0.1, KL_1 and W(H0) as attributes of
+    /// /eval).
+    Train(TrainArgs),
     /// Print versions, MPI ranks, threads and CUDA availability.
     ///
     /// Use it to check a cluster build: under `mpirun` or `srun` it shows how
@@ -498,6 +512,36 @@ impl PhArgs {
                 OnErrorName::Skip => "skip",
             };
             o.push(Override::flag("--on-error", "ph.on_error", name));
+        }
+        o
+    }
+}
+
+/// `tglml train`
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Continue from DIR/checkpoint.h5 (same configuration).
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Training steps (key train.steps).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<u64>,
+
+    /// Output folder for checkpoint.h5 and run.h5.
+    #[arg(long, value_name = "DIR", default_value = "output/train")]
+    pub out: PathBuf,
+}
+
+impl TrainArgs {
+    /// The named options as configuration overrides.
+    pub fn flags(&self) -> Vec<Override> {
+        let mut o = Vec::new();
+        if let Some(n) = self.steps {
+            o.push(Override::flag("--steps", "train.steps", int(n)));
         }
         o
     }

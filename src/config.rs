@@ -38,6 +38,46 @@ pub struct Config {
     pub summary: SummaryConfig,
     /// `tglml data pack`.
     pub pack: PackConfig,
+    /// `tglml train`.
+    pub train: TrainConfig,
+}
+
+/// `[train]`: a VAE with the topological loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub data: String,
+    pub model: String,
+    pub hidden: Vec<usize>,
+    pub latent_dim: usize,
+    pub likelihood: String,
+    pub beta: f64,
+    pub steps: u64,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub seed: u64,
+    pub dtype: String,
+    pub device: String,
+    pub standardize: bool,
+    pub test_fraction: f64,
+    pub checkpoint_every: u64,
+    pub hash_every: u64,
+    pub topo: TopoConfig,
+}
+
+/// `[train.topo]`: the topological loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopoConfig {
+    pub kind: String,
+    pub dims: Vec<usize>,
+    pub weights: Vec<f64>,
+    pub p: u32,
+    pub normalize: String,
+    pub gamma: f64,
+    pub ramp_steps: u64,
+    pub landscape_levels: usize,
+    pub landscape_resolution: usize,
 }
 
 /// `[pack]`: converting sources (meshes, structures, images, IDX) to HDF5.
@@ -643,6 +683,68 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
                 "must be [] (no crop), [0] (the centred square) or [left, top, width, height], got {:?}",
                 c.pack.image_crop
             ),
+        ));
+    }
+    let t = &c.train;
+    let one_of = |key: &str, v: &str, allowed: &[&str]| -> Result<()> {
+        if allowed.contains(&v) {
+            Ok(())
+        } else {
+            Err(fail(key, format!("must be one of {allowed:?}, got {v:?}")))
+        }
+    };
+    one_of("train.model", &t.model, &["mlp", "conv"])?;
+    one_of(
+        "train.likelihood",
+        &t.likelihood,
+        &["gaussian", "bernoulli"],
+    )?;
+    one_of("train.dtype", &t.dtype, &["float32", "float64"])?;
+    one_of("train.device", &t.device, &["cpu", "cuda", "auto"])?;
+    one_of(
+        "train.topo.kind",
+        &t.topo.kind,
+        &["wasserstein", "landscape", "signature"],
+    )?;
+    one_of(
+        "train.topo.normalize",
+        &t.topo.normalize,
+        &["none", "max", "mean"],
+    )?;
+    at_least("train.latent_dim", t.latent_dim, 1)?;
+    at_least("train.batch_size", t.batch_size, 2)?;
+    positive("train.lr", t.lr)?;
+    if !(t.beta.is_finite() && t.beta >= 0.0) {
+        return Err(fail(
+            "train.beta",
+            format!("must be a finite number >= 0, got {}", t.beta),
+        ));
+    }
+    if !(t.test_fraction >= 0.0 && t.test_fraction < 1.0) {
+        return Err(fail(
+            "train.test_fraction",
+            format!("must be in [0, 1), got {}", t.test_fraction),
+        ));
+    }
+    if !(t.topo.gamma.is_finite() && t.topo.gamma >= 0.0) {
+        return Err(fail(
+            "train.topo.gamma",
+            format!("must be a finite number >= 0, got {}", t.topo.gamma),
+        ));
+    }
+    if t.topo.dims.len() != t.topo.weights.len() || t.topo.dims.iter().any(|&k| k > 2) {
+        return Err(fail(
+            "train.topo.weights",
+            format!(
+                "needs one weight per dimension of train.topo.dims (each 0, 1 or 2): dims {:?}, weights {:?}",
+                t.topo.dims, t.topo.weights
+            ),
+        ));
+    }
+    if !matches!(t.topo.p, 1 | 2) {
+        return Err(fail(
+            "train.topo.p",
+            format!("must be 1 or 2, got {}", t.topo.p),
         ));
     }
     at_least("summary.resolution", c.summary.resolution, 2)?;

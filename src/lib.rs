@@ -17,5 +17,6 @@ pub mod io;
 pub mod progress;
 pub mod runtime;
 pub mod topology;
+pub mod train;
 
 pub use error::{Error, Result};

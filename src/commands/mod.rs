@@ -72,6 +72,25 @@ pub fn run(cli: Cli, comm: &Comm) -> Result<()> {
             };
             diagram::summarize(comm, &setup, &args)
         }
+        Command::Train(args) => {
+            let flags = args.flags();
+            let Some(setup) = prepare(comm, &args.common, flags, "train", Some(&args.out))? else {
+                return Ok(());
+            };
+            std::fs::create_dir_all(&args.out)
+                .map_err(|e| crate::error::Error::io(&args.out, "creating the folder", e))?;
+            let summary = crate::train::trainer::run(
+                comm,
+                &setup.config,
+                setup.threads,
+                &args.out,
+                args.resume,
+            )?;
+            if comm.is_root() {
+                eprintln!("{summary}");
+            }
+            Ok(())
+        }
         Command::Info(common) => {
             let Some(setup) = prepare(comm, &common, Vec::new(), "info", None)? else {
                 return Ok(());

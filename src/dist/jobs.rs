@@ -125,7 +125,10 @@ where
                 while let Some(st) = w.any_process().immediate_probe_with_tag(TAG_PROGRESS) {
                     let src = st.source_rank();
                     let (v, _) = w.process_at_rank(src).receive_with_tag::<u64>(TAG_PROGRESS);
-                    remote_done[src as usize] = v;
+                    // A progress count can be received after the rank's
+                    // final count (the probes for the two tags are separate):
+                    // counts only grow.
+                    remote_done[src as usize] = remote_done[src as usize].max(v);
                 }
                 while let Some(st) = w.any_process().immediate_probe_with_tag(TAG_FAILED) {
                     let src = st.source_rank();
@@ -138,7 +141,7 @@ where
                 while let Some(st) = w.any_process().immediate_probe_with_tag(TAG_FINISHED) {
                     let src = st.source_rank();
                     let (v, _) = w.process_at_rank(src).receive_with_tag::<u64>(TAG_FINISHED);
-                    remote_done[src as usize] = v;
+                    remote_done[src as usize] = remote_done[src as usize].max(v);
                     remote_finished[src as usize] = true;
                 }
                 bar.set(done + remote_done.iter().sum::<u64>());

@@ -148,6 +148,20 @@ impl Comm {
         out
     }
 
+    /// Every rank's `local` slice (all of the same length), concatenated in
+    /// rank order, on every rank.
+    pub fn all_gather_f64_slice(&self, local: &[f64]) -> Result<Vec<f64>> {
+        let Some(c) = &self.mpi else {
+            return Ok(local.to_vec());
+        };
+        to_count(local.len() * c.size() as usize, "all-gather: elements")?;
+        let mut out = vec![0f64; local.len() * c.size() as usize];
+        if !local.is_empty() {
+            c.all_gather_into(local, &mut out[..]);
+        }
+        Ok(out)
+    }
+
     /// Gives every rank the contents of `data` on rank `root` (same length
     /// on every rank).
     pub fn broadcast_f64_from(&self, root: usize, data: &mut [f64]) -> Result<()> {

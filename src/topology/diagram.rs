@@ -43,25 +43,30 @@ pub enum Ground {
     LInf,
     /// Euclidean (internal_p = 2).
     L2,
+    /// |Δbirth| + |Δdeath| (internal_p = 1): with p = 1 the cost of a pair
+    /// is the sum the topological loss of `train` differentiates.
+    L1,
 }
 
 impl Ground {
     #[inline]
-    fn dist(self, a: (f64, f64), b: (f64, f64)) -> f64 {
+    pub fn dist(self, a: (f64, f64), b: (f64, f64)) -> f64 {
         let (x, y) = ((a.0 - b.0).abs(), (a.1 - b.1).abs());
         match self {
             Ground::LInf => x.max(y),
             Ground::L2 => x.hypot(y),
+            Ground::L1 => x + y,
         }
     }
 
     /// Distance to the diagonal (to the projection of the point).
     #[inline]
-    fn to_diagonal(self, a: (f64, f64)) -> f64 {
+    pub fn to_diagonal(self, a: (f64, f64)) -> f64 {
         let pers = a.1 - a.0;
         match self {
             Ground::LInf => pers / 2.0,
             Ground::L2 => pers / std::f64::consts::SQRT_2,
+            Ground::L1 => pers,
         }
     }
 }
@@ -177,7 +182,21 @@ pub fn wasserstein(
         let da: Vec<f64> = fa.iter().map(|&i| pow(ground.to_diagonal(a[i]))).collect();
         let db: Vec<f64> = fb.iter().map(|&j| pow(ground.to_diagonal(b[j]))).collect();
         let pair = |r: usize, c: usize| pow(ground.dist(a[fa[r]], b[fb[c]]));
-        let partner = min_cost_matching(n, m, pair, &da, &db);
+        let first_birth = fa
+            .first()
+            .map(|&i| a[i].0)
+            .or_else(|| fb.first().map(|&j| b[j].0));
+        let one_birth = first_birth
+            .is_some_and(|b0| fa.iter().all(|&i| a[i].0 == b0) && fb.iter().all(|&j| b[j].0 == b0));
+        let partner = if one_birth {
+            // Every point on one vertical line (H0 diagrams): pair and
+            // diagonal costs are |Δdeath|^p-type convex functions on a
+            // line, so an optimal matching is monotone and a dynamic
+            // programme over the sorted deaths finds it exactly.
+            on_a_line(n, m, &pair, &da, &db, |r| a[fa[r]].1, |c| b[fb[c]].1)
+        } else {
+            min_cost_matching(n, m, pair, &da, &db)
+        };
         let mut used_b = vec![false; m];
         for (r, &c) in partner.iter().enumerate() {
             match c {
@@ -223,18 +242,106 @@ fn min_cost_matching(
     da: &[f64],
     db: &[f64],
 ) -> Vec<Option<usize>> {
+    // Rows are augmented in decreasing order of their diagonal cost: the
+    // most persistent points, which compete for the same partners, settle
+    // first (on H0 diagrams, whose points all lie on one line, this keeps
+    // each shortest-path search short).
+    let order = |d: &[f64]| -> Vec<usize> {
+        let mut o: Vec<usize> = (0..d.len()).collect();
+        o.sort_by(|&x, &y| d[y].total_cmp(&d[x]).then(x.cmp(&y)));
+        o
+    };
     if n <= m {
-        sparse_assignment(n, m, |i, j| pair_cost(i, j) - da[i] - db[j])
-    } else {
-        let of_b = sparse_assignment(m, n, |j, i| pair_cost(i, j) - da[i] - db[j]);
+        let ra = order(da);
+        let got = sparse_assignment(n, m, |r, j| {
+            let i = ra[r];
+            pair_cost(i, j) - da[i] - db[j]
+        });
         let mut of_a = vec![None; n];
-        for (j, i) in of_b.into_iter().enumerate() {
+        for (r, c) in got.into_iter().enumerate() {
+            of_a[ra[r]] = c;
+        }
+        of_a
+    } else {
+        let rb = order(db);
+        let of_b = sparse_assignment(m, n, |r, i| {
+            let j = rb[r];
+            pair_cost(i, j) - da[i] - db[j]
+        });
+        let mut of_a = vec![None; n];
+        for (r, i) in of_b.into_iter().enumerate() {
             if let Some(i) = i {
-                of_a[i] = Some(j);
+                of_a[i] = Some(rb[r]);
             }
         }
         of_a
     }
+}
+
+/// Exact min-cost matching of points that all share one birth: sorted by
+/// death, matched pairs never cross in an optimal matching (the costs are
+/// convex functions of the death difference), so dp[i][j] = the best cost
+/// of the first i points of a and j of b, each step taking a to the
+/// diagonal, b to the diagonal, or the pair (i, j).
+fn on_a_line(
+    n: usize,
+    m: usize,
+    pair_cost: &impl Fn(usize, usize) -> f64,
+    da: &[f64],
+    db: &[f64],
+    death_a: impl Fn(usize) -> f64,
+    death_b: impl Fn(usize) -> f64,
+) -> Vec<Option<usize>> {
+    let mut oa: Vec<usize> = (0..n).collect();
+    oa.sort_by(|&x, &y| death_a(x).total_cmp(&death_a(y)).then(x.cmp(&y)));
+    let mut ob: Vec<usize> = (0..m).collect();
+    ob.sort_by(|&x, &y| death_b(x).total_cmp(&death_b(y)).then(x.cmp(&y)));
+    let w = m + 1;
+    let mut cost = vec![0.0f64; (n + 1) * w];
+    // 0: a_i to the diagonal, 1: b_j to the diagonal, 2: the pair.
+    let mut how = vec![0u8; (n + 1) * w];
+    for i in 0..=n {
+        for j in 0..=m {
+            if i == 0 && j == 0 {
+                continue;
+            }
+            let mut best = f64::INFINITY;
+            let mut choice = 0u8;
+            if i > 0 {
+                best = cost[(i - 1) * w + j] + da[oa[i - 1]];
+            }
+            if j > 0 {
+                let c = cost[i * w + j - 1] + db[ob[j - 1]];
+                if c < best {
+                    best = c;
+                    choice = 1;
+                }
+            }
+            if i > 0 && j > 0 {
+                let c = cost[(i - 1) * w + j - 1] + pair_cost(oa[i - 1], ob[j - 1]);
+                if c < best {
+                    best = c;
+                    choice = 2;
+                }
+            }
+            cost[i * w + j] = best;
+            how[i * w + j] = choice;
+        }
+    }
+    let mut partner = vec![None; n];
+    let (mut i, mut j) = (n, m);
+    while i > 0 || j > 0 {
+        match how[i * w + j] {
+            0 => i -= 1,
+            1 => j -= 1,
+            _ => {
+                partner[oa[i - 1]] = Some(ob[j - 1]);
+                i -= 1;
+                j -= 1;
+            }
+        }
+    }
+    partner
 }
 
 /// Rows 0..rows, shared columns 0..cols with costs `w(i, j)` (kept where
@@ -960,6 +1067,53 @@ mod tests {
                 worst, want,
                 "case {case}: the matching realises the bottleneck"
             );
+        }
+    }
+
+    /// H0-like diagrams (one common birth) take the dynamic programme on a
+    /// line: equal to the Hungarian method on the augmented matrix, and the
+    /// matching realises the value.
+    #[test]
+    fn one_birth_diagrams_match_the_hungarian_method() {
+        let mut rng = ChaCha8Rng::seed_from_u64(48);
+        for case in 0..60 {
+            let mut gen = |k: usize| -> Vec<(f64, f64)> {
+                (0..k)
+                    .map(|_| {
+                        let d: f64 = if case % 3 == 0 {
+                            rng.random_range(0..5) as f64 / 4.0
+                        } else {
+                            rng.random_range(0.0..2.0)
+                        };
+                        (0.5, 0.5 + d)
+                    })
+                    .collect()
+            };
+            let (na, nb) = (case % 17, (case * 5) % 23);
+            let (a, b) = (gen(na), gen(nb));
+            let c = augmented(&a, &b);
+            for p in [1.0, 2.0] {
+                let cp: Vec<Vec<f64>> = c
+                    .iter()
+                    .map(|r| r.iter().map(|x| x.powf(p)).collect())
+                    .collect();
+                let want = if cp.is_empty() {
+                    0.0
+                } else {
+                    hungarian(&cp).powf(1.0 / p)
+                };
+                let got = wasserstein(&a, &b, p, L, M).unwrap();
+                assert!(
+                    (got.value - want).abs() <= 1e-12 * want.max(1.0),
+                    "case {case} p {p}: {} vs {want}",
+                    got.value
+                );
+                let s: f64 = pair_costs(&a, &b, &got, "line")
+                    .iter()
+                    .map(|x| x.powf(p))
+                    .sum();
+                assert!((s.powf(1.0 / p) - want).abs() <= 1e-12 * want.max(1.0));
+            }
         }
     }
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Cost of the topological loss (issue 6, item 4): median step time of
+`tglml train` with and without the loss, side by side in one command.
+
+Setting: the Spheres data (10,000 points in R^101), MLP 101-256-128-16,
+batch 256, latent dimension 16, H0 + H1 Wasserstein loss (gamma 1 from step
+0), one thread, CPU; R runs of S steps each, the first 10 steps of each run
+dropped; medians of the per-step times that `tglml train` logs in
+/train/step_seconds of run.h5. Goal of the issue: at most 25% overhead.
+
+Usage: python3 benches/train/run.py [--steps S] [--repeat R]  (make bench-train)
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import h5py
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TGLML = os.path.join(ROOT, "target", "release", "tglml")
+
+
+def run(gamma, steps, out):
+    args = [TGLML, "train", "--steps", str(steps), "--threads", "1",
+            "--set", 'synth.kind="spheres"', "--set", "train.batch_size=256",
+            "--set", "train.latent_dim=16", "--set", "train.hidden=[256, 128]",
+            "--set", "train.topo.dims=[0, 1]", "--set", "train.topo.weights=[1.0, 1.0]",
+            "--set", f"train.topo.gamma={gamma}", "--set", "train.topo.ramp_steps=0",
+            "--set", "train.checkpoint_every=0", "--out", out]
+    p = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, TGLML_PROGRESS="off"))
+    if p.returncode != 0:
+        sys.exit(p.stderr)
+    with h5py.File(os.path.join(out, "run.h5"), "r") as f:
+        return list(f["train/step_seconds"][10:])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=110)
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        base, topo = [], []
+        for r in range(a.repeat):
+            base += run(0, a.steps, os.path.join(d, f"b{r}"))
+            topo += run(1, a.steps, os.path.join(d, f"t{r}"))
+    mb, mt = statistics.median(base), statistics.median(topo)
+    print(f"step time without the topological loss: median {mb * 1e3:.2f} ms ({len(base)} steps)")
+    print(f"step time with H0 + H1 Wasserstein loss:  median {mt * 1e3:.2f} ms ({len(topo)} steps)")
+    print(f"overhead: {100 * (mt / mb - 1):.0f}% (goal: at most 25%)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+//! Training (tch / libtorch): the VAE, the differentiable topological loss,
+//! our Adam (whose state can be saved), checkpoints, and the data-parallel
+//! training loop.
+
+pub mod checkpoint;
+pub mod optim;
+pub mod topo_loss;
+pub mod trainer;
+pub mod vae;

@@ -1,0 +1,188 @@
+//! Issue 6: data-parallel training with the global topological loss,
+//! exact resume, and bad input.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Relative max difference of every model tensor of two checkpoints (read
+/// with h5py), and whether they are bit-identical.
+fn compare_checkpoints(a: &Path, b: &Path) -> (f64, bool) {
+    let code = format!(
+        "import h5py, numpy as np\n\
+         a = h5py.File({:?}, 'r')['model']; b = h5py.File({:?}, 'r')['model']\n\
+         assert sorted(a) == sorted(b), (sorted(a), sorted(b))\n\
+         worst = 0.0; same = True\n\
+         for k in a:\n\
+         \x20   x = a[k][()].astype(np.float64); y = b[k][()].astype(np.float64)\n\
+         \x20   worst = max(worst, float(np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-300)))\n\
+         \x20   same = same and a[k][()].tobytes() == b[k][()].tobytes()\n\
+         print(repr(worst), same)\n",
+        s(a),
+        s(b)
+    );
+    let o = std::process::Command::new(python())
+        .args(["-c", &code])
+        .output()
+        .unwrap();
+    ok(&o);
+    let out = stdout(&o);
+    let mut it = out.split_whitespace();
+    (
+        it.next().unwrap().parse().unwrap(),
+        it.next().unwrap() == "True",
+    )
+}
+
+const COMMON: [&str; 10] = [
+    "--set",
+    "train.topo.dims=[0, 1]",
+    "--set",
+    "train.topo.weights=[1.0, 0.5]",
+    "--set",
+    "train.topo.ramp_steps=0",
+    "--set",
+    "synth.n=1200",
+    "--threads",
+    "1",
+];
+
+/// Acceptance 1: -np 2 (4) with per-rank batch B equals -np 1 with batch
+/// 2B (4B) after 50 steps within 1e-9 relative in float64, with the global
+/// topological loss (H0 and H1) on. The float32 difference is printed.
+#[test]
+fn ranks_train_like_one_process_on_the_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in ["float64", "float32"] {
+        let run = |np: usize, batch: usize| {
+            let out = dir.path().join(format!("{dtype}-{np}"));
+            let mut a: Vec<String> = vec!["train".into(), "--steps".into(), "50".into()];
+            a.extend(COMMON.iter().map(|x| x.to_string()));
+            a.extend([
+                "--set".into(),
+                format!("train.dtype=\"{dtype}\""),
+                "--set".into(),
+                format!("train.batch_size={batch}"),
+                "--out".into(),
+                s(&out),
+            ]);
+            let a: Vec<&str> = a.iter().map(|x| x.as_str()).collect();
+            let r = mpirun(np, &a);
+            ok(&r);
+            out.join("checkpoint.h5")
+        };
+        let one = run(1, 96);
+        for np in [2, 4] {
+            let many = run(np, 96 / np);
+            let (worst, _) = compare_checkpoints(&one, &many);
+            eprintln!(
+                "{dtype}: -np {np} vs -np 1, largest relative parameter difference {worst:.3e}"
+            );
+            if dtype == "float64" {
+                assert!(worst <= 1e-9, "{dtype} -np {np}: {worst}");
+            }
+        }
+    }
+}
+
+/// Acceptance 2: K steps, stop, resume, K more equals 2K steps in one go,
+/// bit for bit (CPU, one thread).
+#[test]
+fn resume_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |steps: &str, out: &Path, resume: bool| {
+        let mut a: Vec<&str> = vec!["train", "--steps", steps];
+        a.extend(COMMON);
+        let o = s(out);
+        a.extend(["--set", "train.batch_size=64", "--out", &o]);
+        if resume {
+            a.push("--resume");
+        }
+        ok(&tglml(&a));
+    };
+    let split = dir.path().join("split");
+    let whole = dir.path().join("whole");
+    run("20", &split, false);
+    run("40", &split, true);
+    run("40", &whole, false);
+    let (worst, same) =
+        compare_checkpoints(&split.join("checkpoint.h5"), &whole.join("checkpoint.h5"));
+    assert!(same, "resumed run differs: {worst:e}");
+}
+
+/// Acceptance 5: a NaN loss stops with the step and the last good
+/// checkpoint; a corrupt or mismatched checkpoint is refused on --resume
+/// with nothing overwritten.
+#[test]
+fn bad_training_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // A learning rate that blows the parameters up.
+    let r = mpirun(
+        2,
+        &[
+            "train",
+            "--steps",
+            "30",
+            "--set",
+            "train.lr=1e200",
+            "--set",
+            "train.checkpoint_every=1",
+            "--set",
+            "train.batch_size=32",
+            "--out",
+            &s(&out),
+        ],
+    );
+    assert!(!r.status.success());
+    let err = stderr(&r);
+    assert_eq!(error_lines(&err), 1, "{err}");
+    assert!(
+        err.contains("training step") && err.contains("the loss is"),
+        "{err}"
+    );
+    assert!(
+        err.contains("last good checkpoint:") && err.contains("checkpoint.h5"),
+        "{err}"
+    );
+    // A corrupt checkpoint: refused, left as it is.
+    let ck = out.join("checkpoint.h5");
+    std::fs::write(&ck, b"not an HDF5 file").unwrap();
+    let r = tglml(&["train", "--steps", "5", "--resume", "--out", &s(&out)]);
+    assert!(!r.status.success());
+    let err = stderr(&r);
+    assert!(err.contains("checkpoint.h5"), "{err}");
+    assert_eq!(std::fs::read(&ck).unwrap(), b"not an HDF5 file");
+    // A checkpoint of another architecture: refused, names a tensor.
+    let other = dir.path().join("other");
+    ok(&tglml(&[
+        "train",
+        "--steps",
+        "2",
+        "--set",
+        "train.hidden=[16]",
+        "--out",
+        &s(&other),
+    ]));
+    let before = std::fs::read(other.join("checkpoint.h5")).unwrap();
+    let r = tglml(&[
+        "train",
+        "--steps",
+        "4",
+        "--resume",
+        "--set",
+        "train.hidden=[32]",
+        "--out",
+        &s(&other),
+    ]);
+    assert!(!r.status.success());
+    let err = stderr(&r);
+    assert!(err.contains("/model/") && err.contains("shape"), "{err}");
+    assert_eq!(std::fs::read(other.join("checkpoint.h5")).unwrap(), before);
+}
