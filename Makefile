@@ -5,6 +5,7 @@
 #   make bench-diagrams  diagram distances benchmark vs GUDHI, POT and persim (benches/diagrams/README.md)
 #   make bench-pipeline  MPI persistence pipeline: scaling over ranks, memory per rank (benches/pipeline/README.md)
 #   make bench-train     step time of training with and without the topological loss (benches/train/run.py)
+#   make compare-topology  TGLML vs the same model without the loss, 3 seeds, KL_sigma and W(H0) (benches/train/compare.py)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -20,10 +21,10 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test lint test-unit help bench-ph bench-diagrams bench-pipeline bench-train
+.PHONY: setup build run test lint test-unit help bench-ph bench-diagrams bench-pipeline bench-train compare-topology
 
 help:
-	@sed -n '2,7p' Makefile
+	@sed -n '2,8p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -75,3 +76,7 @@ bench-pipeline: build
 bench-train: build
 	@echo "== cost of the topological loss: step time with and without (benches/train/run.py $(BENCH_ARGS))"
 	@$(BENCH_PY) benches/train/run.py $(BENCH_ARGS)
+
+compare-topology: build
+	@echo "== topology preserved? TGLML vs gamma = 0 on configs/spheres.toml, 3 seeds (benches/train/compare.py $(BENCH_ARGS))"
+	@$(BENCH_PY) benches/train/compare.py $(BENCH_ARGS)

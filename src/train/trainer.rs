@@ -467,10 +467,13 @@ pub fn kl_sigma(x: &Array2<f64>, z: &Array2<f64>, sigma: f64) -> f64 {
 }
 
 /// W1 (L∞ ground metric, GUDHI's default) between the H0 diagrams of two
-/// point sets.
+/// point sets, each with its distances divided by its largest distance (as
+/// KL_σ does: a latent space has no natural scale).
 pub fn w_h0(x: &Array2<f64>, z: &Array2<f64>) -> Result<f64> {
     let h0 = |a: &Array2<f64>| -> Result<Vec<(f64, f64)>> {
         let d = crate::topology::DistanceMatrix::from_points(a.view())?;
+        let mx = f64::from(d.max_finite()).max(f64::MIN_POSITIVE);
+        let d = crate::topology::DistanceMatrix::from_points((a / mx).view())?;
         let dg = crate::topology::rips_persistence(
             &d,
             &crate::topology::RipsOptions {
