@@ -111,6 +111,10 @@ fn resume_is_exact() {
     run("20", &split, false);
     run("40", &split, true);
     run("40", &whole, false);
+    assert!(
+        whole.join("latent.png").exists(),
+        "the latent scatter plot is written"
+    );
     let (worst, same) =
         compare_checkpoints(&split.join("checkpoint.h5"), &whole.join("checkpoint.h5"));
     assert!(same, "resumed run differs: {worst:e}");

@@ -432,38 +432,63 @@ pub fn run(
 }
 
 /// KL_σ of Moor et al. (2020) between the density estimates of two point
-/// sets (rows matched), with distances divided by their maximum.
+/// sets (rows matched), with distances divided by their maximum:
+/// f(i) = Σ_j exp(−D̃[i, j]² / σ) over all j (i included), p = f / Σ f,
+/// KL_σ = Σ_i p_X(i) (ln p_X(i) − ln p_Z(i)).
 pub fn kl_sigma(x: &Array2<f64>, z: &Array2<f64>, sigma: f64) -> f64 {
-    let dens = |a: &Array2<f64>| -> Vec<f64> {
-        let n = a.nrows();
-        let mut d = vec![0.0; n * n];
-        let mut mx: f64 = 0.0;
-        for i in 0..n {
-            for j in 0..n {
-                let v: f64 = a
-                    .row(i)
-                    .iter()
-                    .zip(a.row(j).iter())
-                    .map(|(p, q)| (p - q) * (p - q))
-                    .sum::<f64>()
-                    .sqrt();
-                d[i * n + j] = v;
-                mx = mx.max(v);
-            }
-        }
-        let mx = if mx > 0.0 { mx } else { 1.0 };
-        let f: Vec<f64> = (0..n)
-            .map(|i| {
-                (0..n)
-                    .map(|j| (-(d[i * n + j] / mx).powi(2) / sigma).exp())
-                    .sum()
-            })
-            .collect();
-        let s: f64 = f.iter().sum();
-        f.into_iter().map(|v| v / s).collect()
-    };
-    let (px, pz) = (dens(x), dens(z));
+    let (px, pz) = (density(x, sigma), density(z, sigma));
     px.iter().zip(&pz).map(|(a, b)| a * (a.ln() - b.ln())).sum()
+}
+
+/// Squared distances of all pairs, by blocks of rows through the Gram
+/// matrix (‖a‖² + ‖b‖² − 2a·b, clamped at 0; the diagonal set to 0), given
+/// to `f(i, row of squared distances)`.
+fn for_each_sq_row(a: &Array2<f64>, mut f: impl FnMut(usize, &[f64])) {
+    let (n, d) = a.dim();
+    if n == 0 {
+        return;
+    }
+    let flat: Vec<f64> = a.iter().copied().collect();
+    let t = Tensor::from_slice(&flat).view([n as i64, d as i64]);
+    let norms: Vec<f64> = a
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().map(|v| v * v).sum())
+        .collect();
+    let block = 256;
+    let mut start = 0;
+    while start < n {
+        let end = (start + block).min(n);
+        let g = values(
+            &t.narrow(0, start as i64, (end - start) as i64)
+                .matmul(&t.transpose(0, 1)),
+        );
+        for (k, i) in (start..end).enumerate() {
+            let row: Vec<f64> = (0..n)
+                .map(|j| {
+                    if i == j {
+                        0.0
+                    } else {
+                        (norms[i] + norms[j] - 2.0 * g[k * n + j]).max(0.0)
+                    }
+                })
+                .collect();
+            f(i, &row);
+        }
+        start = end;
+    }
+}
+
+fn density(a: &Array2<f64>, sigma: f64) -> Vec<f64> {
+    let mut mx2: f64 = 0.0;
+    for_each_sq_row(a, |_, r| mx2 = r.iter().copied().fold(mx2, f64::max));
+    let mx2 = if mx2 > 0.0 { mx2 } else { 1.0 };
+    let mut f = vec![0.0; a.nrows()];
+    for_each_sq_row(a, |i, r| {
+        f[i] = r.iter().map(|&d2| (-(d2 / mx2) / sigma).exp()).sum()
+    });
+    let s: f64 = f.iter().sum();
+    f.into_iter().map(|v| v / s).collect()
 }
 
 /// W1 (L∞ ground metric, GUDHI's default) between the H0 diagrams of two
@@ -558,7 +583,70 @@ fn write_run(
         );
     }
     let path = w.commit()?;
-    Ok(format!("{summary}; wrote {}", path.display()))
+    let png = out.join("latent.png");
+    scatter_png(&z, split.test_labels.as_deref(), &png)?;
+    Ok(format!(
+        "{summary}; wrote {} and {}",
+        path.display(),
+        png.display()
+    ))
+}
+
+/// A scatter plot of the first two latent coordinates (one point per test
+/// sample, coloured by label when there are labels), written atomically as
+/// a PNG.
+pub fn scatter_png(z: &Array2<f64>, labels: Option<&[i64]>, path: &Path) -> Result<()> {
+    const SIZE: u32 = 640;
+    const MARGIN: f64 = 20.0;
+    const PALETTE: [[u8; 3]; 10] = [
+        [31, 119, 180],
+        [255, 127, 14],
+        [44, 160, 44],
+        [214, 39, 40],
+        [148, 103, 189],
+        [140, 86, 75],
+        [227, 119, 194],
+        [127, 127, 127],
+        [188, 189, 34],
+        [23, 190, 207],
+    ];
+    let mut img = image::RgbImage::from_pixel(SIZE, SIZE, image::Rgb([255, 255, 255]));
+    if z.nrows() > 0 {
+        let col = |j: usize| -> Vec<f64> {
+            if j < z.ncols() {
+                z.column(j).to_vec()
+            } else {
+                vec![0.0; z.nrows()]
+            }
+        };
+        let (xs, ys) = (col(0), col(1));
+        let range = |v: &[f64]| {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (lo, if hi > lo { hi - lo } else { 1.0 })
+        };
+        let ((x0, xw), (y0, yw)) = (range(&xs), range(&ys));
+        let span = SIZE as f64 - 2.0 * MARGIN;
+        for i in 0..z.nrows() {
+            let px = MARGIN + (xs[i] - x0) / xw * span;
+            let py = SIZE as f64 - MARGIN - (ys[i] - y0) / yw * span;
+            let c = labels.map_or([0, 0, 0], |l| {
+                PALETTE[(l[i].rem_euclid(PALETTE.len() as i64)) as usize]
+            });
+            for dx in -1i64..=1 {
+                for dy in -1i64..=1 {
+                    let (u, v) = (px as i64 + dx, py as i64 + dy);
+                    if (0..SIZE as i64).contains(&u) && (0..SIZE as i64).contains(&v) {
+                        img.put_pixel(u as u32, v as u32, image::Rgb(c));
+                    }
+                }
+            }
+        }
+    }
+    let tmp = path.with_extension("png.tmp");
+    img.save_with_format(&tmp, image::ImageFormat::Png)
+        .map_err(|e| Error::invalid(tmp.display().to_string(), format!("writing the plot: {e}")))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "renaming", e))
 }
 
 #[cfg(test)]
@@ -585,7 +673,24 @@ mod tests {
         let px = dens([[0.0, 1.0, 2.0], [1.0, 0.0, r5], [2.0, r5, 0.0]]);
         let pz = dens([[0.0, 1.0, 3.0], [1.0, 0.0, 2.0], [3.0, 2.0, 0.0]]);
         let want: f64 = (0..3).map(|i| px[i] * (px[i].ln() - pz[i].ln())).sum();
-        assert!((kl_sigma(&x, &z, 0.5) - want).abs() < 1e-15);
+        assert!((kl_sigma(&x, &z, 0.5) - want).abs() < 1e-14);
+    }
+
+    #[test]
+    fn scatter_plot_draws_every_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let z = ndarray::array![[0.0, 0.0], [1.0, 1.0], [0.5, 0.2]];
+        let path = dir.path().join("latent.png");
+        scatter_png(&z, Some(&[0, 1, 2]), &path).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (640, 640));
+        for c in [[31u8, 119, 180], [255, 127, 14], [44, 160, 44]] {
+            assert!(img.pixels().any(|p| p.0 == c), "colour {c:?} drawn");
+        }
+        // Corners of the data range land at the margins.
+        assert_eq!(img.get_pixel(20, 619).0, [31, 119, 180]);
+        assert_eq!(img.get_pixel(619, 20).0, [255, 127, 14]);
+        assert!(!dir.path().join("latent.png.tmp").exists());
     }
 
     #[test]
