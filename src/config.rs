@@ -47,6 +47,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     pub data: String,
+    pub test_data: String,
     pub model: String,
     pub hidden: Vec<usize>,
     pub latent_dim: usize,

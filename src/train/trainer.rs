@@ -79,10 +79,41 @@ pub fn load_split(cfg: &Config) -> Result<Split> {
         let j = rng.random_range(0..=i);
         order.swap(i, j);
     }
-    let n_test = ((n as f64) * t.test_fraction).round() as usize;
+    let separate = !t.test_data.is_empty();
+    let n_test = if separate {
+        0
+    } else {
+        ((n as f64) * t.test_fraction).round() as usize
+    };
     let (tr, te) = order.split_at(n - n_test);
     let mut train = x.select(Axis(0), tr);
-    let mut test = x.select(Axis(0), te);
+    let (mut test, test_y) = if separate {
+        let path = Path::new(&t.test_data);
+        let xt = crate::data::matrix::read_matrix(path, Some("x"))?;
+        if xt.ncols() != x.ncols() {
+            return Err(Error::invalid(
+                format!("train.test_data = {:?}", t.test_data),
+                format!(
+                    "has {} values per sample, the training data {}",
+                    xt.ncols(),
+                    x.ncols()
+                ),
+            ));
+        }
+        let f = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening the file", e))?;
+        let yt = if f.link_exists("y") {
+            Some(
+                f.dataset("y")
+                    .and_then(|d| d.read_raw::<i64>())
+                    .map_err(|e| Error::hdf5(path, "dataset /y (integer labels)", e))?,
+            )
+        } else {
+            None
+        };
+        (xt, yt)
+    } else {
+        (x.select(Axis(0), te), None)
+    };
     if train.nrows() < t.batch_size {
         return Err(Error::invalid(
             "train.batch_size",
@@ -101,7 +132,11 @@ pub fn load_split(cfg: &Config) -> Result<Split> {
         train = (&train - &mean) / &std;
         test = (&test - &mean) / &std;
     }
-    let test_labels = y.map(|y| te.iter().map(|&i| y[i]).collect());
+    let test_labels = if separate {
+        test_y
+    } else {
+        y.map(|y| te.iter().map(|&i| y[i]).collect())
+    };
     Ok(Split {
         train,
         test,
