@@ -52,6 +52,7 @@ pub struct TrainConfig {
     pub hidden: Vec<usize>,
     pub latent_dim: usize,
     pub likelihood: String,
+    pub variational: bool,
     pub beta: f64,
     pub steps: u64,
     pub batch_size: usize,

@@ -324,10 +324,17 @@ pub fn run(
         let batch = global_batch(t.seed, step, split.train.nrows(), g);
         let mine = &batch[rank * b..(rank + 1) * b];
         let x_local = rows_tensor(&split.train, mine, kind, dev);
-        let eps = Tensor::from_slice(&noise(t.seed, step, rank * b..(rank + 1) * b, t.latent_dim))
-            .view([b as i64, t.latent_dim as i64])
-            .to_kind(kind)
-            .to_device(dev);
+        // An autoencoder (train.variational = false) decodes z = μ.
+        let eps = if t.variational {
+            Tensor::from_slice(&noise(t.seed, step, rank * b..(rank + 1) * b, t.latent_dim))
+                .view([b as i64, t.latent_dim as i64])
+                .to_kind(kind)
+                .to_device(dev)
+        } else {
+            Tensor::zeros([b as i64, t.latent_dim as i64], (kind, dev))
+        };
+        let beta = if t.variational { t.beta } else { 0.0 };
+
         let f = model.forward(&x_local, &eps);
         let recon_sum = f.recon.sum(kind);
         let kl_sum = f.kl.sum(kind);
@@ -349,7 +356,7 @@ pub fn run(
             ))
         };
         comm.agree(finite)?;
-        let mut loss = (&recon_sum + &kl_sum * t.beta) / g as f64;
+        let mut loss = (&recon_sum + &kl_sum * beta) / g as f64;
         let gam = gamma(step, t.topo.gamma, t.topo.ramp_steps);
         let mut topo_parts = vec![0.0; t.topo.dims.len()];
         if gam > 0.0 && !t.topo.dims.is_empty() {
