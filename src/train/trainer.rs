@@ -299,8 +299,14 @@ pub fn run(
     let mut start = 0u64;
     if resume {
         let ck = comm.agree(checkpoint::restore(&ck_path, &mut vs, Some(&mut adam)))?;
-        if ck.config_toml != config.to_toml() {
-            let _ = ck;
+        // Resuming with other settings (more steps, another γ) is allowed;
+        // say so, since the run is then not the one the checkpoint began.
+        if comm.is_root() && ck.config_toml != config.to_toml() {
+            eprintln!(
+                "train: resuming from step {} of {} with a configuration that differs from the checkpoint's",
+                ck.step,
+                ck_path.display()
+            );
         }
         start = ck.step;
     }
