@@ -80,6 +80,7 @@ pub struct TopoConfig {
     pub ramp_steps: u64,
     pub landscape_levels: usize,
     pub landscape_resolution: usize,
+    pub landmarks: usize,
 }
 
 /// `[pack]`: converting sources (meshes, structures, images, IDX) to HDF5.

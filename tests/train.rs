@@ -53,6 +53,33 @@ const COMMON: [&str; 10] = [
     "1",
 ];
 
+/// The landmark option of the loss (maxmin landmarks of the global batch)
+/// keeps the equality: the landmarks are chosen on the global batch.
+#[test]
+fn ranks_agree_with_landmarks_of_the_global_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |np: usize, batch: usize| {
+        let out = dir.path().join(format!("lm-{np}"));
+        let mut a: Vec<String> = vec!["train".into(), "--steps".into(), "30".into()];
+        a.extend(COMMON.iter().map(|x| x.to_string()));
+        a.extend([
+            "--set".into(),
+            "train.dtype=\"float64\"".into(),
+            "--set".into(),
+            "train.topo.landmarks=40".into(),
+            "--set".into(),
+            format!("train.batch_size={batch}"),
+            "--out".into(),
+            s(&out),
+        ]);
+        let a: Vec<&str> = a.iter().map(|x| x.as_str()).collect();
+        ok(&mpirun(np, &a));
+        out.join("checkpoint.h5")
+    };
+    let (worst, _) = compare_checkpoints(&run(1, 96), &run(2, 48));
+    assert!(worst <= 1e-9, "{worst}");
+}
+
 /// Acceptance 1: -np 2 (4) with per-rank batch B equals -np 1 with batch
 /// 2B (4B) after 50 steps within 1e-9 relative in float64, with the global
 /// topological loss (H0 and H1) on. The float32 difference is printed.

@@ -381,7 +381,25 @@ pub fn run(
                 parts.push(z_all.narrow(0, ((rank + 1) * b) as i64, ((p - rank - 1) * b) as i64));
             }
             let z_mix = Tensor::cat(&parts, 0);
-            let x_all = rows_tensor(&split.train, &batch, kind, dev);
+            let (x_all, z_mix) = if t.topo.landmarks > 0 && t.topo.landmarks < g {
+                // Maxmin landmarks of the global batch in data space: the
+                // same rows on every rank.
+                let xb = split.train.select(Axis(0), &batch);
+                let l = crate::topology::landmarks::select(
+                    xb.view(),
+                    t.topo.landmarks,
+                    crate::topology::landmarks::LandmarkMethod::MaxMin,
+                )?;
+                let idx: Vec<i64> = l.indices.iter().map(|&i| i as i64).collect();
+                let sel = Tensor::from_slice(&idx).to_device(dev);
+                let rows: Vec<usize> = l.indices.iter().map(|&i| batch[i]).collect();
+                (
+                    rows_tensor(&split.train, &rows, kind, dev),
+                    z_mix.index_select(0, &sel),
+                )
+            } else {
+                (rows_tensor(&split.train, &batch, kind, dev), z_mix)
+            };
             let tl = comm.agree(topo_loss(&x_all, &z_mix, &topo_cfg).map_err(|e| {
                 Error::invalid(
                     format!("training step {step}, topological loss"),
