@@ -91,6 +91,7 @@ pub struct PackConfig {
     pub seed: u64,
     pub atoms: AtomsName,
     pub per_chain: bool,
+    pub flatten_models: bool,
     pub limit: usize,
     pub image_width: u32,
     pub image_height: u32,

