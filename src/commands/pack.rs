@@ -28,15 +28,14 @@ enum Kind {
 }
 
 fn kind_of_file(path: &Path) -> Option<Kind> {
-    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    if matrix::row_source(path) == Some(matrix::RowSource::Idx) {
+        return Some(Kind::Idx);
+    }
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    if name.contains("-ubyte") || matches!(ext.as_str(), "idx" | "idx1" | "idx3") {
-        return Some(Kind::Idx);
-    }
     match ext.as_str() {
         "off" | "obj" | "ply" => Some(Kind::Mesh),
         "pdb" | "ent" | "cif" | "mmcif" => Some(Kind::Structure),
@@ -189,6 +188,13 @@ fn pack(setup: &Setup, args: &PackArgs) -> Result<String> {
     }
 }
 
+fn atom_selection(cfg: &PackConfig) -> protein::AtomSelection {
+    match cfg.atoms {
+        AtomsName::Ca => protein::AtomSelection::CAlpha,
+        AtomsName::Heavy => protein::AtomSelection::Heavy,
+    }
+}
+
 fn pack_collection(
     cfg: &PackConfig,
     sources: &[(PathBuf, String, Kind)],
@@ -211,11 +217,7 @@ fn pack_collection(
             }
             Kind::Structure => {
                 let st = protein::read_structure(path)?;
-                let sel = match cfg.atoms {
-                    AtomsName::Ca => protein::AtomSelection::CAlpha,
-                    AtomsName::Heavy => protein::AtomSelection::Heavy,
-                };
-                let clouds = protein::clouds(&st, sel, cfg.per_chain);
+                let clouds = protein::clouds(&st, atom_selection(cfg), cfg.per_chain);
                 if clouds.is_empty() {
                     return Err(Error::invalid(
                         path.display().to_string(),
@@ -259,10 +261,7 @@ fn pack_models(
     out: &Path,
     stamp: &Stamp,
 ) -> Result<String> {
-    let sel = match cfg.atoms {
-        AtomsName::Ca => protein::AtomSelection::CAlpha,
-        AtomsName::Heavy => protein::AtomSelection::Heavy,
-    };
+    let sel = atom_selection(cfg);
     let mut rows: Vec<Vec<f64>> = Vec::new();
     let mut names = Vec::new();
     let mut numbers = Vec::new();

@@ -12,7 +12,7 @@ use ndarray::{Array2, Axis};
 
 use super::Setup;
 use crate::cli::PhArgs;
-use crate::config::LandmarkMethodName;
+use crate::config::{LandmarkMethodName, PhConfig};
 use crate::data::matrix::read_matrix;
 use crate::dist::Comm;
 use crate::error::{Error, Result};
@@ -82,11 +82,7 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
                     "landmarks are chosen on point clouds, not on a distance matrix",
                 ));
             }
-            let method = match cfg.landmark_method {
-                LandmarkMethodName::Maxmin => LandmarkMethod::MaxMin,
-                LandmarkMethodName::Random => LandmarkMethod::Random { seed: cfg.seed },
-            };
-            let l = landmarks::select(input.view(), cfg.landmarks, method)?;
+            let l = landmarks::select(input.view(), cfg.landmarks, landmark_method(cfg))?;
             eprintln!(
                 "ph: {} {} landmarks, covering radius {:.6} (landmark diagram within bottleneck distance {:.6} of the full one)",
                 l.indices.len(),
@@ -141,15 +137,7 @@ fn finish(
         ));
     }
     let m = dist.len();
-    let opts = RipsOptions {
-        maxdim: cfg.maxdim,
-        threshold: cfg.threshold.value(),
-        clearing: cfg.clearing,
-        emergent_pairs: cfg.emergent_pairs,
-        apparent_pairs: cfg.apparent_pairs,
-        modulus: cfg.coefficients,
-        neighbor_lists: cfg.neighbor_lists,
-    };
+    let opts = rips_options(cfg);
     let est = estimate_memory(&dist, &opts);
     if est.bytes > budget {
         return Err(over_budget(
@@ -192,6 +180,27 @@ fn finish(
         path.display(),
         t0.elapsed().as_secs_f64()
     ))
+}
+
+/// The engine's options from `[ph]`.
+pub(super) fn rips_options(cfg: &PhConfig) -> RipsOptions {
+    RipsOptions {
+        maxdim: cfg.maxdim,
+        threshold: cfg.threshold.value(),
+        clearing: cfg.clearing,
+        emergent_pairs: cfg.emergent_pairs,
+        apparent_pairs: cfg.apparent_pairs,
+        modulus: cfg.coefficients,
+        neighbor_lists: cfg.neighbor_lists,
+    }
+}
+
+/// The landmark method of `[ph]`.
+pub(super) fn landmark_method(cfg: &PhConfig) -> LandmarkMethod {
+    match cfg.landmark_method {
+        LandmarkMethodName::Maxmin => LandmarkMethod::MaxMin,
+        LandmarkMethodName::Random => LandmarkMethod::Random { seed: cfg.seed },
+    }
 }
 
 /// One progress bar per stage of the engine (rank 0 only: `compute_and_write`

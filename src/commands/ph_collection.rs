@@ -16,15 +16,15 @@ use ndarray::{Array1, Array2, Axis};
 
 use super::Setup;
 use crate::cli::PhArgs;
-use crate::config::{LandmarkMethodName, OnErrorName, PhConfig};
+use crate::config::{OnErrorName, PhConfig};
 use crate::dist::jobs::{balance, run_tasks, OnError};
 use crate::dist::Comm;
 use crate::error::{Error, Result};
 use crate::io::collection::Collection;
 use crate::io::{H5Writer, Stamp};
 use crate::runtime;
-use crate::topology::landmarks::{self, LandmarkMethod};
-use crate::topology::{estimate_memory, rips_persistence, DistanceMatrix, RipsOptions};
+use crate::topology::landmarks;
+use crate::topology::{estimate_memory, rips_persistence, DistanceMatrix};
 
 /// The persistence of one object, as gathered to rank 0.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,11 +119,11 @@ fn object_diagrams(pts: Array2<f64>, cfg: &PhConfig, budget: u64) -> Result<Obje
         ));
     }
     let chosen = if cfg.landmarks > 0 && cfg.landmarks < n {
-        let method = match cfg.landmark_method {
-            LandmarkMethodName::Maxmin => LandmarkMethod::MaxMin,
-            LandmarkMethodName::Random => LandmarkMethod::Random { seed: cfg.seed },
-        };
-        Some(landmarks::select(pts.view(), cfg.landmarks, method)?)
+        Some(landmarks::select(
+            pts.view(),
+            cfg.landmarks,
+            super::ph::landmark_method(cfg),
+        )?)
     } else {
         None
     };
@@ -146,15 +146,7 @@ fn object_diagrams(pts: Array2<f64>, cfg: &PhConfig, budget: u64) -> Result<Obje
         ));
     }
     let dist = DistanceMatrix::from_points(sub.view())?;
-    let opts = RipsOptions {
-        maxdim: cfg.maxdim,
-        threshold: cfg.threshold.value(),
-        clearing: cfg.clearing,
-        emergent_pairs: cfg.emergent_pairs,
-        apparent_pairs: cfg.apparent_pairs,
-        modulus: cfg.coefficients,
-        neighbor_lists: cfg.neighbor_lists,
-    };
+    let opts = super::ph::rips_options(cfg);
     let est = estimate_memory(&dist, &opts);
     if est.bytes > budget {
         return Err(Error::invalid(

@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayView2};
 
 use super::Comm;
 use crate::error::{Error, Result};
-use crate::topology::landmarks::{farthest, squared_distance};
+use crate::topology::landmarks::{farthest, update_nearest};
 
 /// Landmarks chosen across ranks.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +91,7 @@ pub fn maxmin(
         comm.broadcast_f64_from(o, &mut row)?;
         indices.push(next);
         points.extend_from_slice(&row);
-        update(&rows, &mut nearest, &row);
+        update_nearest(&rows, &mut nearest, &row);
         let (far, d2) = if rows.is_empty() {
             (usize::MAX, f64::NEG_INFINITY)
         } else {
@@ -117,20 +117,6 @@ pub fn maxmin(
         }
         next = best.0 as usize;
     }
-}
-
-/// nearest[i] = min(nearest[i], |x_i − l|²), in parallel over rows.
-fn update(rows: &[&[f64]], nearest: &mut [f64], l: &[f64]) {
-    use rayon::prelude::*;
-    nearest
-        .par_iter_mut()
-        .zip(rows.par_iter())
-        .for_each(|(dst, r)| {
-            let s = squared_distance(r, l);
-            if s < *dst {
-                *dst = s;
-            }
-        });
 }
 
 #[cfg(test)]

@@ -103,7 +103,13 @@ fn maxmin(rows: &[&[f64]], m: usize) -> Landmarks {
 
 /// nearest[i] = min(nearest[i], |x_i − x_l|²).
 fn update(rows: &[&[f64]], nearest: &mut [f64], l: usize) {
-    let xl = rows[l];
+    update_nearest(rows, nearest, rows[l]);
+}
+
+/// nearest[i] = min(nearest[i], |x_i − landmark|²), in parallel over rows
+/// (shared with the distributed selection of `dist::landmarks`, so both
+/// do the same arithmetic).
+pub fn update_nearest(rows: &[&[f64]], nearest: &mut [f64], xl: &[f64]) {
     nearest
         .par_iter_mut()
         .zip(rows.par_iter())

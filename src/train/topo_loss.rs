@@ -154,12 +154,7 @@ fn diagrams(n: usize, v: &[f64], maxdim: usize) -> Result<Diagrams> {
         &dist,
         &RipsOptions {
             maxdim,
-            threshold: None,
-            clearing: true,
-            emergent_pairs: true,
-            apparent_pairs: true,
-            modulus: 2,
-            neighbor_lists: true,
+            ..RipsOptions::default()
         },
     )
 }
@@ -199,7 +194,7 @@ fn bar_values(d: &Tensor, edges: &[(Option<[usize; 2]>, [usize; 2])]) -> (Tensor
 }
 
 /// The values of a tensor of any shape, flattened, as f64.
-fn to_vec(t: &Tensor) -> Vec<f64> {
+pub(crate) fn to_vec(t: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(
         t.detach()
             .to_kind(Kind::Double)

@@ -24,7 +24,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint::{self, Checkpoint};
 use super::optim::{Adam, AdamConfig};
-use super::topo_loss::{gamma, topo_loss, Normalize, TopoKind, TopoLossConfig};
+use super::topo_loss::{gamma, to_vec as values, topo_loss, Normalize, TopoKind, TopoLossConfig};
 use super::vae::{kind_of, Arch, Likelihood, Vae, VaeSpec};
 use crate::config::{Config, TrainConfig};
 use crate::dist::Comm;
@@ -54,17 +54,7 @@ pub fn load_split(cfg: &Config) -> Result<Split> {
     } else {
         let path = Path::new(&t.data);
         let x = crate::data::matrix::read_matrix(path, Some("x"))?;
-        let f = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening the file", e))?;
-        let y = if f.link_exists("y") {
-            Some(
-                f.dataset("y")
-                    .and_then(|d| d.read_raw::<i64>())
-                    .map_err(|e| Error::hdf5(path, "dataset /y (integer labels)", e))?,
-            )
-        } else {
-            None
-        };
-        (x, y)
+        (x, read_labels(path)?)
     };
     let n = x.nrows();
     if let Some(((i, j), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
@@ -100,17 +90,7 @@ pub fn load_split(cfg: &Config) -> Result<Split> {
                 ),
             ));
         }
-        let f = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening the file", e))?;
-        let yt = if f.link_exists("y") {
-            Some(
-                f.dataset("y")
-                    .and_then(|d| d.read_raw::<i64>())
-                    .map_err(|e| Error::hdf5(path, "dataset /y (integer labels)", e))?,
-            )
-        } else {
-            None
-        };
-        (xt, yt)
+        (xt, read_labels(path)?)
     } else {
         (x.select(Axis(0), te), None)
     };
@@ -142,6 +122,18 @@ pub fn load_split(cfg: &Config) -> Result<Split> {
         test,
         test_labels,
     })
+}
+
+/// The labels `/y` of an HDF5 sample matrix, if it has them.
+fn read_labels(path: &Path) -> Result<Option<Vec<i64>>> {
+    let f = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening the file", e))?;
+    if !f.link_exists("y") {
+        return Ok(None);
+    }
+    f.dataset("y")
+        .and_then(|d| d.read_raw::<i64>())
+        .map(Some)
+        .map_err(|e| Error::hdf5(path, "dataset /y (integer labels)", e))
 }
 
 fn device_of(name: &str) -> Result<Device> {
@@ -216,17 +208,6 @@ fn rows_tensor(x: &Array2<f64>, rows: &[usize], kind: Kind, dev: Device) -> Tens
         .view([rows.len() as i64, d as i64])
         .to_kind(kind)
         .to_device(dev)
-}
-
-fn values(t: &Tensor) -> Vec<f64> {
-    Vec::<f64>::try_from(
-        t.detach()
-            .to_kind(Kind::Double)
-            .to_device(Device::Cpu)
-            .contiguous()
-            .view([-1]),
-    )
-    .expect("float tensor")
 }
 
 /// One line of the training log.
@@ -346,7 +327,8 @@ pub fn run(
         let kl_sum = f.kl.sum(kind);
         // A NaN or infinite loss stops every rank at the same step.
         let (rs, ks) = (recon_sum.double_value(&[]), kl_sum.double_value(&[]));
-        let mu_ok = values(&f.mu).iter().all(|v| v.is_finite());
+        let mu_local = values(&f.mu);
+        let mu_ok = mu_local.iter().all(|v| v.is_finite());
         let finite = if rs.is_finite() && ks.is_finite() && mu_ok {
             Ok(())
         } else {
@@ -366,7 +348,7 @@ pub fn run(
         let gam = gamma(step, t.topo.gamma, t.topo.ramp_steps);
         let mut topo_parts = vec![0.0; t.topo.dims.len()];
         if gam > 0.0 && !t.topo.dims.is_empty() {
-            let all_mu = comm.all_gather_f64_slice(&values(&f.mu))?;
+            let all_mu = comm.all_gather_f64_slice(&mu_local)?;
             let z_all = Tensor::from_slice(&all_mu)
                 .view([g as i64, t.latent_dim as i64])
                 .to_kind(kind)
@@ -569,12 +551,7 @@ pub fn w_h0(x: &Array2<f64>, z: &Array2<f64>) -> Result<f64> {
             &d,
             &crate::topology::RipsOptions {
                 maxdim: 0,
-                threshold: None,
-                clearing: true,
-                emergent_pairs: true,
-                apparent_pairs: true,
-                modulus: 2,
-                neighbor_lists: true,
+                ..Default::default()
             },
         )?;
         Ok(dg.dims[0].iter().map(|b| (b.birth, b.death)).collect())
