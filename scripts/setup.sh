@@ -100,6 +100,11 @@ want="# Written by scripts/setup.sh; re-run it rather than editing.
 LIBTORCH = \"$TORCH_DIR\"
 LIBTORCH_CXX11_ABI = \"1\"
 TGLML_PYTHON = \"$VENV/bin/python\"
+# The test binaries create HDF5 files while other tests fork mpirun; HDF5
+# opens files without close-on-exec, so a child can inherit (and keep) the
+# lock of a file the test has already closed. Locking is off for cargo's
+# processes so that this cannot fail a test by chance.
+HDF5_USE_FILE_LOCKING = \"FALSE\"
 "
 if [[ "$(cat "$ROOT/.cargo/config.toml" 2>/dev/null)" != "${want%$'\n'}" ]]; then
     printf '%s' "$want" > "$ROOT/.cargo/config.toml"

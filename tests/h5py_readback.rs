@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 fn check(kind: &str, extra: &[&str]) {
@@ -14,7 +12,7 @@ fn check(kind: &str, extra: &[&str]) {
     args.extend_from_slice(extra);
     ok(&mpirun(2, &args));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/check_synth.py");
-    let o = Command::new(python())
+    let o = python_cmd()
         .args([script, path_str(&out), kind])
         .output()
         .expect("python runs");

@@ -64,10 +64,7 @@ fn image_folder_becomes_a_sample_matrix() {
          print(' '.join(repr(float(v)) for v in x[1]))\n",
         s(&out)
     );
-    let o = std::process::Command::new(python())
-        .args(["-c", &code])
-        .output()
-        .unwrap();
+    let o = python_cmd().args(["-c", &code]).output().unwrap();
     ok(&o);
     let text = stdout(&o);
     let lines: Vec<&str> = text.lines().collect();
@@ -164,10 +161,7 @@ fn ensemble_models_become_rows() {
          print(' '.join(repr(float(v)) for v in x[5]))\n",
         s(&out)
     );
-    let o = std::process::Command::new(python())
-        .args(["-c", &code])
-        .output()
-        .unwrap();
+    let o = python_cmd().args(["-c", &code]).output().unwrap();
     ok(&o);
     let text = stdout(&o);
     let lines: Vec<&str> = text.lines().collect();

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 
@@ -17,7 +16,7 @@ fn fixture(name: &str) -> PathBuf {
 
 fn check_with_h5py(out: &Path, fixture: &Path) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/check_ph.py");
-    let o = Command::new(python())
+    let o = python_cmd()
         .args([script, path_str(out), path_str(fixture)])
         .output()
         .expect("python runs");

@@ -216,10 +216,7 @@ fn persistences(file: &Path, k: usize) -> Vec<f64> {
          print(' '.join(repr(float(x)) for x in p[:12]))\n",
         file.display().to_string()
     );
-    let o = std::process::Command::new(python())
-        .args(["-c", &code])
-        .output()
-        .unwrap();
+    let o = python_cmd().args(["-c", &code]).output().unwrap();
     ok(&o);
     stdout(&o)
         .split_whitespace()

@@ -27,10 +27,7 @@ fn compare_checkpoints(a: &Path, b: &Path) -> (f64, bool) {
         s(a),
         s(b)
     );
-    let o = std::process::Command::new(python())
-        .args(["-c", &code])
-        .output()
-        .unwrap();
+    let o = python_cmd().args(["-c", &code]).output().unwrap();
     ok(&o);
     let out = stdout(&o);
     let mut it = out.split_whitespace();

@@ -10,8 +10,14 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tglml")
 }
 
+/// The environment of every process a test starts. HDF5 file locking is
+/// off: HDF5 opens files without close-on-exec, so a child forked by one test
+/// inherits, and holds past its parent's close, the lock of a file another
+/// test was writing at that moment; that test's next open then fails with
+/// "unable to lock file" (seen once in CI).
 fn base_env(cmd: &mut Command) -> &mut Command {
-    cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    cmd.env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("TGLML_PROGRESS", "plain")
 }
@@ -66,7 +72,7 @@ pub fn ok(o: &Output) {
 
 /// `h5dump` of a whole file (an independent reader: the HDF5 tools).
 pub fn h5dump(path: &Path) -> String {
-    let o = Command::new("h5dump")
+    let o = base_env(&mut Command::new("h5dump"))
         .arg(path)
         .output()
         .expect("h5dump runs (hdf5-tools)");
@@ -105,6 +111,13 @@ pub fn python() -> PathBuf {
         return PathBuf::from(p);
     }
     panic!("TGLML_PYTHON is not set: run `bash scripts/setup.sh` (it records the path in .cargo/config.toml) or `make test`");
+}
+
+/// A command running that Python, with the tests' environment.
+pub fn python_cmd() -> Command {
+    let mut cmd = Command::new(python());
+    base_env(&mut cmd);
+    cmd
 }
 
 /// Lists a folder's entries (to check that failures leave nothing behind).
