@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tglml::cli::Cli;
+use tglml::commands::Exit;
 use tglml::dist::Comm;
 
 fn main() -> ExitCode {
@@ -18,10 +19,11 @@ fn main() -> ExitCode {
             if comm.is_root() {
                 let _ = e.print();
             }
-            e.exit_code()
+            u8::try_from(e.exit_code()).unwrap_or(1)
         }
         Ok(cli) => match tglml::commands::run(cli, &comm) {
-            Ok(()) => 0,
+            Ok(Exit::Done) => 0,
+            Ok(Exit::Interrupted) => Exit::INTERRUPTED_STATUS,
             Err(e) => {
                 if comm.is_root() {
                     eprintln!("tglml: error: {e}");
@@ -32,5 +34,5 @@ fn main() -> ExitCode {
     };
     drop(comm);
     drop(universe); // MPI_Finalize before exit
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    ExitCode::from(code)
 }

@@ -1,4 +1,5 @@
-//! Process set-up shared by every command: threads per rank.
+//! Process set-up shared by every command: threads per rank, memory, and the
+//! stop signals of long commands.
 
 use crate::dist;
 
@@ -68,4 +69,31 @@ pub fn report_peak_memory(comm: &dist::Comm, label: &str) {
             .collect();
         eprintln!("{label}: peak memory per rank (MiB): {}", v.join(" "));
     }
+}
+
+/// The signals that ask a long command to stop at its next safe point:
+/// SIGUSR1 (what `#SBATCH --signal=B:USR1@60` sends before the wall-time
+/// limit, forwarded to the ranks by mpirun), SIGTERM (`scancel`, the time
+/// limit itself, pre-emption) and SIGINT (Ctrl-C).
+pub const STOP_SIGNALS: &str = "SIGUSR1, SIGTERM or SIGINT";
+
+/// Installs handlers for [`STOP_SIGNALS`] that set the returned flag (and do
+/// nothing else: the process keeps running until it looks at the flag). A
+/// second SIGTERM or SIGINT ends the process at once with the usual status
+/// (143 or 130), for a user who does not want to wait.
+pub fn stop_flag() -> crate::error::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    use signal_hook::flag;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failed = |e: std::io::Error| {
+        crate::error::Error::invalid("signal handlers", format!("could not be installed: {e}"))
+    };
+    for (sig, status) in [(SIGTERM, 143), (SIGINT, 130)] {
+        // Registered first, so it sees the flag as it was before this signal.
+        flag::register_conditional_shutdown(sig, status, std::sync::Arc::clone(&stop))
+            .map_err(failed)?;
+        flag::register(sig, std::sync::Arc::clone(&stop)).map_err(failed)?;
+    }
+    flag::register(SIGUSR1, std::sync::Arc::clone(&stop)).map_err(failed)?;
+    Ok(stop)
 }

@@ -144,6 +144,93 @@ fn resume_is_exact() {
     assert!(same, "resumed run differs: {worst:e}");
 }
 
+/// Issue 7 (wall-time safety): SIGUSR1 to mpirun (what Slurm sends before
+/// the time limit) stops every rank after the same step with a checkpoint
+/// and exit status 75, and no run file; `--resume` then ends with the same
+/// parameters and the same whole-run log as an uninterrupted run.
+#[test]
+fn a_signal_stops_after_a_step_and_resume_ends_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cut, whole) = (dir.path().join("cut"), dir.path().join("whole"));
+    let args = |out: &Path| -> Vec<String> {
+        let mut a: Vec<String> = ["train", "--steps", "1500"].map(String::from).to_vec();
+        a.extend(COMMON.map(String::from));
+        a.extend(
+            [
+                "--set",
+                "train.batch_size=32",
+                "--set",
+                "train.checkpoint_every=20",
+                "--out",
+            ]
+            .map(String::from),
+        );
+        a.push(s(out));
+        a
+    };
+    let cut_args = args(&cut);
+    let refs: Vec<&str> = cut_args.iter().map(String::as_str).collect();
+    let (mut cmd, _session) = mpirun_cmd(2, &refs);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first checkpoint (step 20) shows the ranks are training, with
+    // their handlers installed.
+    let t0 = std::time::Instant::now();
+    while !cut.join("checkpoint.h5").exists() {
+        assert!(t0.elapsed().as_secs() < 60, "no checkpoint after 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let k = std::process::Command::new("kill")
+        .args(["-USR1", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(75), "{err}");
+    let stopped = err
+        .lines()
+        .find(|l| l.starts_with("train: stopped on a signal"))
+        .unwrap_or_else(|| panic!("no stop message in:\n{err}"));
+    assert!(
+        stopped.contains("of 1500") && stopped.contains("--resume"),
+        "{stopped}"
+    );
+    assert!(!err.contains("error"), "{err}");
+    assert!(
+        !cut.join("run.h5").exists(),
+        "an interrupted run writes no run file"
+    );
+
+    let mut resume_args = refs.clone();
+    resume_args.push("--resume");
+    ok(&mpirun(2, &resume_args));
+    let whole_args = args(&whole);
+    ok(&mpirun(
+        2,
+        &whole_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let (worst, same) =
+        compare_checkpoints(&cut.join("checkpoint.h5"), &whole.join("checkpoint.h5"));
+    assert!(same, "resumed run differs: {worst:e}");
+    // The whole log (1,500 rows) and the evaluation, the same but for the
+    // step times: h5py compares every dataset and attribute.
+    let same_run = python_cmd()
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/slurm/h5same.py"),
+            &s(&cut.join("run.h5")),
+            &s(&whole.join("run.h5")),
+            "--ignore",
+            "step_seconds",
+        ])
+        .output()
+        .unwrap();
+    ok(&same_run);
+}
+
 /// Acceptance 5: a NaN loss stops with the step and the last good
 /// checkpoint; a corrupt or mismatched checkpoint is refused on --resume
 /// with nothing overwritten.

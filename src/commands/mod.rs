@@ -17,15 +17,32 @@ use crate::config::{Config, Override};
 use crate::dist::Comm;
 use crate::error::Result;
 use crate::runtime;
+use crate::train::trainer::Finish;
+
+/// How a command ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The work is done.
+    Done,
+    /// Stopped early on a signal with its state saved (`tglml train`);
+    /// the process exits with [`Exit::INTERRUPTED_STATUS`].
+    Interrupted,
+}
+
+impl Exit {
+    /// The exit status of an interrupted run: 75 (EX_TEMPFAIL, "try
+    /// again"), which slurm/train.sbatch reads as "requeue and resume".
+    pub const INTERRUPTED_STATUS: u8 = 75;
+}
 
 /// Runs the command of `cli` on `comm`.
-pub fn run(cli: Cli, comm: &Comm) -> Result<()> {
-    match cli.command {
+pub fn run(cli: Cli, comm: &Comm) -> Result<Exit> {
+    let done = match cli.command {
         Command::Data(DataCommand::Synth(args)) => {
             let flags = args.flags();
             let Some(setup) = prepare(comm, &args.common, flags, "data synth", Some(&args.out))?
             else {
-                return Ok(());
+                return Ok(Exit::Done);
             };
             synth::run(comm, &setup, &args.out)
         }
@@ -33,14 +50,14 @@ pub fn run(cli: Cli, comm: &Comm) -> Result<()> {
             let flags = args.flags();
             let Some(setup) = prepare(comm, &args.common, flags, "data pack", Some(&args.out))?
             else {
-                return Ok(());
+                return Ok(Exit::Done);
             };
             pack::run(comm, &setup, &args)
         }
         Command::Ph(args) => {
             let flags = args.flags();
             let Some(setup) = prepare(comm, &args.common, flags, "ph", Some(&args.out))? else {
-                return Ok(());
+                return Ok(Exit::Done);
             };
             ph::run(comm, &setup, &args)
         }
@@ -54,7 +71,7 @@ pub fn run(cli: Cli, comm: &Comm) -> Result<()> {
                 args.out.as_deref(),
             )?
             else {
-                return Ok(());
+                return Ok(Exit::Done);
             };
             diagram::distance(comm, &setup, &args)
         }
@@ -68,36 +85,43 @@ pub fn run(cli: Cli, comm: &Comm) -> Result<()> {
                 Some(&args.out),
             )?
             else {
-                return Ok(());
+                return Ok(Exit::Done);
             };
             diagram::summarize(comm, &setup, &args)
         }
         Command::Train(args) => {
             let flags = args.flags();
             let Some(setup) = prepare(comm, &args.common, flags, "train", Some(&args.out))? else {
-                return Ok(());
+                return Ok(Exit::Done);
             };
             std::fs::create_dir_all(&args.out)
                 .map_err(|e| crate::error::Error::io(&args.out, "creating the folder", e))?;
-            let summary = crate::train::trainer::run(
+            let stop = runtime::stop_flag()?;
+            let finish = crate::train::trainer::run(
                 comm,
                 &setup.config,
                 setup.threads,
                 &args.out,
                 args.resume,
+                &stop,
             )?;
+            let (message, exit) = match finish {
+                Finish::Complete(s) => (s, Exit::Done),
+                Finish::Interrupted(s) => (s, Exit::Interrupted),
+            };
             if comm.is_root() {
-                eprintln!("{summary}");
+                eprintln!("{message}");
             }
-            Ok(())
+            return Ok(exit);
         }
         Command::Info(common) => {
             let Some(setup) = prepare(comm, &common, Vec::new(), "info", None)? else {
-                return Ok(());
+                return Ok(Exit::Done);
             };
             info::run(comm, &setup)
         }
-    }
+    };
+    done.map(|()| Exit::Done)
 }
 
 /// What every command starts from.

@@ -14,6 +14,7 @@
 //! | `/optimizer/m/<i>`, `/optimizer/v/<i>` | Adam's first and second moments of parameter `i` (0, 1, … in the optimizer's order), each with the string attribute `param`, the VarStore name of that parameter |
 //! | `/rng_state` | opaque bytes (u8, 1-D) |
 //! | `/extra` | a group whose f64 attributes are free named values (a learning-rate schedule's state, …) |
+//! | `/log/<name>` | the training log so far, one f64 column per metric (optional: a file without `/log` loads with an empty log) |
 //!
 //! Values are stored bit for bit: the datasets have the tensors' own types.
 //!
@@ -70,6 +71,9 @@ pub struct Checkpoint {
     pub config_toml: String,
     /// Free named values, stored as f64 attributes of `/extra`.
     pub extra: Vec<(String, f64)>,
+    /// The training log up to `step`: named f64 columns, stored as
+    /// `/log/<name>`, so that a resumed run's log covers the whole training.
+    pub log: Vec<(String, Vec<f64>)>,
 }
 
 /// The variables of `vs` (trainable or not), sorted by name (shallow
@@ -220,6 +224,17 @@ fn validate(path: &Path, stamp: &Stamp, ck: &Checkpoint) -> Result<()> {
             ));
         }
     }
+    let mut seen = BTreeSet::new();
+    for (name, _) in &ck.log {
+        if name.is_empty() || name.contains(['\0', '/', '.']) || !seen.insert(name.as_str()) {
+            return Err(bad(
+                path,
+                format!(
+                    "log column name {name:?} is empty, has NUL, '/' or '.', or is given twice"
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -283,6 +298,12 @@ pub fn save(path: &Path, stamp: &Stamp, ck: &Checkpoint) -> Result<PathBuf> {
     w.dataset("/rng_state", &ndarray::ArrayView1::from(&ck.rng_state[..]))?;
     for (name, value) in &ck.extra {
         w.attr_f64("/extra", name, *value)?;
+    }
+    for (name, col) in &ck.log {
+        w.dataset(
+            &format!("/log/{name}"),
+            &ndarray::ArrayView1::from(&col[..]),
+        )?;
     }
     w.commit()
 }
@@ -483,6 +504,20 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         extra.push((name, value));
     }
 
+    let mut log = Vec::new();
+    if let Ok(group) = file.group("log") {
+        for name in group
+            .member_names()
+            .map_err(|e| Error::hdf5(path, "/log", e))?
+        {
+            let col = group
+                .dataset(&name)
+                .and_then(|d| d.read_raw::<f64>())
+                .map_err(|e| Error::hdf5(path, format!("/log/{name}"), e))?;
+            log.push((name, col));
+        }
+    }
+
     Ok(Checkpoint {
         step,
         tensors,
@@ -494,6 +529,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         data_position,
         config_toml,
         extra,
+        log,
     })
 }
 
@@ -796,6 +832,10 @@ mod tests {
             data_position: u64::MAX,
             config_toml: String::new(),
             extra: vec![("z".into(), 1.0 / 3.0), ("a".into(), -2.5)],
+            log: vec![
+                ("step".into(), vec![0.0, 1.0, 2.0]),
+                ("loss".into(), vec![f64::NAN, -0.5, 1e300]),
+            ],
         };
         assert_eq!(save(&path, &stamp(), &ck).unwrap(), path);
         assert_eq!(dir_names(dir.path()), ["ck.h5"]);
@@ -813,6 +853,13 @@ mod tests {
             extra,
             vec![("a".to_string(), -2.5), ("z".to_string(), 1.0 / 3.0)]
         );
+        // The log, bit for bit (HDF5 lists the columns by name).
+        let bits = |c: &[f64]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(back.log.len(), 2);
+        for (name, col) in &ck.log {
+            let got = back.log.iter().find(|(n, _)| n == name).unwrap();
+            assert_eq!(bits(&got.1), bits(col), "{name}");
+        }
         assert_eq!(back.tensors.len(), ck.tensors.len());
         for ((n1, t1), (n2, t2)) in ck.tensors.iter().zip(&back.tensors) {
             assert_eq!(n1, n2);

@@ -221,14 +221,71 @@ struct LogRow {
     seconds: f64,
 }
 
-/// Runs `tglml train`; returns rank 0's summary.
+/// The training log as named columns: `/train/<name>` in run.h5 and
+/// `/log/<name>` in checkpoint.h5.
+fn log_columns(log: &[LogRow], dims: &[usize]) -> Vec<(String, Vec<f64>)> {
+    let col = |f: &dyn Fn(&LogRow) -> f64| log.iter().map(f).collect::<Vec<f64>>();
+    let mut cols = vec![
+        ("step".to_string(), col(&|r| r.step as f64)),
+        ("reconstruction".to_string(), col(&|r| r.recon)),
+        ("kl".to_string(), col(&|r| r.kl)),
+        ("gamma".to_string(), col(&|r| r.gamma)),
+        ("step_seconds".to_string(), col(&|r| r.seconds)),
+    ];
+    for (i, k) in dims.iter().enumerate() {
+        cols.push((format!("topo_h{k}"), col(&|r| r.topo[i])));
+    }
+    cols
+}
+
+/// The log rows stored in a checkpoint of step `steps`, or `None` when its
+/// columns are missing or of another length (a checkpoint without a log).
+fn log_rows(cols: &[(String, Vec<f64>)], dims: &[usize], steps: u64) -> Option<Vec<LogRow>> {
+    let get = |name: &str| {
+        cols.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c)
+            .filter(|c| c.len() as u64 == steps)
+    };
+    let (step, recon, kl) = (get("step")?, get("reconstruction")?, get("kl")?);
+    let (gamma, seconds) = (get("gamma")?, get("step_seconds")?);
+    let topo: Vec<&Vec<f64>> = dims
+        .iter()
+        .map(|k| get(&format!("topo_h{k}")))
+        .collect::<Option<_>>()?;
+    Some(
+        (0..steps as usize)
+            .map(|i| LogRow {
+                step: step[i] as u64,
+                recon: recon[i],
+                kl: kl[i],
+                topo: topo.iter().map(|c| c[i]).collect(),
+                gamma: gamma[i],
+                seconds: seconds[i],
+            })
+            .collect(),
+    )
+}
+
+/// How `tglml train` ended without error.
+pub enum Finish {
+    /// Every step done; rank 0's summary.
+    Complete(String),
+    /// Stopped early on a signal after a checkpoint; rank 0's message.
+    Interrupted(String),
+}
+
+/// Runs `tglml train`. When `stop` is set on any rank (a signal), every
+/// rank finishes the current step, rank 0 writes a checkpoint, and the run
+/// ends as [`Finish::Interrupted`]; `--resume` continues it exactly.
 pub fn run(
     comm: &Comm,
     config: &Config,
     threads: usize,
     out: &Path,
     resume: bool,
-) -> Result<String> {
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Finish> {
     let t = &config.train;
     let t_start = Instant::now();
     let kind = kind_of(&t.dtype)?;
@@ -278,6 +335,7 @@ pub fn run(
     )?;
     let ck_path = out.join("checkpoint.h5");
     let mut start = 0u64;
+    let mut log: Vec<LogRow> = Vec::new();
     if resume {
         let ck = comm.agree(checkpoint::restore(&ck_path, &mut vs, Some(&mut adam)))?;
         // Resuming with other settings (more steps, another γ) is allowed;
@@ -290,6 +348,16 @@ pub fn run(
             );
         }
         start = ck.step;
+        match log_rows(&ck.log, &t.topo.dims, ck.step) {
+            Some(rows) => log = rows,
+            None if comm.is_root() => eprintln!(
+                "train: {} has no training log for its {} steps (another train.topo.dims, or an older tglml); run.h5's log starts at step {}",
+                ck_path.display(),
+                ck.step,
+                ck.step
+            ),
+            None => {}
+        }
     }
     let stamp = Stamp {
         command: "train".to_string(),
@@ -304,7 +372,6 @@ pub fn run(
         t.steps.saturating_sub(start),
         "steps",
     );
-    let mut log: Vec<LogRow> = Vec::new();
     let mut last_saved: Option<PathBuf> = None;
     for step in start..t.steps {
         let t0 = Instant::now();
@@ -401,10 +468,18 @@ pub fn run(
             sizes.push(gv.len());
             flat.extend(gv);
         }
-        let mut sums = vec![recon_sum.double_value(&[]), kl_sum.double_value(&[])];
-        flat.extend_from_slice(&sums);
+        // Then the loss sums and this rank's stop flag: one all-reduce gives
+        // every rank the same decision to stop after this step.
+        let stop_here = f64::from(u8::from(stop.load(std::sync::atomic::Ordering::Relaxed)));
+        flat.extend_from_slice(&[
+            recon_sum.double_value(&[]),
+            kl_sum.double_value(&[]),
+            stop_here,
+        ]);
         comm.all_reduce_sum_f64(&mut flat);
-        sums.copy_from_slice(&flat[flat.len() - 2..]);
+        let tail = flat.len() - 3;
+        let sums = [flat[tail], flat[tail + 1]];
+        let stopping = flat[tail + 2] > 0.0;
         let mut at = 0;
         tch::no_grad(|| {
             for (prm, &k) in params.iter().zip(&sizes) {
@@ -454,12 +529,14 @@ pub fn run(
         });
         bar.inc(1);
         let is_last = step + 1 == t.steps;
-        if is_last || (t.checkpoint_every > 0 && (step + 1) % t.checkpoint_every == 0) {
+        let periodic = t.checkpoint_every > 0 && (step + 1) % t.checkpoint_every == 0;
+        if is_last || periodic || stopping {
             let saved = if comm.is_root() {
                 let mut ck = Checkpoint::capture(&vs, &adam)?;
                 ck.step = step + 1;
                 ck.data_position = step + 1;
                 ck.config_toml = config.to_toml();
+                ck.log = log_columns(&log, &t.topo.dims);
                 checkpoint::save(&ck_path, &stamp, &ck).map(Some)
             } else {
                 Ok(None)
@@ -467,6 +544,16 @@ pub fn run(
             if let Some(p) = comm.agree(saved)? {
                 last_saved = Some(p);
             }
+        }
+        if stopping && !is_last {
+            bar.finish();
+            return Ok(Finish::Interrupted(format!(
+                "train: stopped on a signal ({}) after step {} of {}; checkpoint {}; continue with the same command and --resume",
+                crate::runtime::STOP_SIGNALS,
+                step + 1,
+                t.steps,
+                ck_path.display()
+            )));
         }
     }
     bar.finish();
@@ -476,7 +563,7 @@ pub fn run(
     } else {
         Ok(None)
     };
-    Ok(comm.agree(outcome)?.unwrap_or_default())
+    Ok(Finish::Complete(comm.agree(outcome)?.unwrap_or_default()))
 }
 
 /// KL_σ of Moor et al. (2020) between the density estimates of two point
@@ -588,20 +675,13 @@ fn write_run(
         Array2::zeros((0, t.latent_dim))
     };
     let w = H5Writer::create(&out.join("run.h5"), stamp)?;
-    let col = |f: &dyn Fn(&LogRow) -> f64| -> Array1<f64> { log.iter().map(f).collect() };
-    w.dataset(
-        "/train/step",
-        &log.iter().map(|r| r.step as i64).collect::<Array1<i64>>(),
-    )?;
-    w.dataset("/train/reconstruction", &col(&|r| r.recon))?;
-    w.dataset("/train/kl", &col(&|r| r.kl))?;
-    w.dataset("/train/gamma", &col(&|r| r.gamma))?;
-    w.dataset("/train/step_seconds", &col(&|r| r.seconds))?;
-    for (i, k) in t.topo.dims.iter().enumerate() {
-        w.dataset(
-            &format!("/train/topo_h{k}"),
-            &col(&|r| r.topo.get(i).copied().unwrap_or(0.0)),
-        )?;
+    for (name, col) in log_columns(log, &t.topo.dims) {
+        if name == "step" {
+            let steps: Array1<i64> = log.iter().map(|r| r.step as i64).collect();
+            w.dataset("/train/step", &steps)?;
+        } else {
+            w.dataset(&format!("/train/{name}"), &Array1::from_vec(col))?;
+        }
     }
     w.dataset("/eval/x", &split.test)?;
     w.dataset("/eval/z", &z)?;
@@ -609,7 +689,7 @@ fn write_run(
         w.dataset("/eval/y", &Array1::from_vec(y.clone()))?;
     }
     let mut summary = format!(
-        "trained {} steps in {:.1} s",
+        "trained {} steps (this run: {:.1} s)",
         log.len(),
         t_start.elapsed().as_secs_f64()
     );

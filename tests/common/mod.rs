@@ -32,11 +32,20 @@ pub fn tglml(args: &[&str]) -> Output {
 
 /// Runs `mpirun -np NP tglml ARGS` (oversubscribed: CI has 2 cores).
 pub fn mpirun(np: usize, args: &[&str]) -> Output {
+    let (mut cmd, _session) = mpirun_cmd(np, args);
+    cmd.output()
+        .expect("mpirun runs (scripts/setup.sh installs openmpi-bin)")
+}
+
+/// The command `mpirun -np NP tglml ARGS`, to spawn, and its session folder
+/// (keep it until the command ends).
+pub fn mpirun_cmd(np: usize, args: &[&str]) -> (Command, tempfile::TempDir) {
     // Each launch gets its own session folder: OpenMPI 4.1 launches started at
     // the same moment (tests run in parallel) otherwise race to create
     // /tmp/ompi.HOST.UID and one of them fails.
     let session = tempfile::tempdir().expect("a temporary folder");
-    base_env(&mut Command::new("mpirun"))
+    let mut cmd = Command::new("mpirun");
+    base_env(&mut cmd)
         .env("OMPI_MCA_orte_tmpdir_base", session.path())
         .args([
             "-np",
@@ -46,9 +55,8 @@ pub fn mpirun(np: usize, args: &[&str]) -> Output {
             "none",
             bin(),
         ])
-        .args(args)
-        .output()
-        .expect("mpirun runs (scripts/setup.sh installs openmpi-bin)")
+        .args(args);
+    (cmd, session)
 }
 
 pub fn stderr(o: &Output) -> String {
