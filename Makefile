@@ -1,6 +1,7 @@
 # TGLML: the commands of README.md.
 #   make run    set up (once), build, and run the main job on the built-in defaults
-#   make test   set up (once), build, lint, and run the whole test suite
+#   make test   set up (once), build, lint, and run the whole test suite (cargo tests, then the Slurm tests)
+#   make test-slurm  the batch scripts of slurm/ on a one-node Slurm started here (tests/slurm/run.sh; root)
 #   make bench-ph  Rips persistence benchmark vs Ripser and giotto-ph (benches/ph/README.md)
 #   make bench-diagrams  diagram distances benchmark vs GUDHI, POT and persim (benches/diagrams/README.md)
 #   make bench-pipeline  MPI persistence pipeline: scaling over ranks, memory per rank (benches/pipeline/README.md)
@@ -21,10 +22,10 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test lint test-unit help bench-ph bench-diagrams bench-pipeline bench-train compare-topology
+.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-pipeline bench-train compare-topology
 
 help:
-	@sed -n '2,8p' Makefile
+	@sed -n '2,9p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -49,9 +50,15 @@ lint: setup
 	@echo "== cargo clippy --all-targets -- -D warnings"
 	@cargo clippy --all-targets -- -D warnings
 
-test: build lint
+test: test-cargo test-slurm
+
+test-cargo: build lint
 	@echo "== cargo test --release (unit, CLI, mpirun 1/2/4 ranks, h5py read-back)"
 	@cargo test --release
+
+test-slurm: build
+	@echo "== Slurm: slurm/*.sbatch through sbatch on a one-node cluster (tests/slurm/run.sh)"
+	@bash tests/slurm/run.sh
 
 bench-ph:
 	@echo "== benchmark environment (scripts/setup-bench.sh)"

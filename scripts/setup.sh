@@ -30,7 +30,7 @@ TORCH_VERSION=2.13.0
 # CPU; the rest of the CUDA stack is needed only with TGLML_TORCH=cuda.
 CPU_EXTRAS=(nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85)
 DEBS=(libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libopenblas-dev liblapacke-dev libclang-dev pkg-config
-      dataset-fashion-mnist)
+      dataset-fashion-mnist slurm-wlm munge)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${TGLML_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tglml}

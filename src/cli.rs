@@ -78,6 +78,11 @@ pub enum Command {
     /// training log /train/*, and the test split /eval/x, /eval/z, /eval/y
     /// with the scores KL_0.01, KL_0.1, KL_1 and W(H0) as attributes of
     /// /eval).
+    ///
+    /// SIGUSR1 or SIGTERM (Slurm's warning before the wall-time limit,
+    /// forwarded by mpirun; see slurm/train.sbatch) or a first Ctrl-C stops
+    /// every rank after the same step: the checkpoint is written, no run.h5,
+    /// and the exit status is 75; run again with `--resume` to continue.
     Train(TrainArgs),
     /// Print versions, MPI ranks, threads and CUDA availability.
     ///
