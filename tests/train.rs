@@ -144,6 +144,64 @@ fn resume_is_exact() {
     assert!(same, "resumed run differs: {worst:e}");
 }
 
+/// Each rank reads only its block of a data file (whole chunks of 256 rows:
+/// 1,200 rows over 2 ranks are 512 + 688); the batches' rows are exchanged
+/// every step, the test split gathered on rank 0 at the end: the model, the
+/// log and the evaluation equal single-process training on the whole batch.
+#[test]
+fn ranks_read_their_block_of_a_data_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.h5");
+    ok(&tglml(&[
+        "data",
+        "synth",
+        "--set",
+        "synth.n=1200",
+        "--set",
+        "synth.kind=\"circles\"",
+        "--out",
+        &s(&data),
+    ]));
+    let run = |np: usize, batch: usize| {
+        let out = dir.path().join(format!("file-{np}"));
+        let mut a: Vec<String> = vec!["train".into(), "--steps".into(), "30".into()];
+        a.extend(COMMON.iter().map(|x| x.to_string()));
+        a.extend([
+            "--set".into(),
+            format!("train.data={:?}", s(&data)),
+            "--set".into(),
+            "train.dtype=\"float64\"".into(),
+            "--set".into(),
+            format!("train.batch_size={batch}"),
+            "--out".into(),
+            s(&out),
+        ]);
+        let a: Vec<&str> = a.iter().map(|x| x.as_str()).collect();
+        let r = mpirun(np, &a);
+        ok(&r);
+        (out, stderr(&r))
+    };
+    let (one, _) = run(1, 64);
+    let (two, err) = run(2, 32);
+    assert!(
+        err.contains("train: 1200 rows of 2 values (1080 for training); each of 2 ranks holds at most 688 rows"),
+        "{err}"
+    );
+    let (worst, _) = compare_checkpoints(&one.join("checkpoint.h5"), &two.join("checkpoint.h5"));
+    assert!(worst <= 1e-9, "{worst}");
+    // The evaluation split (rows, labels) is the same data, gathered.
+    let eval = |dir: &Path| {
+        let code = format!(
+            "import h5py\nf = h5py.File({:?}, 'r')\nprint(f['eval/x'][()].tobytes().hex()[:4000], f['eval/x'].shape, list(f['eval/y'][()][:50]))",
+            s(&dir.join("run.h5"))
+        );
+        let o = python_cmd().args(["-c", &code]).output().unwrap();
+        ok(&o);
+        stdout(&o)
+    };
+    assert_eq!(eval(&one), eval(&two));
+}
+
 /// Issue 7 (wall-time safety): SIGUSR1 to mpirun (what Slurm sends before
 /// the time limit) stops every rank after the same step with a checkpoint
 /// and exit status 75, and no run file; `--resume` then ends with the same

@@ -8,7 +8,10 @@ batch 256, latent dimension 16, H0 + H1 Wasserstein loss (gamma 1 from step
 dropped; medians of the per-step times that `tglml train` logs in
 /train/step_seconds of run.h5. Goal of the issue: at most 25% overhead.
 
-Usage: python3 benches/train/run.py [--steps S] [--repeat R]  (make bench-train)
+A third variant computes the same loss on L maxmin landmarks of each batch
+(train.topo.landmarks, default L = 64), the cheaper approximation.
+
+Usage: python3 benches/train/run.py [--steps S] [--repeat R] [--landmarks L]  (make bench-train)
 """
 import argparse
 import os
@@ -23,13 +26,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TGLML = os.path.join(ROOT, "target", "release", "tglml")
 
 
-def run(gamma, steps, out):
+def run(gamma, steps, out, extra=()):
     args = [TGLML, "train", "--steps", str(steps), "--threads", "1",
             "--set", 'synth.kind="spheres"', "--set", "train.batch_size=256",
             "--set", "train.latent_dim=16", "--set", "train.hidden=[256, 128]",
             "--set", "train.topo.dims=[0, 1]", "--set", "train.topo.weights=[1.0, 1.0]",
             "--set", f"train.topo.gamma={gamma}", "--set", "train.topo.ramp_steps=0",
-            "--set", "train.checkpoint_every=0", "--out", out]
+            "--set", "train.checkpoint_every=0", *extra, "--out", out]
     p = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, TGLML_PROGRESS="off"))
     if p.returncode != 0:
         sys.exit(p.stderr)
@@ -41,16 +44,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=110)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--landmarks", type=int, default=64,
+                    help="also time the loss on this many landmarks of each batch")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        base, topo = [], []
+        base, topo, land = [], [], []
         for r in range(a.repeat):
             base += run(0, a.steps, os.path.join(d, f"b{r}"))
             topo += run(1, a.steps, os.path.join(d, f"t{r}"))
-    mb, mt = statistics.median(base), statistics.median(topo)
+            land += run(1, a.steps, os.path.join(d, f"l{r}"), ["--set", f"train.topo.landmarks={a.landmarks}"])
+    mb, mt, ml = statistics.median(base), statistics.median(topo), statistics.median(land)
     print(f"step time without the topological loss: median {mb * 1e3:.2f} ms ({len(base)} steps)")
     print(f"step time with H0 + H1 Wasserstein loss:  median {mt * 1e3:.2f} ms ({len(topo)} steps)")
     print(f"overhead: {100 * (mt / mb - 1):.0f}% (goal: at most 25%)")
+    print(f"the same loss on {a.landmarks} maxmin landmarks of each batch (train.topo.landmarks): "
+          f"median {ml * 1e3:.2f} ms, overhead {100 * (ml / mb - 1):.0f}%")
 
 
 if __name__ == "__main__":

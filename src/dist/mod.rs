@@ -162,6 +162,41 @@ impl Comm {
         Ok(out)
     }
 
+    /// Every rank's `local` slice (lengths may differ), concatenated in rank
+    /// order, on every rank.
+    pub fn all_gather_varcount_f64(&self, local: &[f64]) -> Result<Vec<f64>> {
+        let Some(c) = &self.mpi else {
+            return Ok(local.to_vec());
+        };
+        let counts: Vec<Count> = self
+            .all_gather_u64(local.len() as u64)
+            .into_iter()
+            .map(|k| to_count(k as usize, "all-gather: elements sent by one rank"))
+            .collect::<Result<_>>()?;
+        let mut displs = Vec::with_capacity(counts.len());
+        let mut total = 0usize;
+        for &k in &counts {
+            displs.push(to_count(total, "all-gather: total elements")?);
+            total += k as usize;
+        }
+        // As in gather_concat: never hand MPI an empty slice's dangling
+        // pointer (OpenMPI reads it as MPI_IN_PLACE).
+        let holder: Vec<f64>;
+        let local = if local.is_empty() {
+            holder = Vec::with_capacity(1);
+            &holder[..]
+        } else {
+            local
+        };
+        let mut all = Vec::with_capacity(total.max(1));
+        all.resize(total, 0.0);
+        {
+            let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+            c.all_gather_varcount_into(local, &mut part);
+        }
+        Ok(all)
+    }
+
     /// Gives every rank the contents of `data` on rank `root` (same length
     /// on every rank).
     pub fn broadcast_f64_from(&self, root: usize, data: &mut [f64]) -> Result<()> {

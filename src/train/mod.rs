@@ -3,6 +3,7 @@
 //! training loop.
 
 pub mod checkpoint;
+pub mod data;
 pub mod optim;
 pub mod topo_loss;
 pub mod trainer;

@@ -1,6 +1,7 @@
 //! The training loop: data-parallel over MPI ranks, the global topological
 //! loss, checkpoints and the run file.
 //!
+//! Each rank holds only its block of the data's rows ([`super::data`]).
 //! Step t draws a global batch of G = batch_size × ranks training rows
 //! (seeded by (seed, t), independent of the number of ranks); rank r takes
 //! positions r·B..(r+1)·B of it. The reparameterisation noise of a row is
@@ -16,13 +17,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint::{self, Checkpoint};
+use super::data::{TestSplit, TrainData};
 use super::optim::{Adam, AdamConfig};
 use super::topo_loss::{gamma, to_vec as values, topo_loss, Normalize, TopoKind, TopoLossConfig};
 use super::vae::{kind_of, Arch, Likelihood, Vae, VaeSpec};
@@ -31,110 +33,6 @@ use crate::dist::Comm;
 use crate::error::{Error, Result};
 use crate::io::{H5Writer, Stamp};
 use crate::progress::Progress;
-
-/// Training and evaluation data (standardised as configured).
-pub struct Split {
-    pub train: Array2<f64>,
-    pub test: Array2<f64>,
-    pub test_labels: Option<Vec<i64>>,
-}
-
-/// Loads the configured data (or generates [synth]), splits it by a seeded
-/// permutation (the test part last) and standardises both parts with the
-/// training part's mean and standard deviation.
-pub fn load_split(cfg: &Config) -> Result<Split> {
-    let t = &cfg.train;
-    let (x, y) = if t.data.is_empty() {
-        let plan = crate::data::synth::Plan::new(&cfg.synth);
-        let pts = plan.generate_all();
-        let x = Array2::from_shape_vec((plan.n(), plan.dim()), pts.x)
-            .map_err(|e| Error::invalid("synth", e.to_string()))?;
-        let y = (!pts.y.is_empty()).then_some(pts.y);
-        (x, y)
-    } else {
-        let path = Path::new(&t.data);
-        let x = crate::data::matrix::read_matrix(path, Some("x"))?;
-        (x, read_labels(path)?)
-    };
-    let n = x.nrows();
-    if let Some(((i, j), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::invalid(
-            "train.data",
-            format!("row {i}, column {j}: values must be finite, got {v}"),
-        ));
-    }
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(t.seed ^ 0x5EED_5EED);
-    for i in (1..n).rev() {
-        let j = rng.random_range(0..=i);
-        order.swap(i, j);
-    }
-    let separate = !t.test_data.is_empty();
-    let n_test = if separate {
-        0
-    } else {
-        ((n as f64) * t.test_fraction).round() as usize
-    };
-    let (tr, te) = order.split_at(n - n_test);
-    let mut train = x.select(Axis(0), tr);
-    let (mut test, test_y) = if separate {
-        let path = Path::new(&t.test_data);
-        let xt = crate::data::matrix::read_matrix(path, Some("x"))?;
-        if xt.ncols() != x.ncols() {
-            return Err(Error::invalid(
-                format!("train.test_data = {:?}", t.test_data),
-                format!(
-                    "has {} values per sample, the training data {}",
-                    xt.ncols(),
-                    x.ncols()
-                ),
-            ));
-        }
-        (xt, read_labels(path)?)
-    } else {
-        (x.select(Axis(0), te), None)
-    };
-    if train.nrows() < t.batch_size {
-        return Err(Error::invalid(
-            "train.batch_size",
-            format!(
-                "{} per rank, but the training split has {} rows",
-                t.batch_size,
-                train.nrows()
-            ),
-        ));
-    }
-    if t.standardize {
-        let mean = train.mean_axis(Axis(0)).expect("rows");
-        let std = train
-            .std_axis(Axis(0), 0.0)
-            .mapv(|s| if s > 0.0 { s } else { 1.0 });
-        train = (&train - &mean) / &std;
-        test = (&test - &mean) / &std;
-    }
-    let test_labels = if separate {
-        test_y
-    } else {
-        y.map(|y| te.iter().map(|&i| y[i]).collect())
-    };
-    Ok(Split {
-        train,
-        test,
-        test_labels,
-    })
-}
-
-/// The labels `/y` of an HDF5 sample matrix, if it has them.
-fn read_labels(path: &Path) -> Result<Option<Vec<i64>>> {
-    let f = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening the file", e))?;
-    if !f.link_exists("y") {
-        return Ok(None);
-    }
-    f.dataset("y")
-        .and_then(|d| d.read_raw::<i64>())
-        .map(Some)
-        .map_err(|e| Error::hdf5(path, "dataset /y (integer labels)", e))
-}
 
 fn device_of(name: &str) -> Result<Device> {
     match name {
@@ -290,18 +188,27 @@ pub fn run(
     let t_start = Instant::now();
     let kind = kind_of(&t.dtype)?;
     let dev = device_of(&t.device)?;
-    let split = comm.agree(load_split(config))?;
+    let data = TrainData::load(comm, config)?;
     let (p, rank) = (comm.size(), comm.rank());
     let b = t.batch_size;
     let g = b * p;
-    if g > split.train.nrows() {
+    if g > data.n_train() {
         return Err(Error::invalid(
             "train.batch_size",
             format!(
                 "the global batch ({b} × {p} ranks = {g}) is larger than the training split ({} rows)",
-                split.train.nrows()
+                data.n_train()
             ),
         ));
+    }
+    let held = comm.all_reduce_max_u64(data.held().0 as u64);
+    if comm.is_root() {
+        eprintln!(
+            "train: {} rows of {} values ({} for training); each of {p} ranks holds at most {held} rows",
+            data.held().1,
+            data.dim(),
+            data.n_train()
+        );
     }
     tch::manual_seed(t.seed as i64);
     let mut vs = nn::VarStore::new(dev);
@@ -311,7 +218,7 @@ pub fn run(
         } else {
             Arch::Mlp
         },
-        input_dim: split.train.ncols(),
+        input_dim: data.dim(),
         hidden: t.hidden.clone(),
         latent_dim: t.latent_dim,
         likelihood: if t.likelihood == "bernoulli" {
@@ -375,9 +282,12 @@ pub fn run(
     let mut last_saved: Option<PathBuf> = None;
     for step in start..t.steps {
         let t0 = Instant::now();
-        let batch = global_batch(t.seed, step, split.train.nrows(), g);
-        let mine = &batch[rank * b..(rank + 1) * b];
-        let x_local = rows_tensor(&split.train, mine, kind, dev);
+        let batch = global_batch(t.seed, step, data.n_train(), g);
+        // Every rank gets the whole global batch's rows (the topological
+        // loss needs them all) and encodes its own B.
+        let xb = data.batch(comm, &batch)?;
+        let mine: Vec<usize> = (rank * b..(rank + 1) * b).collect();
+        let x_local = rows_tensor(&xb, &mine, kind, dev);
         // An autoencoder (train.variational = false) decodes z = μ.
         let eps = if t.variational {
             Tensor::from_slice(&noise(t.seed, step, rank * b..(rank + 1) * b, t.latent_dim))
@@ -433,7 +343,6 @@ pub fn run(
             let (x_all, z_mix) = if t.topo.landmarks > 0 && t.topo.landmarks < g {
                 // Maxmin landmarks of the global batch in data space: the
                 // same rows on every rank.
-                let xb = split.train.select(Axis(0), &batch);
                 let l = crate::topology::landmarks::select(
                     xb.view(),
                     t.topo.landmarks,
@@ -441,13 +350,13 @@ pub fn run(
                 )?;
                 let idx: Vec<i64> = l.indices.iter().map(|&i| i as i64).collect();
                 let sel = Tensor::from_slice(&idx).to_device(dev);
-                let rows: Vec<usize> = l.indices.iter().map(|&i| batch[i]).collect();
                 (
-                    rows_tensor(&split.train, &rows, kind, dev),
+                    rows_tensor(&xb, &l.indices, kind, dev),
                     z_mix.index_select(0, &sel),
                 )
             } else {
-                (rows_tensor(&split.train, &batch, kind, dev), z_mix)
+                let all: Vec<usize> = (0..g).collect();
+                (rows_tensor(&xb, &all, kind, dev), z_mix)
             };
             let tl = comm.agree(topo_loss(&x_all, &z_mix, &topo_cfg).map_err(|e| {
                 Error::invalid(
@@ -558,10 +467,10 @@ pub fn run(
     }
     bar.finish();
     // Evaluation and the run file (rank 0).
-    let outcome = if comm.is_root() {
-        write_run(out, &stamp, &model, &split, &log, kind, dev, t, t_start).map(Some)
-    } else {
-        Ok(None)
+    let test = data.test_split(comm, config)?;
+    let outcome = match &test {
+        Some(test) => write_run(out, &stamp, &model, test, &log, kind, dev, t, t_start).map(Some),
+        None => Ok(None),
     };
     Ok(Finish::Complete(comm.agree(outcome)?.unwrap_or_default()))
 }
@@ -658,17 +567,17 @@ fn write_run(
     out: &Path,
     stamp: &Stamp,
     model: &Vae,
-    split: &Split,
+    split: &TestSplit,
     log: &[LogRow],
     kind: Kind,
     dev: Device,
     t: &TrainConfig,
     t_start: Instant,
 ) -> Result<String> {
-    let n = split.test.nrows();
+    let n = split.x.nrows();
     let z = if n > 0 {
         let rows: Vec<usize> = (0..n).collect();
-        let (mu, _) = tch::no_grad(|| model.encode(&rows_tensor(&split.test, &rows, kind, dev)));
+        let (mu, _) = tch::no_grad(|| model.encode(&rows_tensor(&split.x, &rows, kind, dev)));
         Array2::from_shape_vec((n, t.latent_dim), values(&mu))
             .map_err(|e| Error::invalid("eval", e.to_string()))?
     } else {
@@ -683,9 +592,9 @@ fn write_run(
             w.dataset(&format!("/train/{name}"), &Array1::from_vec(col))?;
         }
     }
-    w.dataset("/eval/x", &split.test)?;
+    w.dataset("/eval/x", &split.x)?;
     w.dataset("/eval/z", &z)?;
-    if let Some(y) = &split.test_labels {
+    if let Some(y) = &split.labels {
         w.dataset("/eval/y", &Array1::from_vec(y.clone()))?;
     }
     let mut summary = format!(
@@ -695,19 +604,19 @@ fn write_run(
     );
     if n > 1 {
         for (name, s) in [("kl_0.01", 0.01), ("kl_0.1", 0.1), ("kl_1", 1.0)] {
-            w.attr_f64("/eval", name, kl_sigma(&split.test, &z, s))?;
+            w.attr_f64("/eval", name, kl_sigma(&split.x, &z, s))?;
         }
-        let wh = w_h0(&split.test, &z)?;
+        let wh = w_h0(&split.x, &z)?;
         w.attr_f64("/eval", "w_h0", wh)?;
         summary += &format!(
             "; test set ({n} points): KL_0.1 {:.4}, W(H0) {:.4}",
-            kl_sigma(&split.test, &z, 0.1),
+            kl_sigma(&split.x, &z, 0.1),
             wh
         );
     }
     let path = w.commit()?;
     let png = out.join("latent.png");
-    scatter_png(&z, split.test_labels.as_deref(), &png)?;
+    scatter_png(&z, split.labels.as_deref(), &png)?;
     Ok(format!(
         "{summary}; wrote {} and {}",
         path.display(),

@@ -1,0 +1,383 @@
+//! The training data as the ranks hold it: each rank reads only its block of
+//! the data's rows; the rows of each global batch are exchanged every step.
+//!
+//! The data's n rows are cut into chunks of K rows (K depends on n only);
+//! rank r of p holds the chunks `shard_range(chunks, r, p)`, read from the
+//! file as one block (HDF5 hyperslab or IDX byte range). A seeded
+//! permutation of all n rows, the same on every rank, splits them: the
+//! first n − n_test permuted rows are the training split (its positions
+//! 0, 1, … are what batches draw), the rest the test split. Standardisation
+//! uses the training split's mean and standard deviation, summed per chunk
+//! and then over chunks in chunk order, so they are the same numbers for
+//! every rank count. A global batch's rows are all-gathered from the ranks
+//! that hold them (every rank needs all of them: the topological loss is
+//! computed on the whole batch); the test split is gathered on rank 0 at the
+//! end, for the evaluation.
+//!
+//! Synthetic data ([synth], `train.data = ""`) are generated in memory by
+//! every rank (they are cheap to make), which then keeps only its block.
+
+use std::ops::Range;
+use std::path::Path;
+
+use ndarray::{s, Array1, Array2, Axis};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Config;
+use crate::dist::landmarks::shard_range;
+use crate::dist::Comm;
+use crate::error::{Error, Result};
+
+/// The training split, held in blocks over the ranks.
+pub struct TrainData {
+    /// This rank's rows `block` of the data, standardised.
+    rows: Array2<f64>,
+    block: Range<usize>,
+    /// The data row of each training-split position.
+    train_rows: Vec<usize>,
+    /// The data rows of the held-out test split, in test order (empty when
+    /// `train.test_data` names a separate file).
+    test_rows: Vec<usize>,
+    /// Labels of all data rows (held-out test labels come from here).
+    labels: Option<Vec<i64>>,
+    /// Standardisation (mean, std), applied to the test split too.
+    scale: Option<(Array1<f64>, Array1<f64>)>,
+    dim: usize,
+    n: usize,
+}
+
+/// The evaluation split, exactly as fed to the encoder.
+pub struct TestSplit {
+    pub x: Array2<f64>,
+    pub labels: Option<Vec<i64>>,
+}
+
+/// Rows per chunk for n rows: at least 256, at most 1,024 chunks.
+fn chunk_rows(n: usize) -> usize {
+    256.max(n.div_ceil(1024))
+}
+
+/// This rank's block of rows: whole chunks, contiguous.
+fn block_of(n: usize, rank: usize, size: usize) -> Range<usize> {
+    let k = chunk_rows(n);
+    let chunks = shard_range(n.div_ceil(k), rank, size);
+    (chunks.start * k).min(n)..(chunks.end * k).min(n)
+}
+
+/// Reads (or generates) rows `block` of the configured data, and the total
+/// row count, the dimension and the labels of all rows.
+#[allow(clippy::type_complexity)]
+fn read_block(
+    cfg: &Config,
+    comm: &Comm,
+) -> Result<(Array2<f64>, Range<usize>, usize, Option<Vec<i64>>)> {
+    let t = &cfg.train;
+    let (rank, size) = (comm.rank(), comm.size());
+    if t.data.is_empty() {
+        let plan = crate::data::synth::Plan::new(&cfg.synth);
+        let pts = plan.generate_all();
+        let (n, d) = (plan.n(), plan.dim());
+        let x = Array2::from_shape_vec((n, d), pts.x)
+            .map_err(|e| Error::invalid("synth", e.to_string()))?;
+        let block = block_of(n, rank, size);
+        let y = (!pts.y.is_empty()).then_some(pts.y);
+        return Ok((x.slice(s![block.clone(), ..]).to_owned(), block, n, y));
+    }
+    let path = Path::new(&t.data);
+    let labels = read_labels(path)?;
+    if crate::data::matrix::row_source(path).is_some() {
+        let (n, _) = crate::data::matrix::row_count(path, "x")?;
+        let block = block_of(n, rank, size);
+        let x = crate::data::matrix::read_rows(path, "x", block.clone())?;
+        Ok((x, block, n, labels))
+    } else {
+        // Formats without row access (CSV, NPY): read whole, keep the block.
+        let x = crate::data::matrix::read_matrix(path, Some("x"))?;
+        let n = x.nrows();
+        let block = block_of(n, rank, size);
+        Ok((x.slice(s![block.clone(), ..]).to_owned(), block, n, labels))
+    }
+}
+
+/// The labels `/y` of an HDF5 sample matrix, if it has them.
+fn read_labels(path: &Path) -> Result<Option<Vec<i64>>> {
+    if crate::data::matrix::row_source(path) != Some(crate::data::matrix::RowSource::Hdf5) {
+        return Ok(None);
+    }
+    let f = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening the file", e))?;
+    if !f.link_exists("y") {
+        return Ok(None);
+    }
+    f.dataset("y")
+        .and_then(|d| d.read_raw::<i64>())
+        .map(Some)
+        .map_err(|e| Error::hdf5(path, "dataset /y (labels, read as int64)", e))
+}
+
+impl TrainData {
+    /// Reads this rank's block, splits, and standardises (collective).
+    pub fn load(comm: &Comm, cfg: &Config) -> Result<TrainData> {
+        let t = &cfg.train;
+        let (mut rows, block, n, labels) = comm.agree(read_block(cfg, comm))?;
+        let bad = rows
+            .indexed_iter()
+            .find(|(_, v)| !v.is_finite())
+            .map(|((i, j), v)| {
+                Error::invalid(
+                    "train.data",
+                    format!(
+                        "row {}, column {j}: values must be finite, got {v}",
+                        block.start + i
+                    ),
+                )
+            });
+        comm.agree(bad.map_or(Ok(()), Err))?;
+        let dims = comm.all_gather_u64(rows.ncols() as u64);
+        let dim = dims.iter().copied().max().unwrap_or(0) as usize;
+
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(t.seed ^ 0x5EED_5EED);
+        for i in (1..n).rev() {
+            let j = rng.random_range(0..=i);
+            order.swap(i, j);
+        }
+        let separate = !t.test_data.is_empty();
+        let n_test = if separate {
+            0
+        } else {
+            ((n as f64) * t.test_fraction).round() as usize
+        };
+        let (tr, te) = order.split_at(n - n_test);
+        if tr.len() < t.batch_size {
+            return Err(Error::invalid(
+                "train.batch_size",
+                format!(
+                    "{} per rank, but the training split has {} rows",
+                    t.batch_size,
+                    tr.len()
+                ),
+            ));
+        }
+        let scale = if t.standardize {
+            let mut is_train = vec![false; n];
+            for &r in tr {
+                is_train[r] = true;
+            }
+            let s = standardisation(comm, &rows, &block, &is_train, tr.len(), dim)?;
+            for mut row in rows.rows_mut() {
+                for ((v, m), sd) in row.iter_mut().zip(&s.0).zip(&s.1) {
+                    *v = (*v - m) / sd;
+                }
+            }
+            Some(s)
+        } else {
+            None
+        };
+        Ok(TrainData {
+            rows,
+            block,
+            train_rows: tr.to_vec(),
+            test_rows: te.to_vec(),
+            labels,
+            scale,
+            dim,
+            n,
+        })
+    }
+
+    /// Rows in the training split.
+    pub fn n_train(&self) -> usize {
+        self.train_rows.len()
+    }
+
+    /// Values per row.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Rows this rank holds, and rows in all.
+    pub fn held(&self) -> (usize, usize) {
+        (self.block.len(), self.n)
+    }
+
+    /// The rows at training positions `positions`, in that order, on every
+    /// rank (collective: the ranks that hold them send them).
+    pub fn batch(&self, comm: &Comm, positions: &[usize]) -> Result<Array2<f64>> {
+        let rows: Vec<usize> = positions.iter().map(|&p| self.train_rows[p]).collect();
+        self.gather(comm, &rows, false)
+            .map(|x| x.expect("all-gathered"))
+    }
+
+    /// The test split, standardised like the training split, on rank 0
+    /// (`None` on the others). Collective.
+    pub fn test_split(&self, comm: &Comm, cfg: &Config) -> Result<Option<TestSplit>> {
+        let t = &cfg.train;
+        if t.test_data.is_empty() {
+            let x = self.gather(comm, &self.test_rows, true)?;
+            return Ok(x.map(|x| TestSplit {
+                x,
+                labels: self
+                    .labels
+                    .as_ref()
+                    .map(|y| self.test_rows.iter().map(|&r| y[r]).collect()),
+            }));
+        }
+        let outcome = if comm.is_root() {
+            let path = Path::new(&t.test_data);
+            crate::data::matrix::read_matrix(path, Some("x")).and_then(|mut x| {
+                if x.ncols() != self.dim {
+                    return Err(Error::invalid(
+                        format!("train.test_data = {:?}", t.test_data),
+                        format!(
+                            "has {} values per sample, the training data {}",
+                            x.ncols(),
+                            self.dim
+                        ),
+                    ));
+                }
+                if let Some((mean, std)) = &self.scale {
+                    x = (&x - mean) / std;
+                }
+                Ok(Some(TestSplit {
+                    x,
+                    labels: read_labels(path)?,
+                }))
+            })
+        } else {
+            Ok(None)
+        };
+        comm.agree(outcome)
+    }
+
+    /// Data rows `rows` (in that order) from the ranks that hold them: on
+    /// every rank, or with `root_only` on rank 0 only.
+    fn gather(&self, comm: &Comm, rows: &[usize], root_only: bool) -> Result<Option<Array2<f64>>> {
+        let d = self.dim;
+        if comm.size() == 1 {
+            let idx: Vec<usize> = rows.iter().map(|&r| r - self.block.start).collect();
+            return Ok(Some(self.rows.select(Axis(0), &idx)));
+        }
+        // (slot, values) of each wanted row this rank holds.
+        let mut mine: Vec<f64> = Vec::new();
+        for (slot, &r) in rows.iter().enumerate() {
+            if self.block.contains(&r) {
+                mine.push(slot as f64);
+                mine.extend(self.rows.row(r - self.block.start).iter());
+            }
+        }
+        let all = if root_only {
+            comm.gather_concat(&mine)?
+        } else {
+            Some(comm.all_gather_varcount_f64(&mine)?)
+        };
+        let Some(all) = all else { return Ok(None) };
+        let mut out = Array2::zeros((rows.len(), d));
+        let mut seen = vec![false; rows.len()];
+        for rec in all.chunks_exact(d + 1) {
+            let slot = rec[0] as usize;
+            out.row_mut(slot)
+                .iter_mut()
+                .zip(&rec[1..])
+                .for_each(|(o, v)| *o = *v);
+            seen[slot] = true;
+        }
+        if let Some(slot) = seen.iter().position(|s| !s) {
+            return Err(Error::invalid(
+                "training data",
+                format!("row {} was held by no rank", rows[slot]),
+            ));
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Mean and standard deviation (ddof 0; 0 → 1) of the training rows over
+/// all ranks: sums per chunk, added in chunk order (the same for any rank
+/// count). Collective.
+fn standardisation(
+    comm: &Comm,
+    rows: &Array2<f64>,
+    block: &Range<usize>,
+    is_train: &[bool],
+    n_train: usize,
+    dim: usize,
+) -> Result<(Array1<f64>, Array1<f64>)> {
+    let k = chunk_rows(is_train.len());
+    let chunks = is_train.len().div_ceil(k);
+    // Σ f(row) over the training rows of every chunk, on every rank.
+    let per_chunk = |f: &dyn Fn(usize, f64) -> f64| -> Result<Vec<f64>> {
+        let mut local: Vec<f64> = Vec::new();
+        let mut start = block.start;
+        while start < block.end {
+            let end = (start + k).min(block.end);
+            let mut sum = vec![0.0; dim];
+            for r in (start..end).filter(|&r| is_train[r]) {
+                for (j, v) in rows.row(r - block.start).iter().enumerate() {
+                    sum[j] += f(j, *v);
+                }
+            }
+            local.extend(sum);
+            start = end;
+        }
+        let all = comm.all_gather_varcount_f64(&local)?;
+        debug_assert_eq!(all.len(), chunks * dim);
+        let mut total = vec![0.0; dim];
+        for c in all.chunks_exact(dim) {
+            total.iter_mut().zip(c).for_each(|(t, v)| *t += v);
+        }
+        Ok(total)
+    };
+    let nt = n_train as f64;
+    let mean: Vec<f64> = per_chunk(&|_, v| v)?.into_iter().map(|s| s / nt).collect();
+    let var = per_chunk(&|j, v| (v - mean[j]) * (v - mean[j]))?;
+    let std: Vec<f64> = var
+        .into_iter()
+        .map(|s| (s / nt).sqrt())
+        .map(|s| if s > 0.0 { s } else { 1.0 })
+        .collect();
+    Ok((Array1::from_vec(mean), Array1::from_vec(std)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_whole_chunks_covering_every_row_once() {
+        for n in [1, 255, 256, 257, 2000, 100_000, 2_000_000] {
+            let k = chunk_rows(n);
+            assert!(n.div_ceil(k) <= 1024);
+            for p in [1, 2, 3, 4, 7] {
+                let mut next = 0;
+                for r in 0..p {
+                    let b = block_of(n, r, p);
+                    assert_eq!(b.start, next, "n {n} p {p} r {r}");
+                    assert!(b.start % k == 0 || b.is_empty());
+                    next = b.end;
+                }
+                assert_eq!(next, n);
+            }
+        }
+    }
+
+    #[test]
+    fn standardisation_matches_the_two_pass_formula_on_one_rank() {
+        let comm = Comm::solo();
+        let n = 700;
+        let x = Array2::from_shape_fn((n, 3), |(i, j)| {
+            ((i * 7 + j * 13) % 17) as f64 - 4.0 + j as f64
+        });
+        let is_train: Vec<bool> = (0..n).map(|i| i % 5 != 0).collect();
+        let nt = is_train.iter().filter(|&&b| b).count();
+        let (mean, std) = standardisation(&comm, &x, &(0..n), &is_train, nt, 3).unwrap();
+        let tr: Vec<usize> = (0..n).filter(|&i| is_train[i]).collect();
+        let xt = x.select(Axis(0), &tr);
+        let m = xt.mean_axis(Axis(0)).unwrap();
+        let s = xt.std_axis(Axis(0), 0.0);
+        for j in 0..3 {
+            assert!((mean[j] - m[j]).abs() < 1e-12 * m[j].abs().max(1.0));
+            assert!((std[j] - s[j]).abs() < 1e-12 * s[j]);
+        }
+    }
+}
