@@ -50,6 +50,20 @@ const COMMON: [&str; 10] = [
     "1",
 ];
 
+/// `mpirun -np NP tglml train --steps STEPS` with [`COMMON`], `--set S` for
+/// each of `sets`, and `--out OUT`; asserts success.
+fn train_np(np: usize, steps: u32, sets: &[String], out: &Path) -> std::process::Output {
+    let mut a: Vec<String> = vec!["train".into(), "--steps".into(), steps.to_string()];
+    a.extend(COMMON.iter().map(|x| x.to_string()));
+    for set in sets {
+        a.extend(["--set".to_string(), set.clone()]);
+    }
+    a.extend(["--out".to_string(), s(out)]);
+    let r = mpirun(np, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&r);
+    r
+}
+
 /// The landmark option of the loss (maxmin landmarks of the global batch)
 /// keeps the equality: the landmarks are chosen on the global batch.
 #[test]
@@ -57,20 +71,12 @@ fn ranks_agree_with_landmarks_of_the_global_batch() {
     let dir = tempfile::tempdir().unwrap();
     let run = |np: usize, batch: usize| {
         let out = dir.path().join(format!("lm-{np}"));
-        let mut a: Vec<String> = vec!["train".into(), "--steps".into(), "30".into()];
-        a.extend(COMMON.iter().map(|x| x.to_string()));
-        a.extend([
-            "--set".into(),
-            "train.dtype=\"float64\"".into(),
-            "--set".into(),
-            "train.topo.landmarks=40".into(),
-            "--set".into(),
+        let sets = [
+            "train.dtype=\"float64\"".to_string(),
+            "train.topo.landmarks=40".to_string(),
             format!("train.batch_size={batch}"),
-            "--out".into(),
-            s(&out),
-        ]);
-        let a: Vec<&str> = a.iter().map(|x| x.as_str()).collect();
-        ok(&mpirun(np, &a));
+        ];
+        train_np(np, 30, &sets, &out);
         out.join("checkpoint.h5")
     };
     let (worst, _) = compare_checkpoints(&run(1, 96), &run(2, 48));
@@ -86,19 +92,11 @@ fn ranks_train_like_one_process_on_the_whole_batch() {
     for dtype in ["float64", "float32"] {
         let run = |np: usize, batch: usize| {
             let out = dir.path().join(format!("{dtype}-{np}"));
-            let mut a: Vec<String> = vec!["train".into(), "--steps".into(), "50".into()];
-            a.extend(COMMON.iter().map(|x| x.to_string()));
-            a.extend([
-                "--set".into(),
+            let sets = [
                 format!("train.dtype=\"{dtype}\""),
-                "--set".into(),
                 format!("train.batch_size={batch}"),
-                "--out".into(),
-                s(&out),
-            ]);
-            let a: Vec<&str> = a.iter().map(|x| x.as_str()).collect();
-            let r = mpirun(np, &a);
-            ok(&r);
+            ];
+            train_np(np, 50, &sets, &out);
             out.join("checkpoint.h5")
         };
         let one = run(1, 96);
@@ -164,21 +162,12 @@ fn ranks_read_their_block_of_a_data_file() {
     ]));
     let run = |np: usize, batch: usize| {
         let out = dir.path().join(format!("file-{np}"));
-        let mut a: Vec<String> = vec!["train".into(), "--steps".into(), "30".into()];
-        a.extend(COMMON.iter().map(|x| x.to_string()));
-        a.extend([
-            "--set".into(),
+        let sets = [
             format!("train.data={:?}", s(&data)),
-            "--set".into(),
-            "train.dtype=\"float64\"".into(),
-            "--set".into(),
+            "train.dtype=\"float64\"".to_string(),
             format!("train.batch_size={batch}"),
-            "--out".into(),
-            s(&out),
-        ]);
-        let a: Vec<&str> = a.iter().map(|x| x.as_str()).collect();
-        let r = mpirun(np, &a);
-        ok(&r);
+        ];
+        let r = train_np(np, 30, &sets, &out);
         (out, stderr(&r))
     };
     let (one, _) = run(1, 64);
