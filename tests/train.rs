@@ -347,4 +347,36 @@ fn bad_training_input_is_refused() {
     let err = stderr(&r);
     assert!(err.contains("/model/") && err.contains("shape"), "{err}");
     assert_eq!(std::fs::read(other.join("checkpoint.h5")).unwrap(), before);
+    // A test file of another width: refused before any step, under mpirun.
+    let narrow = dir.path().join("narrow.h5");
+    ok(&tglml(&[
+        "data",
+        "synth",
+        "--set",
+        "synth.kind=\"circles\"",
+        "--out",
+        &s(&narrow),
+    ]));
+    let fresh = dir.path().join("fresh");
+    let r = mpirun(
+        2,
+        &[
+            "train",
+            "--steps",
+            "100000",
+            "--set",
+            &format!("train.test_data={:?}", s(&narrow)),
+            "--out",
+            &s(&fresh),
+        ],
+    );
+    assert!(!r.status.success());
+    let err = stderr(&r);
+    assert_eq!(error_lines(&err), 1, "{err}");
+    assert!(
+        err.contains("train.test_data")
+            && err.contains("has 2 values per sample, the training data 3"),
+        "{err}"
+    );
+    assert!(!fresh.join("checkpoint.h5").exists());
 }

@@ -100,6 +100,16 @@ fn read_block(
     }
 }
 
+/// Values per sample of a data file (without reading its rows where the
+/// format allows).
+fn test_columns(path: &Path) -> Result<usize> {
+    if crate::data::matrix::row_source(path).is_some() {
+        Ok(crate::data::matrix::row_count(path, "x")?.1)
+    } else {
+        Ok(crate::data::matrix::read_matrix(path, Some("x"))?.ncols())
+    }
+}
+
 /// The labels `/y` of an HDF5 sample matrix, if it has them.
 fn read_labels(path: &Path) -> Result<Option<Vec<i64>>> {
     if crate::data::matrix::row_source(path) != Some(crate::data::matrix::RowSource::Hdf5) {
@@ -135,6 +145,23 @@ impl TrainData {
         comm.agree(bad.map_or(Ok(()), Err))?;
         let dims = comm.all_gather_u64(rows.ncols() as u64);
         let dim = dims.iter().copied().max().unwrap_or(0) as usize;
+        // A separate test file is read at the end; check it fits now, not
+        // after the training.
+        let fits = if comm.is_root() && !t.test_data.is_empty() {
+            test_columns(Path::new(&t.test_data)).and_then(|d| {
+                if d == dim {
+                    Ok(())
+                } else {
+                    Err(Error::invalid(
+                        format!("train.test_data = {:?}", t.test_data),
+                        format!("has {d} values per sample, the training data {dim}"),
+                    ))
+                }
+            })
+        } else {
+            Ok(())
+        };
+        comm.agree(fits)?;
 
         let mut order: Vec<usize> = (0..n).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(t.seed ^ 0x5EED_5EED);
@@ -226,16 +253,6 @@ impl TrainData {
         let outcome = if comm.is_root() {
             let path = Path::new(&t.test_data);
             crate::data::matrix::read_matrix(path, Some("x")).and_then(|mut x| {
-                if x.ncols() != self.dim {
-                    return Err(Error::invalid(
-                        format!("train.test_data = {:?}", t.test_data),
-                        format!(
-                            "has {} values per sample, the training data {}",
-                            x.ncols(),
-                            self.dim
-                        ),
-                    ));
-                }
                 if let Some((mean, std)) = &self.scale {
                     x = (&x - mean) / std;
                 }
