@@ -97,3 +97,22 @@ pub fn stop_flag() -> crate::error::Result<std::sync::Arc<std::sync::atomic::Ato
     flag::register(SIGUSR1, std::sync::Arc::clone(&stop)).map_err(failed)?;
     Ok(stop)
 }
+
+/// Makes the calling thread worker 0 of a rayon pool of `threads` threads
+/// (the others are started), so that its parallel calls run on it directly.
+/// Called from a thread outside any pool, every parallel call otherwise
+/// hands its work to the pool's threads and sleeps until they finish: two
+/// context switches per call, which dominate the many small parallel calls
+/// of a training step (per-step Rips on a batch, maxmin landmarks). With one
+/// thread the calls then run inline. Returns the pool (keep it for as long
+/// as the calls should use it), or `None` when the thread already belongs to
+/// a pool. Only for a thread that never waits on work it hands to another
+/// thread (the training loop): a thread outside the pool that calls into it
+/// while this thread is busy elsewhere would wait for it.
+pub fn adopt_current_thread(threads: usize) -> Option<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .use_current_thread()
+        .build()
+        .ok()
+}

@@ -186,6 +186,9 @@ pub fn run(
 ) -> Result<Finish> {
     let t = &config.train;
     let t_start = Instant::now();
+    // The step's parallel calls (Rips, landmarks) run on this thread's own
+    // pool, without a hand-off per call.
+    let _pool = crate::runtime::adopt_current_thread(threads);
     let kind = kind_of(&t.dtype)?;
     let dev = device_of(&t.device)?;
     let data = TrainData::load(comm, config)?;
