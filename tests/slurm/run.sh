@@ -34,7 +34,7 @@ say() { echo "[slurm-test] $*"; }
 die() { echo "[slurm-test] error: $*" >&2; exit 1; }
 
 # --- what this needs ----------------------------------------------------------
-[[ $(id -u) == 0 ]] || die "the Slurm tests start slurmd, which must run as root (run as root; `make test-cargo` runs the other tests without it)"
+[[ $(id -u) == 0 ]] || die "the Slurm tests start slurmd, which must run as root (run as root; make test-cargo runs the other tests without it)"
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null; then
     say "installing slurm-wlm and munge (apt-get)"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge) >/dev/null \
