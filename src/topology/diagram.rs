@@ -998,6 +998,32 @@ mod tests {
         (0..c.len()).all(|r| try_row(r, c, t, &mut vec![false; c.len()], &mut owner))
     }
 
+    /// W_p (p = 1, 2) of `a` and `b` equals the Hungarian method's value on
+    /// the augmented matrix, and the returned matching costs that value.
+    fn check_against_hungarian(a: &[(f64, f64)], b: &[(f64, f64)], case: usize, what: &str) {
+        let c = augmented(a, b);
+        for p in [1.0, 2.0] {
+            let cp: Vec<Vec<f64>> = c
+                .iter()
+                .map(|r| r.iter().map(|x| x.powf(p)).collect())
+                .collect();
+            let want = if cp.is_empty() {
+                0.0
+            } else {
+                hungarian(&cp).powf(1.0 / p)
+            };
+            let got = wasserstein(a, b, p, L, M).unwrap();
+            assert!(
+                (got.value - want).abs() <= 1e-12 * want.max(1.0),
+                "case {case} p {p} ({what}): {} vs {want}",
+                got.value
+            );
+            let s: f64 = pair_costs(a, b, &got, what).iter().map(|x| x.powf(p)).sum();
+            assert!((s.powf(1.0 / p) - got.value).abs() <= 1e-12 * want.max(1.0));
+            assert!((s.powf(1.0 / p) - want).abs() <= 1e-12 * want.max(1.0));
+        }
+    }
+
     /// Medium-sized finite diagrams (clusters, duplicates, points on and
     /// near the diagonal, heavy points) against the textbook references on
     /// the augmented matrix: W1, W2 by the Hungarian method, the bottleneck
@@ -1032,24 +1058,7 @@ mod tests {
             let a = gen(na);
             let b = gen(nb);
             let c = augmented(&a, &b);
-            for p in [1.0, 2.0] {
-                let cp: Vec<Vec<f64>> = c
-                    .iter()
-                    .map(|r| r.iter().map(|x| x.powf(p)).collect())
-                    .collect();
-                let want = hungarian(&cp).powf(1.0 / p);
-                let got = wasserstein(&a, &b, p, L, M).unwrap();
-                assert!(
-                    (got.value - want).abs() <= 1e-12 * want.max(1.0),
-                    "case {case} p {p}: {} vs {want}",
-                    got.value
-                );
-                let s: f64 = pair_costs(&a, &b, &got, "wasserstein")
-                    .iter()
-                    .map(|x| x.powf(p))
-                    .sum();
-                assert!((s.powf(1.0 / p) - got.value).abs() <= 1e-12 * want.max(1.0));
-            }
+            check_against_hungarian(&a, &b, case, "wasserstein");
             let mut cand: Vec<f64> = c
                 .iter()
                 .flatten()
@@ -1091,29 +1100,7 @@ mod tests {
             };
             let (na, nb) = (case % 17, (case * 5) % 23);
             let (a, b) = (gen(na), gen(nb));
-            let c = augmented(&a, &b);
-            for p in [1.0, 2.0] {
-                let cp: Vec<Vec<f64>> = c
-                    .iter()
-                    .map(|r| r.iter().map(|x| x.powf(p)).collect())
-                    .collect();
-                let want = if cp.is_empty() {
-                    0.0
-                } else {
-                    hungarian(&cp).powf(1.0 / p)
-                };
-                let got = wasserstein(&a, &b, p, L, M).unwrap();
-                assert!(
-                    (got.value - want).abs() <= 1e-12 * want.max(1.0),
-                    "case {case} p {p}: {} vs {want}",
-                    got.value
-                );
-                let s: f64 = pair_costs(&a, &b, &got, "line")
-                    .iter()
-                    .map(|x| x.powf(p))
-                    .sum();
-                assert!((s.powf(1.0 / p) - want).abs() <= 1e-12 * want.max(1.0));
-            }
+            check_against_hungarian(&a, &b, case, "line");
         }
     }
 

@@ -215,26 +215,25 @@ fn validate(path: &Path, stamp: &Stamp, ck: &Checkpoint) -> Result<()> {
             }
         }
     }
-    let mut seen = BTreeSet::new();
-    for (name, _) in &ck.extra {
-        if name.is_empty() || name.contains('\0') || !seen.insert(name.as_str()) {
-            return Err(bad(
+    // Names become attribute or dataset names: non-empty, unique, and
+    // without characters HDF5 would read as something else.
+    let names_ok = |what: &str, names: Vec<&str>, banned: &[char], said: &str| {
+        let mut seen = BTreeSet::new();
+        match names
+            .into_iter()
+            .find(|n| n.is_empty() || n.contains(banned) || !seen.insert(*n))
+        {
+            Some(name) => Err(bad(
                 path,
-                format!("extra value name {name:?} is empty, has NUL or is given twice"),
-            ));
+                format!("{what} name {name:?} is empty, has {said} or is given twice"),
+            )),
+            None => Ok(()),
         }
-    }
-    let mut seen = BTreeSet::new();
-    for (name, _) in &ck.log {
-        if name.is_empty() || name.contains(['\0', '/', '.']) || !seen.insert(name.as_str()) {
-            return Err(bad(
-                path,
-                format!(
-                    "log column name {name:?} is empty, has NUL, '/' or '.', or is given twice"
-                ),
-            ));
-        }
-    }
+    };
+    let extra = ck.extra.iter().map(|(n, _)| n.as_str()).collect();
+    names_ok("extra value", extra, &['\0'], "NUL")?;
+    let log = ck.log.iter().map(|(n, _)| n.as_str()).collect();
+    names_ok("log column", log, &['\0', '/', '.'], "NUL, '/' or '.',")?;
     Ok(())
 }
 

@@ -91,18 +91,9 @@ impl AdamConfig {
 /// that checkpoints use.
 #[derive(Debug)]
 pub struct Adam {
-    /// Learning rate; may be changed between steps (schedules).
-    pub lr: f64,
-    /// Decay of the first moment.
-    pub beta1: f64,
-    /// Decay of the second moment.
-    pub beta2: f64,
-    /// Added to the denominator.
-    pub eps: f64,
-    /// Weight decay (see [`AdamConfig::weight_decay`]).
-    pub weight_decay: f64,
-    /// AdamW's decoupled weight decay instead of Adam's L2 penalty.
-    pub decoupled_weight_decay: bool,
+    /// The hyperparameters; `config.lr` may be changed between steps
+    /// (schedules).
+    pub config: AdamConfig,
     step: u64,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
@@ -127,12 +118,7 @@ impl Adam {
             (zeros(), zeros())
         });
         Ok(Adam {
-            lr: config.lr,
-            beta1: config.beta1,
-            beta2: config.beta2,
-            eps: config.eps,
-            weight_decay: config.weight_decay,
-            decoupled_weight_decay: config.decoupled_weight_decay,
+            config,
             step: 0,
             m,
             v,
@@ -141,14 +127,7 @@ impl Adam {
 
     /// The current hyperparameters.
     pub fn config(&self) -> AdamConfig {
-        AdamConfig {
-            lr: self.lr,
-            beta1: self.beta1,
-            beta2: self.beta2,
-            eps: self.eps,
-            weight_decay: self.weight_decay,
-            decoupled_weight_decay: self.decoupled_weight_decay,
-        }
+        self.config
     }
 
     /// The number of parameter tensors.
@@ -195,12 +174,18 @@ impl Adam {
         self.step += 1;
         // Python floats: `beta ** step` and `x ** 0.5` are C's pow.
         let t = self.step as f64;
-        let bias_correction1 = 1.0 - self.beta1.powf(t);
-        let bias_correction2 = 1.0 - self.beta2.powf(t);
-        let step_size = self.lr / bias_correction1;
+        let AdamConfig {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay: wd,
+            decoupled_weight_decay: decoupled,
+        } = self.config;
+        let bias_correction1 = 1.0 - beta1.powf(t);
+        let bias_correction2 = 1.0 - beta2.powf(t);
+        let step_size = lr / bias_correction1;
         let bias_correction2_sqrt = bias_correction2.powf(0.5);
-        let (lr, wd, decoupled) = (self.lr, self.weight_decay, self.decoupled_weight_decay);
-        let (beta1, beta2, eps) = (self.beta1, self.beta2, self.eps);
         tch::no_grad(|| {
             for ((p, m), v) in params.iter().zip(&mut self.m).zip(&mut self.v) {
                 let grad = p.grad();
