@@ -533,43 +533,87 @@ pub fn bottleneck(
         let pb: Vec<(f64, f64)> = fb.iter().map(|&j| b[j]).collect();
         let da: Vec<f64> = pa.iter().map(|&x| ground.to_diagonal(x)).collect();
         let db: Vec<f64> = pb.iter().map(|&y| ground.to_diagonal(y)).collect();
-        // Candidates: 0, every distance to the diagonal, and every pair
-        // distance ≤ the larger of the two points' diagonal distances (a
-        // longer pair is never needed: both points can go to the diagonal).
-        let mut cand: Vec<f64> = Vec::with_capacity(1 + n + m);
-        cand.push(0.0);
-        cand.extend_from_slice(&da);
-        cand.extend_from_slice(&db);
-        for (x, &dx) in pa.iter().zip(&da) {
-            for (y, &dy) in pb.iter().zip(&db) {
-                let c = ground.dist(*x, *y);
-                if c <= dx.max(dy) {
-                    cand.push(c);
+        let (ia, ib) = (BoxIndex::new(&pa), BoxIndex::new(&pb));
+        let feasible = |delta: f64| {
+            let (adj_a, heavy_a) = heavy_graph(&pa, &da, &pb, &ib, delta, ground);
+            if hopcroft_karp(&adj_a, m).0 < heavy_a.len() {
+                return false;
+            }
+            let (adj_b, heavy_b) = heavy_graph(&pb, &db, &pa, &ia, delta, ground);
+            hopcroft_karp(&adj_b, n).0 == heavy_b.len()
+        };
+        // The answer is the smallest feasible candidate: 0, a distance to
+        // the diagonal, or a pair distance no larger than the larger of the
+        // two points' diagonal distances (a longer pair is never needed:
+        // both points can go to the diagonal). First bracket it between
+        // two consecutive diagonal distances, searching down from the
+        // largest (which always passes: no point is heavy there) in
+        // doubling steps, so the tests see few heavy points while the
+        // answer is large.
+        let mut diag: Vec<f64> = da.iter().chain(&db).copied().collect();
+        diag.push(0.0);
+        diag.sort_unstable_by(|x, y| y.total_cmp(x));
+        diag.dedup();
+        // Invariant: diag[good] passes; diag[bad] fails (bad = len: none).
+        let (mut good, mut bad) = (0usize, diag.len());
+        let mut step = 1;
+        while good + step < bad {
+            if feasible(diag[good + step]) {
+                good += step;
+                step *= 2;
+            } else {
+                bad = good + step;
+                break;
+            }
+        }
+        while bad - good > 1 {
+            let mid = good + (bad - good) / 2;
+            if feasible(diag[mid]) {
+                good = mid;
+            } else {
+                bad = mid;
+            }
+        }
+        let hi = diag[good];
+        let delta = if bad == diag.len() {
+            hi // 0 passes
+        } else {
+            // The answer is in (lo, hi]: hi, or a pair distance in
+            // between, which has an endpoint farther than lo from the
+            // diagonal (all such pairs are found by box queries).
+            let lo = diag[bad];
+            let mut cand = vec![hi];
+            let mut near = Vec::new();
+            for (p, d, other, index) in [(&pa, &da, &pb, &ib), (&pb, &db, &pa, &ia)] {
+                for (x, &dx) in p.iter().zip(d) {
+                    if dx <= lo {
+                        continue;
+                    }
+                    near.clear();
+                    index.within(other, *x, hi, ground, &mut near);
+                    cand.extend(
+                        near.iter()
+                            .map(|&j| ground.dist(*x, other[j as usize]))
+                            .filter(|&c| c > lo && c <= hi),
+                    );
                 }
             }
-        }
-        // Binary search over the unsorted candidates: select the median of
-        // the open range, test it, keep the half that holds the answer.
-        let feasible = |delta: f64| {
-            let (adj_a, heavy_a) = heavy_graph(&pa, &da, &pb, delta, ground);
-            let (adj_b, heavy_b) = heavy_graph(&pb, &db, &pa, delta, ground);
-            hopcroft_karp(&adj_a, m).0 == heavy_a.len()
-                && hopcroft_karp(&adj_b, n).0 == heavy_b.len()
-        };
-        // Invariant: the answer (the smallest passing candidate) is in
-        // cand[lo..hi]; the largest candidate, the largest distance to the
-        // diagonal, always passes.
-        let (mut lo, mut hi) = (0usize, cand.len());
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo - 1) / 2;
-            let (_, &mut x, _) = cand[lo..hi].select_nth_unstable_by(mid - lo, f64::total_cmp);
-            if feasible(x) {
-                hi = mid + 1;
-            } else {
-                lo = mid + 1;
+            // Binary search over the unsorted candidates: select the
+            // median of the open range, test it, keep the half that holds
+            // the answer. Invariant: the answer is in cand[l..h]; hi (the
+            // largest) passes.
+            let (mut l, mut h) = (0usize, cand.len());
+            while h - l > 1 {
+                let mid = l + (h - l - 1) / 2;
+                let (_, &mut x, _) = cand[l..h].select_nth_unstable_by(mid - l, f64::total_cmp);
+                if feasible(x) {
+                    h = mid + 1;
+                } else {
+                    l = mid + 1;
+                }
             }
-        }
-        let delta = cand[lo];
+            cand[l]
+        };
         let (partner_a, partner_b) = cover_heavy(&pa, &da, &pb, &db, delta, ground);
         for (i, p) in partner_a.iter().enumerate() {
             pairs.push((Some(fa[i]), p.map(|j| fb[j])));
@@ -584,12 +628,76 @@ pub fn bottleneck(
     Ok(Matching { value, pairs })
 }
 
+/// The points of a diagram sorted by birth and by death: the points within
+/// `delta` of a query lie in the box of half-width `delta` around it (for
+/// every ground metric), which is a window of either order; the narrower
+/// window is scanned and each of its points tested with the exact distance.
+struct BoxIndex {
+    by_birth: Vec<u32>,
+    births: Vec<f64>,
+    by_death: Vec<u32>,
+    deaths: Vec<f64>,
+}
+
+impl BoxIndex {
+    fn new(p: &[(f64, f64)]) -> Self {
+        let sorted = |key: fn(&(f64, f64)) -> f64| {
+            let mut order: Vec<u32> = (0..p.len() as u32).collect();
+            order.sort_unstable_by(|&i, &j| key(&p[i as usize]).total_cmp(&key(&p[j as usize])));
+            let keys = order.iter().map(|&i| key(&p[i as usize])).collect();
+            (order, keys)
+        };
+        let (by_birth, births) = sorted(|x| x.0);
+        let (by_death, deaths) = sorted(|x| x.1);
+        BoxIndex {
+            by_birth,
+            births,
+            by_death,
+            deaths,
+        }
+    }
+
+    /// Appends to `out` the points of `p` (the diagram indexed) within
+    /// `delta` of `q`.
+    fn within(
+        &self,
+        p: &[(f64, f64)],
+        q: (f64, f64),
+        delta: f64,
+        ground: Ground,
+        out: &mut Vec<u32>,
+    ) {
+        // Widen the windows by a few ulps so rounding in `q ± delta` never
+        // drops a point; the exact test below decides.
+        let window = |keys: &[f64], c: f64| {
+            let slack = (c.abs() + delta) * 1e-14;
+            let lo = keys.partition_point(|&k| k < c - delta - slack);
+            let hi = keys.partition_point(|&k| k <= c + delta + slack);
+            lo..hi.max(lo)
+        };
+        let wb = window(&self.births, q.0);
+        let wd = window(&self.deaths, q.1);
+        let order = if wb.len() <= wd.len() {
+            &self.by_birth[wb]
+        } else {
+            &self.by_death[wd]
+        };
+        out.extend(
+            order
+                .iter()
+                .copied()
+                .filter(|&j| ground.dist(q, p[j as usize]) <= delta),
+        );
+    }
+}
+
 /// The heavy points of `x` (diagonal distance > delta) and, for each, the
-/// points of `y` within delta.
+/// points of `y` within delta (`iy` indexes `y`).
 fn heavy_graph(
     x: &[(f64, f64)],
     dx: &[f64],
     y: &[(f64, f64)],
+    iy: &BoxIndex,
     delta: f64,
     ground: Ground,
 ) -> (Vec<Vec<u32>>, Vec<usize>) {
@@ -597,10 +705,9 @@ fn heavy_graph(
     let adj = heavy
         .iter()
         .map(|&i| {
-            (0..y.len())
-                .filter(|&j| ground.dist(x[i], y[j]) <= delta)
-                .map(|j| j as u32)
-                .collect()
+            let mut near = Vec::new();
+            iy.within(y, x[i], delta, ground, &mut near);
+            near
         })
         .collect();
     (adj, heavy)
@@ -622,7 +729,8 @@ fn cover_heavy(
 ) -> (Vec<Option<usize>>, Vec<Option<usize>>) {
     const NONE: u32 = u32::MAX;
     let (n, m) = (pa.len(), pb.len());
-    let (adj_a, heavy_a) = heavy_graph(pa, da, pb, delta, ground);
+    let (ia, ib) = (BoxIndex::new(pa), BoxIndex::new(pb));
+    let (adj_a, heavy_a) = heavy_graph(pa, da, pb, &ib, delta, ground);
     let (_, rows) = hopcroft_karp(&adj_a, m);
     let mut mate_a = vec![NONE; n];
     let mut mate_b = vec![NONE; m];
@@ -633,7 +741,7 @@ fn cover_heavy(
         }
     }
     // Neighbours (in a) of the heavy points of b.
-    let (adj_b, heavy_b) = heavy_graph(pb, db, pa, delta, ground);
+    let (adj_b, heavy_b) = heavy_graph(pb, db, pa, &ia, delta, ground);
     let mut slot_b = vec![NONE; m];
     for (k, &j) in heavy_b.iter().enumerate() {
         slot_b[j] = k as u32;
@@ -1138,6 +1246,104 @@ mod tests {
             .unwrap()
             .value;
         assert!((l2 - 1.0 / 2f64.sqrt()).abs() < 1e-15);
+    }
+
+    /// The bottleneck distance by its definition: the smallest of all
+    /// candidate values (0, every diagonal distance, every pair distance)
+    /// at which the augmented bipartite graph (each diagram plus the
+    /// other's diagonal copies) has a perfect matching, found by a plain
+    /// augmenting-path search on the dense graph.
+    fn bottleneck_reference(a: &[(f64, f64)], b: &[(f64, f64)], g: Ground) -> f64 {
+        let (n, m) = (a.len(), b.len());
+        let edge = |r: usize, c: usize, delta: f64| match (r < n, c < m) {
+            (true, true) => g.dist(a[r], b[c]) <= delta,
+            (true, false) => c - m == r && g.to_diagonal(a[r]) <= delta,
+            (false, true) => r - n == c && g.to_diagonal(b[c]) <= delta,
+            (false, false) => true,
+        };
+        fn augment(
+            r: usize,
+            size: usize,
+            edge: &dyn Fn(usize, usize) -> bool,
+            seen: &mut [bool],
+            mate: &mut [usize],
+        ) -> bool {
+            for c in 0..size {
+                if edge(r, c) && !seen[c] {
+                    seen[c] = true;
+                    if mate[c] == usize::MAX || augment(mate[c], size, edge, seen, mate) {
+                        mate[c] = r;
+                        return true;
+                    }
+                }
+            }
+            false
+        }
+        let size = n + m;
+        let perfect = |delta: f64| {
+            let mut mate = vec![usize::MAX; size];
+            (0..size).all(|r| {
+                let mut seen = vec![false; size];
+                augment(r, size, &|r, c| edge(r, c, delta), &mut seen, &mut mate)
+            })
+        };
+        let mut cand: Vec<f64> = vec![0.0];
+        cand.extend(a.iter().chain(b).map(|&x| g.to_diagonal(x)));
+        for &x in a {
+            cand.extend(b.iter().map(|&y| g.dist(x, y)));
+        }
+        cand.sort_by(f64::total_cmp);
+        let first = cand.partition_point(|&c| !perfect(c));
+        cand[first]
+    }
+
+    #[test]
+    fn bottleneck_equals_the_definition_on_larger_diagrams() {
+        // Up to 40 points: continuous values, integer grids (many ties),
+        // and H0-like diagrams (every birth 0), under each ground metric.
+        let mut rng = ChaCha8Rng::seed_from_u64(43);
+        for case in 0..240 {
+            let kind = case % 3;
+            let mut gen = |rng: &mut ChaCha8Rng| -> Vec<(f64, f64)> {
+                let k = rng.random_range(0..=40);
+                (0..k)
+                    .map(|_| match kind {
+                        0 => {
+                            let b: f64 = rng.random();
+                            (b, b + rng.random::<f64>() * 0.5)
+                        }
+                        1 => {
+                            let b = rng.random_range(0..5) as f64;
+                            (b, b + rng.random_range(0..4) as f64)
+                        }
+                        _ => (0.0, rng.random::<f64>()),
+                    })
+                    .collect()
+            };
+            let a = gen(&mut rng);
+            let b = gen(&mut rng);
+            for g in [Ground::LInf, Ground::L2, Ground::L1] {
+                let want = bottleneck_reference(&a, &b, g);
+                let got = bottleneck(&a, &b, g, M).unwrap();
+                assert_eq!(got.value, want, "case {case} ({g:?})");
+                let mut seen_a = vec![0; a.len()];
+                let mut seen_b = vec![0; b.len()];
+                let mut worst: f64 = 0.0;
+                for &(i, j) in &got.pairs {
+                    let c = match (i, j) {
+                        (Some(i), Some(j)) => g.dist(a[i], b[j]),
+                        (Some(i), None) => g.to_diagonal(a[i]),
+                        (None, Some(j)) => g.to_diagonal(b[j]),
+                        (None, None) => unreachable!(),
+                    };
+                    worst = worst.max(c);
+                    i.map(|i| seen_a[i] += 1);
+                    j.map(|j| seen_b[j] += 1);
+                }
+                assert!(seen_a.iter().chain(&seen_b).all(|&k| k == 1), "case {case}");
+                assert_eq!(worst, got.value, "case {case} ({g:?}): matching");
+            }
+        }
     }
 
     #[test]
