@@ -76,6 +76,7 @@ pub struct TopoConfig {
     pub weights: Vec<f64>,
     pub p: u32,
     pub normalize: String,
+    pub latent_scale: String,
     pub gamma: f64,
     pub ramp_steps: u64,
     pub landscape_levels: usize,
@@ -714,6 +715,11 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
         "train.topo.normalize",
         &t.topo.normalize,
         &["none", "max", "mean"],
+    )?;
+    one_of(
+        "train.topo.latent_scale",
+        &t.topo.latent_scale,
+        &["fixed", "learned"],
     )?;
     at_least("train.latent_dim", t.latent_dim, 1)?;
     at_least("train.batch_size", t.batch_size, 2)?;

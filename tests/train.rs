@@ -83,6 +83,37 @@ fn ranks_agree_with_landmarks_of_the_global_batch() {
     assert!(worst <= 1e-9, "{worst}");
 }
 
+/// A learned latent scale (train.topo.latent_scale = "learned") keeps the
+/// equality: each rank adds 1/p of the scale's gradient. The scale moves,
+/// also through the ramp's first step, where γ = 0.
+#[test]
+fn ranks_agree_with_a_learned_latent_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |np: usize, batch: usize| {
+        let out = dir.path().join(format!("ls-{np}"));
+        let sets = [
+            "train.dtype=\"float64\"".to_string(),
+            "train.topo.latent_scale=\"learned\"".to_string(),
+            // γ = 0 on the first steps: θ then gets no gradient from the loss.
+            "train.topo.ramp_steps=10".to_string(),
+            format!("train.batch_size={batch}"),
+        ];
+        train_np(np, 30, &sets, &out);
+        out.join("checkpoint.h5")
+    };
+    let (one, two) = (run(1, 96), run(2, 48));
+    let (worst, _) = compare_checkpoints(&one, &two);
+    assert!(worst <= 1e-9, "{worst}");
+    let code = format!(
+        "import h5py; print(h5py.File({:?})['model/topo_log_scale'][0])",
+        s(&one)
+    );
+    let o = python_cmd().args(["-c", &code]).output().unwrap();
+    ok(&o);
+    let theta: f64 = stdout(&o).trim().parse().unwrap();
+    assert!(theta != 0.0, "the latent scale was trained: theta {theta}");
+}
+
 /// Acceptance 1: -np 2 (4) with per-rank batch B equals -np 1 with batch
 /// 2B (4B) after 50 steps within 1e-9 relative in float64, with the global
 /// topological loss (H0 and H1) on. The float32 difference is printed.

@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
-"""Why W(H0) can favour a collapsed latent: the H0 deaths of /eval/x and
-/eval/z of run files (distances over their maximum, as `w_h0` uses them),
-from scipy's minimum spanning tree, an independent computation.
+"""The H0 scores of run files recomputed independently: H0 deaths of
+/eval/x and /eval/z from scipy's minimum spanning tree (distances over their
+maximum), W1 between the diagrams with GUDHI (L∞ ground metric, POT backend).
 
-For each run: Σ d_X and Σ d_Z (total H0 persistence of data and latent),
-the largest d_Z, and the W(H0) estimate (Σ d_X + Σ d_Z)/2 that holds when
-every bar is cheaper to send to the diagonal than to match (d_Z ≪ d_X),
-beside the `w_h0` attribute tglml wrote.
+For each run prints Σ d_X and Σ d_Z (total H0 persistence of data and
+latent), the estimate (Σ d_X + Σ d_Z)/2 that W1 takes when every bar is
+cheaper to send to the diagonal than to match (d_Z ≪ d_X), then GUDHI's W1
+at s = 1 beside the `w_h0_max` attribute, GUDHI's W1 at tglml's
+`w_h0_scale` beside `w_h0`, and the smallest GUDHI W1 over a log grid of 81
+scales around it (a check that tglml's search found the minimum).
 
-Usage: python3 benches/train/h0_sums.py RUN_DIR... (needs numpy, scipy, h5py:
-the environment of scripts/setup-bench.sh)
+Usage: python3 benches/train/h0_sums.py RUN_DIR... (needs numpy, scipy, h5py
+and gudhi with POT: the environment of scripts/setup-bench.sh)
 """
 import os
 import sys
 
 import h5py
 import numpy as np
+from gudhi.wasserstein import wasserstein_distance
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import pdist, squareform
 
@@ -27,16 +30,27 @@ def deaths(a):
     return np.sort(m[m > 0])
 
 
+def w1(dx, dz, s):
+    a = np.c_[np.zeros_like(dx), dx]
+    b = np.c_[np.zeros_like(dz), s * dz]
+    return wasserstein_distance(a, b, order=1, internal_p=np.inf)
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    print(f"{'run':40s} {'sum d_X':>8s} {'sum d_Z':>8s} {'max d_Z':>8s} {'(X+Z)/2':>8s} {'w_h0':>8s}")
+    print(f"{'run':36s} {'sum d_X':>8s} {'sum d_Z':>8s} {'(X+Z)/2':>8s} | {'W s=1':>8s} {'w_h0_max':>8s} "
+          f"| {'scale':>7s} {'W at it':>8s} {'w_h0':>8s} {'grid min':>8s}")
     for run in sys.argv[1:]:
         with h5py.File(os.path.join(run, "run.h5"), "r") as f:
             x, z = f["eval/x"][()], f["eval/z"][()]
-            w = f["eval"].attrs["w_h0"]
+            at = dict(f["eval"].attrs)
         dx, dz = deaths(x), deaths(z)
-        print(f"{run:40s} {dx.sum():8.2f} {dz.sum():8.2f} {dz.max():8.3f} {(dx.sum() + dz.sum()) / 2:8.2f} {w:8.2f}")
+        s = at["w_h0_scale"]
+        grid = min(w1(dx, dz, s * 10 ** e) for e in np.linspace(-0.2, 0.2, 81))
+        print(f"{run:36s} {dx.sum():8.2f} {dz.sum():8.2f} {(dx.sum() + dz.sum()) / 2:8.2f} | "
+              f"{w1(dx, dz, 1.0):8.3f} {at['w_h0_max']:8.3f} | {s:7.3f} {w1(dx, dz, s):8.3f} "
+              f"{at['w_h0']:8.3f} {grid:8.3f}")
 
 
 if __name__ == "__main__":

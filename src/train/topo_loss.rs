@@ -208,7 +208,15 @@ pub(crate) fn to_vec(t: &Tensor) -> Vec<f64> {
 /// The topological loss between X (n × D, data; no gradient needed) and Z
 /// (n × d, latent codes), both on the same device and of the same float
 /// kind.
-pub fn topo_loss(x: &Tensor, z: &Tensor, cfg: &TopoLossConfig) -> Result<TopoLoss> {
+///
+/// `latent_scale`, when given, is a positive scalar tensor that divides the
+/// latent distances after their normalisation (a learned unit of Z).
+pub fn topo_loss(
+    x: &Tensor,
+    z: &Tensor,
+    cfg: &TopoLossConfig,
+    latent_scale: Option<&Tensor>,
+) -> Result<TopoLoss> {
     if cfg.dims.len() != cfg.weights.len() {
         return Err(Error::invalid(
             "topological loss",
@@ -228,6 +236,10 @@ pub fn topo_loss(x: &Tensor, z: &Tensor, cfg: &TopoLossConfig) -> Result<TopoLos
     let maxdim = cfg.dims.iter().copied().max().unwrap_or(0);
     let dx = normalized(&pairwise_distances(&x.detach()), cfg.normalize);
     let dz = normalized(&pairwise_distances(z), cfg.normalize);
+    let dz = match latent_scale {
+        Some(s) => dz / s,
+        None => dz,
+    };
     let (n, vx) = values(&dx)?;
     let (_, vz) = values(&dz)?;
     let dgx = diagrams(n, &vx, maxdim)?;
@@ -431,7 +443,7 @@ mod tests {
         let z0 = cloud(&mut rng, 14, 2);
         for (name, cfg) in configs() {
             let z = z0.copy().set_requires_grad(true);
-            let l = topo_loss(&x, &z, &cfg).unwrap().total;
+            let l = topo_loss(&x, &z, &cfg, None).unwrap().total;
             l.backward();
             let g = to_vec(&z.grad());
             let base = to_vec(&z0);
@@ -442,7 +454,10 @@ mod tests {
                     let mut v = base.clone();
                     v[i] += delta;
                     let zt = Tensor::from_slice(&v).view([14, 2]);
-                    topo_loss(&x, &zt, &cfg).unwrap().total.double_value(&[])
+                    topo_loss(&x, &zt, &cfg, None)
+                        .unwrap()
+                        .total
+                        .double_value(&[])
                 };
                 let fd = (f(eps) - f(-eps)) / (2.0 * eps);
                 worst = worst.max((fd - g[i]).abs() / fd.abs().max(1.0));
@@ -455,12 +470,56 @@ mod tests {
         }
     }
 
+    /// The gradient reaches a latent scale too (autograd against central
+    /// finite differences in the scale), and scaling the codes by c with
+    /// the scale c gives the unscaled loss.
+    #[test]
+    fn latent_scale_gradient_agrees_with_finite_differences() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let x = cloud(&mut rng, 14, 4);
+        let z = cloud(&mut rng, 14, 2);
+        for (name, cfg) in configs() {
+            let s = Tensor::from_slice(&[1.7f64]).set_requires_grad(true);
+            let l = topo_loss(&x, &z, &cfg, Some(&s)).unwrap().total;
+            l.backward();
+            let g = to_vec(&s.grad())[0];
+            let f = |v: f64| {
+                let st = Tensor::from_slice(&[v]);
+                topo_loss(&x, &z, &cfg, Some(&st))
+                    .unwrap()
+                    .total
+                    .double_value(&[])
+            };
+            let eps = 1e-6;
+            let fd = (f(1.7 + eps) - f(1.7 - eps)) / (2.0 * eps);
+            assert!(
+                (fd - g).abs() <= 1e-6 * fd.abs().max(1.0),
+                "{name}: {g} vs {fd}"
+            );
+            if cfg.normalize == Normalize::None {
+                let c = Tensor::from_slice(&[4.0f64]);
+                let scaled = topo_loss(&x, &(&z * 4.0), &cfg, Some(&c))
+                    .unwrap()
+                    .total
+                    .double_value(&[]);
+                let plain = topo_loss(&x, &z, &cfg, None)
+                    .unwrap()
+                    .total
+                    .double_value(&[]);
+                assert!(
+                    (scaled - plain).abs() <= 1e-12 * plain.abs().max(1.0),
+                    "{name}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn identical_point_sets_cost_nothing() {
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let x = cloud(&mut rng, 20, 3);
         for (name, cfg) in configs() {
-            let l = topo_loss(&x, &x.copy(), &cfg).unwrap();
+            let l = topo_loss(&x, &x.copy(), &cfg, None).unwrap();
             assert_eq!(l.total.double_value(&[]), 0.0, "{name}");
             assert!(l.per_dim.iter().all(|&v| v == 0.0), "{name}");
         }
@@ -479,7 +538,10 @@ mod tests {
             weights: vec![1.0],
             ..Default::default()
         };
-        let got = topo_loss(&x, &z, &cfg).unwrap().total.double_value(&[]);
+        let got = topo_loss(&x, &z, &cfg, None)
+            .unwrap()
+            .total
+            .double_value(&[]);
         let bars = |t: &Tensor| -> Vec<(f64, f64)> {
             let (n, v) = values(&pairwise_distances(t)).unwrap();
             let dg = diagrams(n, &v, 1).unwrap();
@@ -530,9 +592,9 @@ mod tests {
             .view([n as i64, 2])
             .set_requires_grad(true);
         let cfg = TopoLossConfig::default();
-        let first = topo_loss(&x, &z, &cfg).unwrap().per_dim[1];
+        let first = topo_loss(&x, &z, &cfg, None).unwrap().per_dim[1];
         for _ in 0..300 {
-            let ll = topo_loss(&x, &z, &cfg).unwrap();
+            let ll = topo_loss(&x, &z, &cfg, None).unwrap();
             let l = ll.total;
             l.backward();
             tch::no_grad(|| {
@@ -541,7 +603,7 @@ mod tests {
             });
             let _ = z.grad().zero_();
         }
-        let last = topo_loss(&x, &z, &cfg).unwrap().per_dim[1];
+        let last = topo_loss(&x, &z, &cfg, None).unwrap().per_dim[1];
         assert!(last < 0.2 * first, "H1 loss {first} -> {last}");
     }
 
