@@ -1304,7 +1304,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(43);
         for case in 0..240 {
             let kind = case % 3;
-            let mut gen = |rng: &mut ChaCha8Rng| -> Vec<(f64, f64)> {
+            let gen = |rng: &mut ChaCha8Rng| -> Vec<(f64, f64)> {
                 let k = rng.random_range(0..=40);
                 (0..k)
                     .map(|_| match kind {
@@ -1337,8 +1337,12 @@ mod tests {
                         (None, None) => unreachable!(),
                     };
                     worst = worst.max(c);
-                    i.map(|i| seen_a[i] += 1);
-                    j.map(|j| seen_b[j] += 1);
+                    if let Some(i) = i {
+                        seen_a[i] += 1;
+                    }
+                    if let Some(j) = j {
+                        seen_b[j] += 1;
+                    }
                 }
                 assert!(seen_a.iter().chain(&seen_b).all(|&k| k == 1), "case {case}");
                 assert_eq!(worst, got.value, "case {case} ({g:?}): matching");
