@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -64,22 +64,29 @@ fn train_np(np: usize, steps: u32, sets: &[String], out: &Path) -> std::process:
     r
 }
 
+/// 30 float64 steps with `sets` under `-np 1` (batch 96) and `-np 2`
+/// (batch 48 per rank); returns the two checkpoints.
+fn one_and_two_ranks(dir: &Path, tag: &str, sets: &[&str]) -> (PathBuf, PathBuf) {
+    let run = |np: usize, batch: usize| {
+        let out = dir.join(format!("{tag}-{np}"));
+        let mut all = vec![
+            "train.dtype=\"float64\"".to_string(),
+            format!("train.batch_size={batch}"),
+        ];
+        all.extend(sets.iter().map(|x| x.to_string()));
+        train_np(np, 30, &all, &out);
+        out.join("checkpoint.h5")
+    };
+    (run(1, 96), run(2, 48))
+}
+
 /// The landmark option of the loss (maxmin landmarks of the global batch)
 /// keeps the equality: the landmarks are chosen on the global batch.
 #[test]
 fn ranks_agree_with_landmarks_of_the_global_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |np: usize, batch: usize| {
-        let out = dir.path().join(format!("lm-{np}"));
-        let sets = [
-            "train.dtype=\"float64\"".to_string(),
-            "train.topo.landmarks=40".to_string(),
-            format!("train.batch_size={batch}"),
-        ];
-        train_np(np, 30, &sets, &out);
-        out.join("checkpoint.h5")
-    };
-    let (worst, _) = compare_checkpoints(&run(1, 96), &run(2, 48));
+    let (one, two) = one_and_two_ranks(dir.path(), "lm", &["train.topo.landmarks=40"]);
+    let (worst, _) = compare_checkpoints(&one, &two);
     assert!(worst <= 1e-9, "{worst}");
 }
 
@@ -89,19 +96,15 @@ fn ranks_agree_with_landmarks_of_the_global_batch() {
 #[test]
 fn ranks_agree_with_a_learned_latent_scale() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |np: usize, batch: usize| {
-        let out = dir.path().join(format!("ls-{np}"));
-        let sets = [
-            "train.dtype=\"float64\"".to_string(),
-            "train.topo.latent_scale=\"learned\"".to_string(),
+    let (one, two) = one_and_two_ranks(
+        dir.path(),
+        "ls",
+        &[
+            "train.topo.latent_scale=\"learned\"",
             // γ = 0 on the first steps: θ then gets no gradient from the loss.
-            "train.topo.ramp_steps=10".to_string(),
-            format!("train.batch_size={batch}"),
-        ];
-        train_np(np, 30, &sets, &out);
-        out.join("checkpoint.h5")
-    };
-    let (one, two) = (run(1, 96), run(2, 48));
+            "train.topo.ramp_steps=10",
+        ],
+    );
     let (worst, _) = compare_checkpoints(&one, &two);
     assert!(worst <= 1e-9, "{worst}");
     let code = format!(

@@ -981,15 +981,27 @@ mod tests {
     /// Costs of a matching's pairs, after checking that it covers every
     /// point of both diagrams exactly once.
     fn pair_costs(a: &[(f64, f64)], b: &[(f64, f64)], got: &Matching, what: &str) -> Vec<f64> {
+        pair_costs_in(a, b, got, what, L)
+    }
+
+    /// The cost of every pair of a matching under the ground metric `g`;
+    /// asserts that it covers every point once.
+    fn pair_costs_in(
+        a: &[(f64, f64)],
+        b: &[(f64, f64)],
+        got: &Matching,
+        what: &str,
+        g: Ground,
+    ) -> Vec<f64> {
         let mut seen_a = vec![0; a.len()];
         let mut seen_b = vec![0; b.len()];
         let mut costs = Vec::new();
         for &(i, j) in &got.pairs {
             costs.push(match (i, j) {
                 (Some(i), Some(j)) if a[i].1.is_infinite() => (a[i].0 - b[j].0).abs(),
-                (Some(i), Some(j)) => L.dist(a[i], b[j]),
-                (Some(i), None) => L.to_diagonal(a[i]),
-                (None, Some(j)) => L.to_diagonal(b[j]),
+                (Some(i), Some(j)) => g.dist(a[i], b[j]),
+                (Some(i), None) => g.to_diagonal(a[i]),
+                (None, Some(j)) => g.to_diagonal(b[j]),
                 (None, None) => panic!("{what}: a pair of two diagonals"),
             });
             if let Some(i) = i {
@@ -1326,25 +1338,9 @@ mod tests {
                 let want = bottleneck_reference(&a, &b, g);
                 let got = bottleneck(&a, &b, g, M).unwrap();
                 assert_eq!(got.value, want, "case {case} ({g:?})");
-                let mut seen_a = vec![0; a.len()];
-                let mut seen_b = vec![0; b.len()];
-                let mut worst: f64 = 0.0;
-                for &(i, j) in &got.pairs {
-                    let c = match (i, j) {
-                        (Some(i), Some(j)) => g.dist(a[i], b[j]),
-                        (Some(i), None) => g.to_diagonal(a[i]),
-                        (None, Some(j)) => g.to_diagonal(b[j]),
-                        (None, None) => unreachable!(),
-                    };
-                    worst = worst.max(c);
-                    if let Some(i) = i {
-                        seen_a[i] += 1;
-                    }
-                    if let Some(j) = j {
-                        seen_b[j] += 1;
-                    }
-                }
-                assert!(seen_a.iter().chain(&seen_b).all(|&k| k == 1), "case {case}");
+                let worst = pair_costs_in(&a, &b, &got, "bottleneck", g)
+                    .into_iter()
+                    .fold(0.0, f64::max);
                 assert_eq!(worst, got.value, "case {case} ({g:?}): matching");
             }
         }
@@ -1365,25 +1361,10 @@ mod tests {
                     got.value
                 );
                 // The matching realises the value and covers every point once.
-                let mut seen_a = vec![0; a.len()];
-                let mut seen_b = vec![0; b.len()];
-                let mut s = 0.0;
-                for &(i, j) in &got.pairs {
-                    let c = match (i, j) {
-                        (Some(i), Some(j)) => L.dist(a[i], b[j]),
-                        (Some(i), None) => L.to_diagonal(a[i]),
-                        (None, Some(j)) => L.to_diagonal(b[j]),
-                        (None, None) => unreachable!(),
-                    };
-                    s += c.powf(p);
-                    if let Some(i) = i {
-                        seen_a[i] += 1;
-                    }
-                    if let Some(j) = j {
-                        seen_b[j] += 1;
-                    }
-                }
-                assert!(seen_a.iter().chain(&seen_b).all(|&k| k == 1), "case {case}");
+                let s: f64 = pair_costs(&a, &b, &got, "wasserstein")
+                    .iter()
+                    .map(|c| c.powf(p))
+                    .sum();
                 assert!(
                     (s.powf(1.0 / p) - bw).abs() <= 1e-12 * bw.max(1.0),
                     "case {case}"

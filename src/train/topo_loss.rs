@@ -435,82 +435,95 @@ mod tests {
     }
 
     /// Autograd against central finite differences (float64; the pairing
-    /// is locally constant for points in general position).
+    /// is locally constant for points in general position), for the codes
+    /// and, when given, a latent scale.
     #[test]
     fn gradients_agree_with_finite_differences() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let x = cloud(&mut rng, 14, 4);
         let z0 = cloud(&mut rng, 14, 2);
         for (name, cfg) in configs() {
-            let z = z0.copy().set_requires_grad(true);
-            let l = topo_loss(&x, &z, &cfg, None).unwrap().total;
-            l.backward();
-            let g = to_vec(&z.grad());
-            let base = to_vec(&z0);
-            let eps = 1e-6;
-            let mut worst = 0.0f64;
-            for i in 0..base.len() {
-                let f = |delta: f64| {
-                    let mut v = base.clone();
-                    v[i] += delta;
-                    let zt = Tensor::from_slice(&v).view([14, 2]);
-                    topo_loss(&x, &zt, &cfg, None)
+            for scale in [None, Some(1.7)] {
+                let z = z0.copy().set_requires_grad(true);
+                let s = scale.map(|v| Tensor::from_slice(&[v]).set_requires_grad(true));
+                topo_loss(&x, &z, &cfg, s.as_ref())
+                    .unwrap()
+                    .total
+                    .backward();
+                // The codes' values, then the scale's.
+                let mut g = to_vec(&z.grad());
+                let mut base = to_vec(&z0);
+                if let (Some(s), Some(v)) = (&s, scale) {
+                    g.push(to_vec(&s.grad())[0]);
+                    base.push(v);
+                }
+                let value = |v: &[f64]| {
+                    let zt = Tensor::from_slice(&v[..28]).view([14, 2]);
+                    let st = scale.map(|_| Tensor::from_slice(&v[28..]));
+                    topo_loss(&x, &zt, &cfg, st.as_ref())
                         .unwrap()
                         .total
                         .double_value(&[])
                 };
-                let fd = (f(eps) - f(-eps)) / (2.0 * eps);
-                worst = worst.max((fd - g[i]).abs() / fd.abs().max(1.0));
+                let eps = 1e-6;
+                let mut worst = 0.0f64;
+                for i in 0..base.len() {
+                    let f = |delta: f64| {
+                        let mut v = base.clone();
+                        v[i] += delta;
+                        value(&v)
+                    };
+                    let fd = (f(eps) - f(-eps)) / (2.0 * eps);
+                    worst = worst.max((fd - g[i]).abs() / fd.abs().max(1.0));
+                }
+                assert!(
+                    worst < 1e-6,
+                    "{name}, scale {scale:?}: worst relative gradient error {worst}"
+                );
+                assert!(g.iter().any(|&v| v != 0.0), "{name}: some gradient");
+                if scale.is_some() {
+                    assert!(g[28] != 0.0, "{name}: the scale has a gradient");
+                }
             }
-            assert!(
-                worst < 1e-6,
-                "{name}: worst relative gradient error {worst}"
-            );
-            assert!(g.iter().any(|&v| v != 0.0), "{name}: some gradient");
         }
     }
 
-    /// The gradient reaches a latent scale too (autograd against central
-    /// finite differences in the scale), and scaling the codes by c with
-    /// the scale c gives the unscaled loss.
+    /// Codes scaled by 4 with the latent scale 4 give the unscaled loss
+    /// (with "max" or "mean" normalisation the codes' scale cancels by
+    /// itself, so the latent scale 4 then divides the distances by 4).
     #[test]
-    fn latent_scale_gradient_agrees_with_finite_differences() {
+    fn a_latent_scale_undoes_a_scaling_of_the_codes() {
         let mut rng = ChaCha8Rng::seed_from_u64(6);
         let x = cloud(&mut rng, 14, 4);
         let z = cloud(&mut rng, 14, 2);
+        let loss = |z: &Tensor, cfg: &TopoLossConfig, s: f64| {
+            let st = Tensor::from_slice(&[s]);
+            topo_loss(&x, z, cfg, Some(&st))
+                .unwrap()
+                .total
+                .double_value(&[])
+        };
         for (name, cfg) in configs() {
-            let s = Tensor::from_slice(&[1.7f64]).set_requires_grad(true);
-            let l = topo_loss(&x, &z, &cfg, Some(&s)).unwrap().total;
-            l.backward();
-            let g = to_vec(&s.grad())[0];
-            let f = |v: f64| {
-                let st = Tensor::from_slice(&[v]);
-                topo_loss(&x, &z, &cfg, Some(&st))
-                    .unwrap()
-                    .total
-                    .double_value(&[])
-            };
-            let eps = 1e-6;
-            let fd = (f(1.7 + eps) - f(1.7 - eps)) / (2.0 * eps);
-            assert!(
-                (fd - g).abs() <= 1e-6 * fd.abs().max(1.0),
-                "{name}: {g} vs {fd}"
-            );
+            let want = topo_loss(&x, &z, &cfg, None)
+                .unwrap()
+                .total
+                .double_value(&[]);
+            let (undone, moved) = (loss(&(&z * 4.0), &cfg, 4.0), loss(&z, &cfg, 4.0));
             if cfg.normalize == Normalize::None {
-                let c = Tensor::from_slice(&[4.0f64]);
-                let scaled = topo_loss(&x, &(&z * 4.0), &cfg, Some(&c))
-                    .unwrap()
-                    .total
-                    .double_value(&[]);
-                let plain = topo_loss(&x, &z, &cfg, None)
-                    .unwrap()
-                    .total
-                    .double_value(&[]);
                 assert!(
-                    (scaled - plain).abs() <= 1e-12 * plain.abs().max(1.0),
+                    (undone - want).abs() <= 1e-12 * want.abs().max(1.0),
+                    "{name}"
+                );
+            } else {
+                assert!(
+                    (undone - moved).abs() <= 1e-12 * moved.abs().max(1.0),
                     "{name}"
                 );
             }
+            assert!(
+                (moved - want).abs() > 1e-6 * want.abs(),
+                "{name}: the scale matters"
+            );
         }
     }
 
