@@ -643,7 +643,7 @@ pub fn bottleneck(
             }
             cand[l]
         };
-        let (partner_a, partner_b) = cover_heavy(&pa, &da, &pb, &db, delta, ground);
+        let (partner_a, partner_b) = cover_heavy((&pa, &da, &ia), (&pb, &db, &ib), delta, ground);
         for (i, p) in partner_a.iter().enumerate() {
             pairs.push((Some(fa[i]), p.map(|j| fb[j])));
         }
@@ -748,18 +748,16 @@ fn heavy_graph(
 /// alternating path that ends at a free point of `a` or frees a light
 /// point of `b` (one exists by the Mendelsohn–Dulmage argument). Returns
 /// the partner of every point of `a` and of `b`.
+/// Each side is given as (points, diagonal distances, index).
 fn cover_heavy(
-    pa: &[(f64, f64)],
-    da: &[f64],
-    pb: &[(f64, f64)],
-    db: &[f64],
+    (pa, da, ia): (&[(f64, f64)], &[f64], &BoxIndex),
+    (pb, db, ib): (&[(f64, f64)], &[f64], &BoxIndex),
     delta: f64,
     ground: Ground,
 ) -> (Vec<Option<usize>>, Vec<Option<usize>>) {
     const NONE: u32 = u32::MAX;
     let (n, m) = (pa.len(), pb.len());
-    let (ia, ib) = (BoxIndex::new(pa), BoxIndex::new(pb));
-    let (adj_a, heavy_a) = heavy_graph(pa, da, pb, &ib, delta, ground);
+    let (adj_a, heavy_a) = heavy_graph(pa, da, pb, ib, delta, ground);
     let (_, rows) = hopcroft_karp(&adj_a, m);
     let mut mate_a = vec![NONE; n];
     let mut mate_b = vec![NONE; m];
@@ -770,7 +768,7 @@ fn cover_heavy(
         }
     }
     // Neighbours (in a) of the heavy points of b.
-    let (adj_b, heavy_b) = heavy_graph(pb, db, pa, &ia, delta, ground);
+    let (adj_b, heavy_b) = heavy_graph(pb, db, pa, ia, delta, ground);
     let mut slot_b = vec![NONE; m];
     for (k, &j) in heavy_b.iter().enumerate() {
         slot_b[j] = k as u32;

@@ -570,11 +570,11 @@ pub struct H0Scores {
     pub w_max: f64,
 }
 
-/// The H0 diagram of a point set with its distances divided by the largest.
+/// The H0 diagram of a point set with its distances divided by the largest
+/// (H0 bars scale with the distances: the matrix is built once).
 fn h0_over_max(a: &Array2<f64>) -> Result<Vec<(f64, f64)>> {
     let d = crate::topology::DistanceMatrix::from_points(a.view())?;
     let mx = f64::from(d.max_finite()).max(f64::MIN_POSITIVE);
-    let d = crate::topology::DistanceMatrix::from_points((a / mx).view())?;
     let dg = crate::topology::rips_persistence(
         &d,
         &crate::topology::RipsOptions {
@@ -582,7 +582,10 @@ fn h0_over_max(a: &Array2<f64>) -> Result<Vec<(f64, f64)>> {
             ..Default::default()
         },
     )?;
-    Ok(dg.dims[0].iter().map(|b| (b.birth, b.death)).collect())
+    Ok(dg.dims[0]
+        .iter()
+        .map(|b| (b.birth / mx, b.death / mx))
+        .collect())
 }
 
 /// W1 (L∞) between the one-birth diagram `x` and `z` scaled by `s`,
