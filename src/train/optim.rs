@@ -125,11 +125,6 @@ impl Adam {
         })
     }
 
-    /// The current hyperparameters.
-    pub fn config(&self) -> AdamConfig {
-        self.config
-    }
-
     /// The number of parameter tensors.
     pub fn len(&self) -> usize {
         self.m.len()
