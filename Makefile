@@ -41,7 +41,7 @@ run: build
 	@mpirun -np 2 --oversubscribe --bind-to none $(TGLML) ph --input $(OUT)/synth.h5 --maxdim 2 --landmarks 400 --out $(OUT)/ph.h5
 	@h5ls -r $(OUT)/ph.h5
 	@echo "== main job 3/3: mpirun -np 2 tglml train (a VAE with the H0 topological loss on the torus, 1,000 steps) -> $(OUT)/train/"
-	@mpirun -np 2 --oversubscribe --bind-to none $(TGLML) train --out $(OUT)/train
+	@mpirun -np 2 --oversubscribe --bind-to none $(TGLML) train --overwrite --out $(OUT)/train
 	@h5ls -r $(OUT)/train/run.h5
 
 lint: setup

@@ -45,6 +45,30 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the process's arguments (see [`Cli::parse_from_args`]).
+    pub fn parse_args() -> std::result::Result<Cli, clap::Error> {
+        Cli::parse_from_args(std::env::args_os())
+    }
+
+    /// Parses `args` (the program name first). Every command reads a
+    /// negative number as a value: `--n -5` is refused by the flag's type
+    /// with a message naming the flag, not taken for an unknown argument.
+    pub fn parse_from_args<I, T>(args: I) -> std::result::Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        fn negatives(c: clap::Command) -> clap::Command {
+            c.allow_negative_numbers(true).mut_subcommands(negatives)
+        }
+        let mut command = negatives(Cli::command());
+        let matches = command.try_get_matches_from_mut(args)?;
+        Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -78,6 +102,9 @@ pub enum Command {
     /// training log /train/*, and the test split /eval/x, /eval/z, /eval/y
     /// with the scores KL_0.01, KL_0.1, KL_1 and W(H0) as attributes of
     /// /eval).
+    ///
+    /// A folder that already holds a checkpoint is refused unless
+    /// `--resume` or `--overwrite` says what to do with it.
     ///
     /// SIGUSR1 or SIGTERM (Slurm's warning before the wall-time limit,
     /// forwarded by mpirun; see slurm/train.sbatch) or a first Ctrl-C stops
@@ -529,8 +556,15 @@ pub struct TrainArgs {
     pub common: CommonArgs,
 
     /// Continue from DIR/checkpoint.h5 (same configuration).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
+
+    /// Start from step 0 although DIR holds a checkpoint (it and run.h5 are
+    /// replaced when the new run writes them). Without --resume or
+    /// --overwrite, a folder with a checkpoint is refused, so that a rerun
+    /// never destroys a trained model by accident.
+    #[arg(long)]
+    pub overwrite: bool,
 
     /// Training steps (key train.steps).
     #[arg(long, value_name = "N")]

@@ -178,6 +178,9 @@ pub enum EssentialName {
 pub struct RunConfig {
     /// Threads per rank (rayon and libtorch); 0 = automatic.
     pub threads: usize,
+    /// The memory budget of every command, GiB per rank; 0 = automatic
+    /// (see [`crate::guard`]).
+    pub memory_budget_gib: f64,
 }
 
 /// The synthetic datasets of `tglml data synth`.
@@ -279,7 +282,6 @@ pub struct PhConfig {
     pub landmarks: usize,
     pub landmark_method: LandmarkMethodName,
     pub seed: u64,
-    pub memory_budget_gib: f64,
     pub clearing: bool,
     pub emergent_pairs: bool,
     pub apparent_pairs: bool,
@@ -722,6 +724,15 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
         &["fixed", "learned"],
     )?;
     at_least("train.latent_dim", t.latent_dim, 1)?;
+    if let Some(i) = t.hidden.iter().position(|&h| h == 0) {
+        return Err(fail(
+            "train.hidden",
+            format!(
+                "every width must be at least 1, got {:?} (entry {i})",
+                t.hidden
+            ),
+        ));
+    }
     at_least("train.batch_size", t.batch_size, 2)?;
     positive("train.lr", t.lr)?;
     if !(t.beta.is_finite() && t.beta >= 0.0) {
@@ -782,10 +793,13 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
             ));
         }
     }
-    if !(p.memory_budget_gib.is_finite() && p.memory_budget_gib >= 0.0) {
+    if !(c.run.memory_budget_gib.is_finite() && c.run.memory_budget_gib >= 0.0) {
         return Err(fail(
-            "ph.memory_budget_gib",
-            format!("must be a finite number >= 0, got {}", p.memory_budget_gib),
+            "run.memory_budget_gib",
+            format!(
+                "must be a finite number >= 0, got {}",
+                c.run.memory_budget_gib
+            ),
         ));
     }
     Ok(())

@@ -13,6 +13,7 @@ pub mod config;
 pub mod data;
 pub mod dist;
 pub mod error;
+pub mod guard;
 pub mod io;
 pub mod progress;
 pub mod runtime;

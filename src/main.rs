@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tglml::cli::Cli;
 use tglml::commands::Exit;
 use tglml::dist::Comm;
+use tglml::Error;
 
 fn main() -> ExitCode {
     let Some((universe, _)) = mpi::initialize_with_threading(mpi::Threading::Funneled) else {
@@ -13,20 +13,43 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let comm = Comm::world(&universe);
-    let code = match Cli::try_parse() {
+    // From here on a panic on any rank ends every rank of the job.
+    tglml::runtime::install_panic_hook(comm.rank(), true);
+    let parsed = Cli::parse_args();
+    // Every rank must have parsed its arguments before any rank goes on to
+    // a collective: one rank's typo must not leave the others waiting.
+    let agreed = comm.agree(match &parsed {
+        Ok(_) => Ok(()),
+        Err(e) if e.exit_code() == 0 => Ok(()), // --help, --version
+        Err(e) => Err(Error::invalid(
+            "command line",
+            e.render().to_string().trim_end().to_string(),
+        )),
+    });
+    let code = match (parsed, agreed) {
         // --help and --version land here too, with exit code 0.
-        Err(e) => {
+        (Err(e), _) if e.exit_code() == 0 => {
             if comm.is_root() {
                 let _ = e.print();
             }
-            u8::try_from(e.exit_code()).unwrap_or(1)
+            0
         }
-        Ok(cli) => match tglml::commands::run(cli, &comm) {
+        (Err(e), _) if comm.size() == 1 => {
+            let _ = e.print();
+            u8::try_from(e.exit_code()).unwrap_or(2)
+        }
+        (Err(_), agreed) | (Ok(_), agreed @ Err(_)) => {
+            if let (true, Err(e)) = (comm.is_root(), agreed) {
+                eprintln!("tglml: error: {}", tglml::error::report(&e));
+            }
+            2
+        }
+        (Ok(cli), Ok(())) => match tglml::commands::run(cli, &comm) {
             Ok(Exit::Done) => 0,
             Ok(Exit::Interrupted) => Exit::INTERRUPTED_STATUS,
             Err(e) => {
                 if comm.is_root() {
-                    eprintln!("tglml: error: {e}");
+                    eprintln!("tglml: error: {}", tglml::error::report(&e));
                 }
                 1
             }

@@ -77,25 +77,101 @@ pub fn report_peak_memory(comm: &dist::Comm, label: &str) {
 /// limit itself, pre-emption) and SIGINT (Ctrl-C).
 pub const STOP_SIGNALS: &str = "SIGUSR1, SIGTERM or SIGINT";
 
-/// Installs handlers for [`STOP_SIGNALS`] that set the returned flag (and do
-/// nothing else: the process keeps running until it looks at the flag). A
-/// second SIGTERM or SIGINT ends the process at once with the usual status
-/// (143 or 130), for a user who does not want to wait.
-pub fn stop_flag() -> crate::error::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+/// Installs the signal handling of a command. SIGINT and SIGTERM end a
+/// command that cannot stop early at once, after removing its temporary
+/// files and the folders made for them ([`crate::io::output`]), with the
+/// usual status (130, 143). A `stoppable` command (`tglml train`) is
+/// asked to stop instead: the first of [`STOP_SIGNALS`] sets the returned
+/// flag, which the command reads at its next safe point; a second SIGINT
+/// or SIGTERM ends it at once, as above, for a user who does not want to
+/// wait. The signals are handled on a thread of their own, so the cleanup
+/// may take locks and touch files.
+pub fn install_signals(
+    stoppable: bool,
+) -> crate::error::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
     use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
-    use signal_hook::flag;
+    use std::sync::atomic::Ordering;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let failed = |e: std::io::Error| {
-        crate::error::Error::invalid("signal handlers", format!("could not be installed: {e}"))
-    };
-    for (sig, status) in [(SIGTERM, 143), (SIGINT, 130)] {
-        // Registered first, so it sees the flag as it was before this signal.
-        flag::register_conditional_shutdown(sig, status, std::sync::Arc::clone(&stop))
-            .map_err(failed)?;
-        flag::register(sig, std::sync::Arc::clone(&stop)).map_err(failed)?;
+    let mut wanted = vec![SIGINT, SIGTERM];
+    if stoppable {
+        wanted.push(SIGUSR1);
     }
-    flag::register(SIGUSR1, std::sync::Arc::clone(&stop)).map_err(failed)?;
+    let mut signals = signal_hook::iterator::Signals::new(&wanted).map_err(|e| {
+        crate::error::Error::invalid("signal handlers", format!("could not be installed: {e}"))
+    })?;
+    let flag = std::sync::Arc::clone(&stop);
+    std::thread::Builder::new()
+        .name("tglml-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if stoppable && (sig == SIGUSR1 || !flag.swap(true, Ordering::SeqCst)) {
+                    flag.store(true, Ordering::SeqCst);
+                    continue;
+                }
+                crate::io::output::remove_tracked();
+                // _exit: no atexit handlers (HDF5's would run beside a
+                // thread that may be inside the library).
+                signal_hook::low_level::exit(128 + sig);
+            }
+        })
+        .map_err(|e| crate::error::Error::invalid("signal handlers", format!("no thread: {e}")))?;
     Ok(stop)
+}
+
+/// This process's MPI rank for messages of the panic hook (set by `main`).
+static RANK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Whether `main` initialised MPI, so that a panic aborts the whole job.
+static MPI_ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The exit status of a panic (EX_SOFTWARE: an internal error).
+pub const PANIC_STATUS: i32 = 70;
+
+/// Replaces the default panic message by one line naming the rank and the
+/// place, then ends the process, and the whole MPI job with it: a panic on
+/// one rank must never leave the others waiting in a collective until the
+/// allocation runs out. Temporary files are removed first. A panic is a bug
+/// of TGLML (bad input is an error, not a panic); the message says so.
+/// Called once by `main`, before any work.
+pub fn install_panic_hook(rank: usize, mpi_active: bool) {
+    use std::sync::atomic::Ordering;
+    RANK.store(rank, Ordering::Relaxed);
+    MPI_ACTIVE.store(mpi_active, Ordering::Relaxed);
+    std::panic::set_hook(Box::new(|info| {
+        static ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !ONCE.swap(true, Ordering::SeqCst) {
+            let payload = info.payload();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_string());
+            let place = info.location().map_or("an unknown place".to_string(), |l| {
+                format!("{}:{}", l.file(), l.line())
+            });
+            eprintln!(
+                "tglml: rank {}: internal error (a panic, a bug of tglml) at {place}: {msg}; ending every rank (please report this with the command that caused it)",
+                RANK.load(Ordering::Relaxed)
+            );
+        }
+        crate::io::output::remove_tracked();
+        if MPI_ACTIVE.load(Ordering::Relaxed)
+            && mpi::environment::is_initialized()
+            && !mpi::environment::is_finalized()
+        {
+            use mpi::traits::Communicator;
+            mpi::topology::SimpleCommunicator::world().abort(PANIC_STATUS);
+        }
+        signal_hook::low_level::exit(PANIC_STATUS);
+    }));
+}
+
+/// A test-only fault: when the environment variable `TGLML_TEST_PANIC`
+/// names this rank, panic here (the reliability tests force a panic on one
+/// rank of a job with it and check that the whole job ends).
+pub fn test_panic_point(rank: usize) {
+    if std::env::var("TGLML_TEST_PANIC").is_ok_and(|v| v.trim() == rank.to_string()) {
+        panic!("forced by TGLML_TEST_PANIC={rank}");
+    }
 }
 
 /// Makes the calling thread worker 0 of a rayon pool of `threads` threads

@@ -212,8 +212,10 @@ fn unwritable_output_fails_and_leaves_nothing() {
     let err = stderr(&o);
     assert!(!o.status.success(), "{err}");
     assert!(
+        // Found before any work by the output check (issue 12), not when
+        // the finished file is renamed.
         err.contains(&format!(
-            "{}: renaming the finished file into place",
+            "{}: is a folder; an output must name a file",
             out.display()
         )),
         "{err}"

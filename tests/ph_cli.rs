@@ -157,8 +157,8 @@ fn bad_input_is_refused_with_a_clear_message() {
         (vec!["--input", &flat], "flat.npy: expected a 2-D array (n, d), got shape [4]"),
         (vec!["--input", "/nonexistent/x.npy"], "/nonexistent/x.npy: reading"),
         (
-            vec!["--input", &big, "--maxdim", "2", "--set", "ph.memory_budget_gib=1e-9"],
-            "over the budget of 0.00 GiB (ph.memory_budget_gib); lower --threshold, use --landmarks N",
+            vec!["--input", &big, "--maxdim", "2", "--set", "run.memory_budget_gib=1e-9"],
+            "the distance matrix of 5 points would need 40 bytes, over the memory budget of 1 bytes (run.memory_budget_gib)",
         ),
         (vec!["--input", &big, "--maxdim", "4"], "key `ph.maxdim`: must be 0, 1, 2 or 3, got 4"),
     ];
@@ -268,5 +268,84 @@ fn z3_coefficients_on_a_torus() {
         stderr(&o).contains("key `ph.coefficients`: must be a prime below 65536, got 4"),
         "{}",
         stderr(&o)
+    );
+}
+
+/// Issue 12: the memory guard's estimate (the root attribute
+/// `memory_estimate_bytes`, checked against `run.memory_budget_gib`) bounds
+/// what `ph` really holds: the peak resident memory of a run, less that of
+/// a run on 20 points (the process's fixed cost: the binary, MPI, libtorch),
+/// stays below the estimate. When the distance matrix dominates the
+/// estimate is also tight (measured at least half of it); when simplices
+/// dominate it is a loose upper bound (clearing and apparent pairs keep far
+/// fewer than it allows for).
+#[test]
+fn memory_estimate_bounds_the_measured_peak() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = |n: usize| {
+        let p = dir.path().join(format!("s{n}.h5"));
+        ok(&tglml(&[
+            "data",
+            "synth",
+            "--kind",
+            "sphere",
+            "--set",
+            "synth.sphere.dim=2",
+            "--n",
+            &n.to_string(),
+            "--out",
+            path_str(&p),
+        ]));
+        p
+    };
+    // (peak MiB, estimate MiB) of `tglml ph` on `input` with `args`.
+    let measure = |input: &Path, args: &[&str]| -> (f64, f64) {
+        let out = dir.path().join("m.h5");
+        let _ = std::fs::remove_file(&out);
+        let mut a = vec![
+            "ph",
+            "--input",
+            path_str(input),
+            "--threads",
+            "1",
+            "--out",
+            path_str(&out),
+        ];
+        a.extend(args);
+        let o = tglml(&a);
+        ok(&o);
+        let err = stderr(&o);
+        let peak: f64 = err
+            .lines()
+            .find_map(|l| l.strip_prefix("ph: peak memory per rank (MiB): "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no peak memory line in:\n{err}"));
+        let f = hdf5::File::open(&out).unwrap();
+        let est: u64 = f
+            .attr("memory_estimate_bytes")
+            .unwrap()
+            .read_scalar()
+            .unwrap();
+        (peak, est as f64 / (1u64 << 20) as f64)
+    };
+    let (base, _) = measure(&cloud(20), &["--maxdim", "1"]);
+    let big = cloud(8000);
+    let (peak, est) = measure(&big, &["--maxdim", "1", "--threshold", "0.05"]);
+    let used = peak - base;
+    eprintln!("matrix-dominated: measured {used:.1} MiB above the fixed {base:.1} MiB, estimate {est:.1} MiB");
+    assert!(
+        used <= est,
+        "measured {used:.1} MiB > estimate {est:.1} MiB"
+    );
+    assert!(
+        used >= 0.5 * est,
+        "estimate {est:.1} MiB is loose: measured {used:.1} MiB"
+    );
+    let (peak, est) = measure(&cloud(1500), &["--maxdim", "2", "--threshold", "0.6"]);
+    let used = peak - base;
+    eprintln!("simplex-dominated: measured {used:.1} MiB above the fixed {base:.1} MiB, estimate {est:.1} MiB");
+    assert!(
+        used <= est,
+        "measured {used:.1} MiB > estimate {est:.1} MiB"
     );
 }

@@ -160,12 +160,38 @@ fn resume_is_exact() {
         if resume {
             a.push("--resume");
         }
-        ok(&tglml(&a));
+        let r = tglml(&a);
+        ok(&r);
+        r
     };
     let split = dir.path().join("split");
     let whole = dir.path().join("whole");
+    let perturbed = dir.path().join("perturbed");
     run("20", &split, false);
-    run("40", &split, true);
+    // A copy of the step-20 checkpoint with one weight changed by 1e-3.
+    std::fs::create_dir(&perturbed).unwrap();
+    std::fs::copy(split.join("checkpoint.h5"), perturbed.join("checkpoint.h5")).unwrap();
+    {
+        let f = hdf5::File::open_rw(perturbed.join("checkpoint.h5")).unwrap();
+        let g = f.group("model").unwrap();
+        let name = g.member_names().unwrap()[0].clone();
+        let ds = g.dataset(&name).unwrap();
+        let mut v: Vec<f32> = ds.read_raw().unwrap();
+        v[0] += 1e-3;
+        ds.write_raw(&v).unwrap();
+    }
+    let resumed = run("40", &split, true);
+    // Batches and noise depend only on (seed, step), so a run that ignored
+    // the checkpoint and started from step 0 would end with the same bits:
+    // the resumed run must say where it started and how much it ran, and a
+    // changed checkpoint must change the result.
+    let err = stderr(&resumed);
+    assert!(err.contains("train: resuming from step 20 of 40"), "{err}");
+    assert!(
+        err.contains("trained 40 steps (this run: 20 steps from step 20"),
+        "{err}"
+    );
+    run("40", &perturbed, true);
     run("40", &whole, false);
     assert!(
         whole.join("latent.png").exists(),
@@ -174,6 +200,14 @@ fn resume_is_exact() {
     let (worst, same) =
         compare_checkpoints(&split.join("checkpoint.h5"), &whole.join("checkpoint.h5"));
     assert!(same, "resumed run differs: {worst:e}");
+    let (worst, same) = compare_checkpoints(
+        &perturbed.join("checkpoint.h5"),
+        &whole.join("checkpoint.h5"),
+    );
+    assert!(
+        !same && worst > 1e-7,
+        "a resumed run from a changed checkpoint must differ: {worst:e}"
+    );
 }
 
 /// Each rank reads only its block of a data file (whole chunks of 256 rows:
@@ -288,7 +322,25 @@ fn a_signal_stops_after_a_step_and_resume_ends_identical() {
 
     let mut resume_args = refs.clone();
     resume_args.push("--resume");
-    ok(&mpirun(2, &resume_args));
+    let resumed = mpirun(2, &resume_args);
+    ok(&resumed);
+    // It continued from the step it stopped after, not from step 0.
+    let after: u64 = stopped
+        .split("after step ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|k| k.parse().ok())
+        .unwrap_or_else(|| panic!("no step in {stopped}"));
+    assert!(after > 0 && after < 1500, "{stopped}");
+    let err = stderr(&resumed);
+    assert!(
+        err.contains(&format!("train: resuming from step {after} of 1500"))
+            && err.contains(&format!(
+                "this run: {} steps from step {after}",
+                1500 - after
+            )),
+        "{err}"
+    );
     let whole_args = args(&whole);
     ok(&mpirun(
         2,

@@ -43,7 +43,7 @@ def main():
             out = os.path.join(a.out, f"{name}-seed{seed}")
             sets = [x for kv in a.set for x in ("--set", kv)]
             cmd = [TGLML, "train", "--config", a.config, "--set", f"train.seed={seed}",
-                   *sets, *extra, "--out", out]
+                   *sets, *extra, "--overwrite", "--out", out]
             p = subprocess.run(cmd, capture_output=True, text=True,
                                env=dict(os.environ, TGLML_PROGRESS="off"))
             if p.returncode != 0:

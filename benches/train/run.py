@@ -32,7 +32,7 @@ def run(gamma, steps, out, extra=()):
             "--set", "train.latent_dim=16", "--set", "train.hidden=[256, 128]",
             "--set", "train.topo.dims=[0, 1]", "--set", "train.topo.weights=[1.0, 1.0]",
             "--set", f"train.topo.gamma={gamma}", "--set", "train.topo.ramp_steps=0",
-            "--set", "train.checkpoint_every=0", *extra, "--out", out]
+            "--set", "train.checkpoint_every=0", *extra, "--overwrite", "--out", out]
     p = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, TGLML_PROGRESS="off"))
     if p.returncode != 0:
         sys.exit(p.stderr)

@@ -8,6 +8,7 @@ use crate::cli::{DistanceArgs, SummarizeArgs};
 use crate::config::{EssentialName, GroundName, MetricName};
 use crate::dist::Comm;
 use crate::error::Result;
+use crate::guard::{self, Size};
 use crate::io::diagrams::read_diagram;
 use crate::io::{H5Writer, Stamp};
 use crate::topology::diagram::{bottleneck, wasserstein, Essential, Ground, Matching};
@@ -126,6 +127,23 @@ fn summarize_and_write(setup: &Setup, args: &SummarizeArgs) -> Result<String> {
         .iter()
         .map(|&k| read_diagram(&args.input, k).map(|d| (k, d)))
         .collect::<Result<_>>()?;
+    // Every array is sized by settings: check them all before any is made.
+    let (r, k, ir) = (
+        cfg.resolution as u64,
+        cfg.landscapes as u64,
+        cfg.image_resolution as u64,
+    );
+    let per_dim = Size::array(&[k.saturating_add(2), r], 8)
+        .times(2)
+        .plus(Size::array(&[ir, ir], 8).times(2));
+    guard::need(
+        &format!(
+            "the summaries of {} diagrams ({k} landscapes and Betti curves on {r} grid points, {ir} × {ir} images)",
+            diagrams.len()
+        ),
+        per_dim.times(diagrams.len() as u64),
+        "summary.resolution (--resolution), summary.landscapes (--landscapes) or summary.image_resolution",
+    )?;
     let w = H5Writer::create(&args.out, &stamp)?;
     w.attr_str("/", "input", &args.input.display().to_string())?;
     for (k, pts) in &diagrams {
@@ -141,8 +159,9 @@ fn summarize_and_write(setup: &Setup, args: &SummarizeArgs) -> Result<String> {
         let t = grid(lo, hi, cfg.resolution);
         if cfg.landscapes > 0 {
             let l = landscapes_sampled(pts, cfg.landscapes, &t);
+            all_finite(&args.input, *k, "landscapes", &l.concat())?;
             let arr = Array2::from_shape_vec((cfg.landscapes, t.len()), l.concat())
-                .map_err(|e| crate::Error::invalid("landscapes", e.to_string()))?;
+                .map_err(|e| crate::Error::external("landscapes", e))?;
             w.dataset(&format!("{g}/landscapes"), &arr)?;
             w.dataset(
                 &format!("{g}/landscapes_grid"),
@@ -180,8 +199,10 @@ fn summarize_and_write(setup: &Setup, args: &SummarizeArgs) -> Result<String> {
                 resolution: (r, r),
                 range: (blo, bhi, 0.0, pmax),
             };
-            let img = Array2::from_shape_vec((r, r), persistence_image(pts, &spec))
-                .map_err(|e| crate::Error::invalid("image", e.to_string()))?;
+            let values = persistence_image(pts, &spec);
+            all_finite(&args.input, *k, "persistence image", &values)?;
+            let img = Array2::from_shape_vec((r, r), values)
+                .map_err(|e| crate::Error::external("image", e))?;
             w.dataset(&format!("{g}/image"), &img)?;
             w.dataset(
                 &format!("{g}/image_birth_grid"),
@@ -199,9 +220,14 @@ fn summarize_and_write(setup: &Setup, args: &SummarizeArgs) -> Result<String> {
                 .map_err(|e| crate::Error::hdf5(&args.out, g.clone(), e))?;
         }
         w.attr_u64(&g, "n_bars", pts.len() as u64)?;
-        w.attr_f64(&g, "total_persistence_1", total_persistence(pts, 1.0))?;
-        w.attr_f64(&g, "total_persistence_2", total_persistence(pts, 2.0))?;
-        w.attr_f64(&g, "entropy", entropy(pts))?;
+        for (name, v) in [
+            ("total_persistence_1", total_persistence(pts, 1.0)),
+            ("total_persistence_2", total_persistence(pts, 2.0)),
+            ("entropy", entropy(pts)),
+        ] {
+            all_finite(&args.input, *k, name, &[v])?;
+            w.attr_f64(&g, name, v)?;
+        }
     }
     let path = w.commit()?;
     Ok(format!(
@@ -209,4 +235,19 @@ fn summarize_and_write(setup: &Setup, args: &SummarizeArgs) -> Result<String> {
         path.display(),
         dims
     ))
+}
+
+/// Refuses a summary with a value that is not finite: a diagram whose
+/// values are so large that their squares or Gaussians overflow float64
+/// (a death of 1e200) would otherwise be written as NaN or inf.
+fn all_finite(input: &std::path::Path, k: usize, what: &str, values: &[f64]) -> Result<()> {
+    match values.iter().find(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(v) => Err(crate::Error::invalid(
+            format!("{}: /diagrams/dim{k}", input.display()),
+            format!(
+                "its {what} has the value {v}: the diagram's values are too large (or too small) for float64 arithmetic; rescale the data it was computed from"
+            ),
+        )),
+    }
 }

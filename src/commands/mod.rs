@@ -37,72 +37,102 @@ impl Exit {
 
 /// Runs the command of `cli` on `comm`.
 pub fn run(cli: Cli, comm: &Comm) -> Result<Exit> {
+    // What every rank must agree on besides the configuration: the
+    // command and its arguments as parsed.
+    let args = format!("{:#?}", cli.command);
     let done = match cli.command {
-        Command::Data(DataCommand::Synth(args)) => {
-            let flags = args.flags();
-            let Some(setup) = prepare(comm, &args.common, flags, "data synth", Some(&args.out))?
-            else {
-                return Ok(Exit::Done);
-            };
-            synth::run(comm, &setup, &args.out)
-        }
-        Command::Data(DataCommand::Pack(args)) => {
-            let flags = args.flags();
-            let Some(setup) = prepare(comm, &args.common, flags, "data pack", Some(&args.out))?
-            else {
-                return Ok(Exit::Done);
-            };
-            pack::run(comm, &setup, &args)
-        }
-        Command::Ph(args) => {
-            let flags = args.flags();
-            let Some(setup) = prepare(comm, &args.common, flags, "ph", Some(&args.out))? else {
-                return Ok(Exit::Done);
-            };
-            ph::run(comm, &setup, &args)
-        }
-        Command::Diagram(DiagramCommand::Distance(args)) => {
-            let flags = args.flags();
+        Command::Data(DataCommand::Synth(a)) => {
             let Some(setup) = prepare(
                 comm,
-                &args.common,
-                flags,
+                &a.common,
+                a.flags(),
+                "data synth",
+                Some(&a.out),
+                &args,
+            )?
+            else {
+                return Ok(Exit::Done);
+            };
+            check_outputs(comm, &[&a.out], &[])?;
+            synth::run(comm, &setup, &a.out)
+        }
+        Command::Data(DataCommand::Pack(a)) => {
+            let Some(setup) =
+                prepare(comm, &a.common, a.flags(), "data pack", Some(&a.out), &args)?
+            else {
+                return Ok(Exit::Done);
+            };
+            let mut inputs: Vec<&Path> = a.sources.iter().map(|p| p.as_path()).collect();
+            inputs.extend(a.labels.as_deref());
+            check_outputs(comm, &[&a.out], &inputs)?;
+            pack::run(comm, &setup, &a)
+        }
+        Command::Ph(a) => {
+            let Some(setup) = prepare(comm, &a.common, a.flags(), "ph", Some(&a.out), &args)?
+            else {
+                return Ok(Exit::Done);
+            };
+            check_outputs(comm, &[&a.out], &[&a.input])?;
+            ph::run(comm, &setup, &a)
+        }
+        Command::Diagram(DiagramCommand::Distance(a)) => {
+            let Some(setup) = prepare(
+                comm,
+                &a.common,
+                a.flags(),
                 "diagram distance",
-                args.out.as_deref(),
+                a.out.as_deref(),
+                &args,
             )?
             else {
                 return Ok(Exit::Done);
             };
-            diagram::distance(comm, &setup, &args)
+            if let Some(out) = &a.out {
+                check_outputs(comm, &[out], &[&a.a, &a.b])?;
+            }
+            diagram::distance(comm, &setup, &a)
         }
-        Command::Diagram(DiagramCommand::Summarize(args)) => {
-            let flags = args.flags();
+        Command::Diagram(DiagramCommand::Summarize(a)) => {
             let Some(setup) = prepare(
                 comm,
-                &args.common,
-                flags,
+                &a.common,
+                a.flags(),
                 "diagram summarize",
-                Some(&args.out),
+                Some(&a.out),
+                &args,
             )?
             else {
                 return Ok(Exit::Done);
             };
-            diagram::summarize(comm, &setup, &args)
+            check_outputs(comm, &[&a.out], &[&a.input])?;
+            diagram::summarize(comm, &setup, &a)
         }
-        Command::Train(args) => {
-            let flags = args.flags();
-            let Some(setup) = prepare(comm, &args.common, flags, "train", Some(&args.out))? else {
+        Command::Train(a) => {
+            let Some(setup) = prepare(comm, &a.common, a.flags(), "train", Some(&a.out), &args)?
+            else {
                 return Ok(Exit::Done);
             };
-            std::fs::create_dir_all(&args.out)
-                .map_err(|e| crate::error::Error::io(&args.out, "creating the folder", e))?;
-            let stop = runtime::stop_flag()?;
+            let t = &setup.config.train;
+            let inputs: Vec<&Path> = [&t.data, &t.test_data]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .map(Path::new)
+                .collect();
+            comm.agree(if comm.is_root() {
+                crate::train::trainer::check_fresh_start(&a.out, a.resume, a.overwrite)
+            } else {
+                Ok(())
+            })?;
+            let files = crate::train::trainer::output_files(&a.out);
+            let outs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+            check_outputs(comm, &outs, &inputs)?;
+            let stop = runtime::install_signals(true)?;
             let finish = crate::train::trainer::run(
                 comm,
                 &setup.config,
                 setup.threads,
-                &args.out,
-                args.resume,
+                &a.out,
+                a.resume,
                 &stop,
             )?;
             let (message, exit) = match finish {
@@ -115,7 +145,7 @@ pub fn run(cli: Cli, comm: &Comm) -> Result<Exit> {
             return Ok(exit);
         }
         Command::Info(common) => {
-            let Some(setup) = prepare(comm, &common, Vec::new(), "info", None)? else {
+            let Some(setup) = prepare(comm, &common, Vec::new(), "info", None, &args)? else {
                 return Ok(Exit::Done);
             };
             info::run(comm, &setup)
@@ -134,16 +164,22 @@ pub struct Setup {
     pub command: &'static str,
 }
 
-/// Loads the configuration on every rank; with `--dry-run` prints it (rank
-/// 0) and returns `None`; otherwise sizes the thread pools.
+/// Loads the configuration on every rank and checks that every rank has
+/// the same configuration and arguments; with `--dry-run` prints it (rank
+/// 0) and returns `None`; otherwise checks and sets the memory budget and
+/// the thread count, and installs the signal handling that removes
+/// temporary files (`tglml train` replaces it by its stop flag).
 fn prepare(
     comm: &Comm,
     common: &CommonArgs,
     flags: Vec<Override>,
     command: &'static str,
     out: Option<&Path>,
+    args: &str,
 ) -> Result<Option<Setup>> {
     let config = comm.agree(common.load(flags))?;
+    runtime::test_panic_point(comm.rank());
+    ranks_agree(comm, &format!("{}\n{args}", config.to_toml()))?;
     if common.dry_run {
         if comm.is_root() {
             println!("# effective configuration of `tglml {command}`");
@@ -154,11 +190,85 @@ fn prepare(
         }
         return Ok(None);
     }
+    comm.agree(crate::guard::configure(config.run.memory_budget_gib))?;
+    comm.agree(crate::guard::check_threads(config.run.threads))?;
     let threads = runtime::threads_per_rank(config.run.threads);
     runtime::init_threads(threads);
+    if command != "train" {
+        comm.agree(runtime::install_signals(false).map(|_| ()))?;
+    }
     Ok(Some(Setup {
         config,
         threads,
         command,
     }))
+}
+
+/// Refuses, on rank 0 (which writes every output) and before any work,
+/// outputs that are inputs, folders, or in folders that cannot be written
+/// ([`crate::io::output::check`]); every rank stops together.
+fn check_outputs(comm: &Comm, outputs: &[&Path], inputs: &[&Path]) -> Result<()> {
+    comm.agree(if comm.is_root() {
+        outputs
+            .iter()
+            .try_for_each(|o| crate::io::output::check(o, inputs))
+    } else {
+        Ok(())
+    })
+}
+
+/// Stops every rank, with a message naming the ranks and the first line
+/// that differs, unless `text` (the parsed arguments and the effective
+/// configuration) is the same on every rank: ranks that train different
+/// networks or read different inputs would otherwise corrupt each other's
+/// messages or silently compute something else.
+fn ranks_agree(comm: &Comm, text: &str) -> Result<()> {
+    if comm.size() == 1 {
+        return Ok(());
+    }
+    let hashes = comm.all_gather_u64(crate::dist::Fnv1a::of(text.as_bytes()));
+    let Some(other) = hashes.iter().position(|&h| h != hashes[0]) else {
+        return Ok(());
+    };
+    // Bring rank 0's and the first differing rank's text together on rank
+    // 0 (every rank takes part; only those two send anything).
+    let mine = if comm.rank() == 0 || comm.rank() == other {
+        text.as_bytes().to_vec()
+    } else {
+        Vec::new()
+    };
+    let all = comm.gather_concat(&mine)?;
+    let detail = all.map(|bytes| -> String {
+        let both = String::from_utf8_lossy(&bytes).into_owned();
+        let (a, b) = both.split_at(text.len().min(both.len()));
+        // The first line that differs, under the last TOML section header
+        // or argument block before it.
+        let mut section: Vec<&str> = Vec::new();
+        for (x, y) in a.lines().zip(b.lines()) {
+            if x != y {
+                let (x, y) = (x.trim(), y.trim());
+                let place = match section.last() {
+                    None => String::new(),
+                    Some(s) => format!("in `{s}`: "),
+                };
+                return format!("{place}rank 0 has `{x}`, rank {other} has `{y}`");
+            }
+            let t = x.trim();
+            if t.starts_with('[') {
+                section = vec![t];
+            } else if t.ends_with('{') {
+                section.push(t.trim_end_matches('{').trim());
+            } else if t.starts_with('}') {
+                section.pop();
+            }
+        }
+        "one has more lines than the other".to_string()
+    });
+    Err(crate::error::Error::invalid(
+        "ranks",
+        format!(
+            "the ranks were started with different arguments or configurations ({}); every rank of a job must run the same command",
+            detail.unwrap_or_default()
+        ),
+    ))
 }

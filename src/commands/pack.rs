@@ -204,6 +204,12 @@ fn pack_collection(
     let bar = Progress::new(true, "pack", sources.len() as u64, "files").quiet_if_fast();
     let mut objects: Vec<(String, Array2<f64>)> = Vec::new();
     let (mut meshes, mut structures) = (0usize, 0usize);
+    let meshes_in = sources.iter().filter(|s| s.2 == Kind::Mesh).count() as u64;
+    crate::guard::need(
+        &format!("{} points from each of {meshes_in} meshes", cfg.mesh_points),
+        crate::guard::Size::array(&[meshes_in, cfg.mesh_points as u64, 3], 8).times(2),
+        "pack.mesh_points (--mesh-points)",
+    )?;
     for (path, name, kind) in sources {
         match kind {
             Kind::Mesh => {
@@ -297,7 +303,7 @@ fn pack_models(
     }
     let d = rows[0].len();
     let x = Array2::from_shape_vec((rows.len(), d), rows.concat())
-        .map_err(|e| Error::invalid("pack", e.to_string()))?;
+        .map_err(|e| Error::external("pack", e))?;
     let w = H5Writer::create(out, stamp)?;
     w.dataset_chunked("/x", &x, 1024)?;
     w.dataset("/y", &Array1::from_vec(numbers))?;
@@ -341,6 +347,26 @@ fn pack_matrix(
         }
         Kind::Images => {
             let files = images::list_images(path)?;
+            let channels = if cfg.grayscale { 1 } else { 3 };
+            crate::guard::need(
+                &format!(
+                    "{} images of {} × {} pixels",
+                    limit(files.len()),
+                    cfg.image_width,
+                    cfg.image_height
+                ),
+                crate::guard::Size::array(
+                    &[
+                        limit(files.len()) as u64,
+                        u64::from(cfg.image_width),
+                        u64::from(cfg.image_height),
+                        channels,
+                    ],
+                    8,
+                )
+                .times(2),
+                "pack.image_width and pack.image_height, or --limit",
+            )?;
             let spec = images::ImageSpec {
                 size: (cfg.image_width, cfg.image_height),
                 crop: match cfg.image_crop.as_slice() {

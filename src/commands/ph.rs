@@ -55,13 +55,12 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
             format!("row {i}, column {j}: values must be finite, got {v}"),
         ));
     }
-    let budget = runtime::memory_budget_bytes(cfg.memory_budget_gib);
     let mut chosen: Option<Landmarks> = None;
     // Rows of the input cloud (critical edges index these).
     let n_points;
     let dist = if args.edge_list {
         let dist = DistanceMatrix::from_edge_list(input.view(), None)
-            .map_err(|e| Error::invalid(what.clone(), e.to_string()))?;
+            .map_err(|e| e.context(what.clone()))?;
         eprintln!(
             "ph: read {} edges on {} points from {}",
             input.nrows(),
@@ -74,6 +73,18 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
         let (n, d) = input.dim();
         n_points = n;
         eprintln!("ph: read {n} × {d} from {}", args.input.display());
+        if cfg.landmarks > n {
+            return Err(Error::invalid(
+                "ph.landmarks (--landmarks)",
+                format!(
+                    "{} landmarks asked of {n} points: at most {n} (or 0 for all points)",
+                    cfg.landmarks
+                ),
+            ));
+        }
+        if args.distance_matrix {
+            check_symmetric(&input, &what)?;
+        }
         // Landmarks (point clouds only).
         let points = if cfg.landmarks > 0 && cfg.landmarks < n {
             if args.distance_matrix {
@@ -96,18 +107,8 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
         } else {
             input
         };
-        let m = points.nrows();
-        let matrix_bytes = (m as u64 * (m as u64).saturating_sub(1) / 2) * 4;
-        if matrix_bytes > budget {
-            return Err(over_budget(
-                matrix_bytes,
-                budget,
-                &format!("the distance matrix of {m} points"),
-            ));
-        }
         if args.distance_matrix {
-            DistanceMatrix::from_square(points.view())
-                .map_err(|e| Error::invalid(what.clone(), e.to_string()))?
+            DistanceMatrix::from_square(points.view()).map_err(|e| e.context(what.clone()))?
         } else {
             DistanceMatrix::from_points(points.view())?
         }
@@ -129,7 +130,6 @@ fn finish(
     t0: Instant,
 ) -> Result<String> {
     let cfg = &setup.config.ph;
-    let budget = runtime::memory_budget_bytes(cfg.memory_budget_gib);
     if dist.len() < 2 {
         return Err(Error::invalid(
             what,
@@ -139,18 +139,22 @@ fn finish(
     let m = dist.len();
     let opts = rips_options(cfg);
     let est = estimate_memory(&dist, &opts);
-    if est.bytes > budget {
-        return Err(over_budget(
-            est.bytes,
-            budget,
-            &format!(
-                "{} edges and up to {:?} simplices of dimension 1..{}",
-                est.edges,
-                est.simplices,
-                cfg.maxdim.max(1)
-            ),
-        ));
-    }
+    crate::guard::need(
+        &format!(
+            "persistence of {m} points ({} edges and up to {:?} simplices of dimension 1..{})",
+            est.edges,
+            est.simplices,
+            cfg.maxdim.max(1)
+        ),
+        crate::guard::Size::bytes(est.bytes),
+        "--threshold, or use --landmarks N",
+    )?;
+    eprintln!(
+        "ph: memory estimate {} ({} edges), budget {}",
+        crate::guard::human(est.bytes),
+        est.edges,
+        crate::guard::human(crate::guard::budget())
+    );
     let t1 = Instant::now();
     let stages = StageProgress::default();
     let diagrams = rips_persistence_with_progress(&dist, &opts, &|p| stages.update(p))?;
@@ -174,12 +178,32 @@ fn finish(
         n_ranks,
         threads_per_rank: setup.threads,
     };
-    let path = write(out, &stamp, &diagrams, chosen.as_ref(), n_points)?;
+    let path = write(out, &stamp, &diagrams, chosen.as_ref(), n_points, est.bytes)?;
     Ok(format!(
         "wrote {} in {:.2} s",
         path.display(),
         t0.elapsed().as_secs_f64()
     ))
+}
+
+/// Refuses a `--distance-matrix` input that is not symmetric (only one
+/// triangle would be read: the other's values would be ignored silently).
+fn check_symmetric(m: &Array2<f64>, what: &str) -> Result<()> {
+    let n = m.nrows().min(m.ncols());
+    for i in 0..n {
+        for j in 0..i {
+            let (a, b) = (m[(i, j)], m[(j, i)]);
+            if a != b && ((a - b).abs() > 1e-12 * a.abs().max(b.abs()) || (a - b).is_nan()) {
+                return Err(Error::invalid(
+                    what,
+                    format!(
+                        "is not a symmetric distance matrix: entry ({i}, {j}) is {a}, entry ({j}, {i}) is {b}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The engine's options from `[ph]`.
@@ -244,19 +268,6 @@ impl StageProgress {
     }
 }
 
-fn over_budget(bytes: u64, budget: u64, what: &str) -> Error {
-    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-    Error::invalid(
-        "memory budget",
-        format!(
-            "{what} need an estimated {:.2} GiB, over the budget of {:.2} GiB (ph.memory_budget_gib); \
-             lower --threshold, use --landmarks N, or raise the budget",
-            gib(bytes),
-            gib(budget)
-        ),
-    )
-}
-
 /// Writes the layout of docs/hdf5.md, "Persistence diagrams (`tglml ph`)".
 fn write(
     out: &Path,
@@ -264,8 +275,10 @@ fn write(
     dg: &Diagrams,
     landmarks: Option<&Landmarks>,
     n_points: usize,
+    memory_estimate: u64,
 ) -> Result<std::path::PathBuf> {
     let w = H5Writer::create(out, stamp)?;
+    w.attr_u64("/", "memory_estimate_bytes", memory_estimate)?;
     w.attr_u64("/", "maxdim", (dg.dims.len() - 1) as u64)?;
     w.attr_f64("/", "threshold", dg.threshold)?;
     w.attr_u64("/", "n_points", n_points as u64)?;
@@ -324,6 +337,15 @@ fn run_sharded(comm: &Comm, setup: &Setup, args: &PhArgs) -> Result<()> {
     let t0 = Instant::now();
     let what = args.input.display().to_string();
     let (n, d) = comm.agree(row_count(&args.input, &args.dataset))?;
+    if cfg.landmarks > n {
+        return Err(Error::invalid(
+            "ph.landmarks (--landmarks)",
+            format!(
+                "{} landmarks asked of {n} points: at most {n} (or 0 for all points)",
+                cfg.landmarks
+            ),
+        ));
+    }
     let range = shard_range(n, comm.rank(), comm.size());
     let shard = comm.agree(
         read_rows(&args.input, &args.dataset, range.clone()).and_then(|x| {
@@ -364,25 +386,15 @@ fn run_sharded(comm: &Comm, setup: &Setup, args: &PhArgs) -> Result<()> {
             chosen.covering_radius,
             2.0 * chosen.covering_radius
         );
-        let budget = runtime::memory_budget_bytes(cfg.memory_budget_gib);
-        let k = chosen.points.nrows() as u64;
-        let matrix_bytes = (k * k.saturating_sub(1) / 2) * 4;
-        if matrix_bytes > budget {
-            Err(over_budget(
-                matrix_bytes,
-                budget,
-                &format!("the distance matrix of {k} points"),
-            ))
-        } else {
-            DistanceMatrix::from_points(chosen.points.view()).and_then(|dist| {
+        DistanceMatrix::from_points(chosen.points.view())
+            .and_then(|dist| {
                 let l = Landmarks {
                     indices: chosen.indices.clone(),
                     covering_radius: chosen.covering_radius,
                 };
                 finish(setup, &args.out, &what, dist, Some(l), n, comm.size(), t0)
             })
-        }
-        .map(Some)
+            .map(Some)
     } else {
         Ok(None)
     };

@@ -20,6 +20,7 @@ use crate::config::{OnErrorName, PhConfig};
 use crate::dist::jobs::{balance, run_tasks, OnError};
 use crate::dist::Comm;
 use crate::error::{Error, Result};
+use crate::guard::{self, Size};
 use crate::io::collection::Collection;
 use crate::io::{H5Writer, Stamp};
 use crate::runtime;
@@ -74,15 +75,14 @@ pub fn run(comm: &Comm, setup: &Setup, args: &PhArgs) -> Result<()> {
     };
     // Objects run in parallel on the threads: each gets its share of the
     // rank's memory budget.
-    let budget = runtime::memory_budget_bytes(cfg.memory_budget_gib) / setup.threads.max(1) as u64;
+    let share = setup.threads.max(1);
     let col = Mutex::new(col);
     let results = run_tasks(comm, &parts[comm.rank()], k, "ph objects", on_error, |i| {
         let (pts, name) = {
             let c = col.lock().unwrap_or_else(|e| e.into_inner());
             (c.object(i), c.names[i].clone())
         };
-        object_diagrams(pts?, cfg, budget)
-            .map_err(|e| Error::invalid(format!("object {i} ({name})"), e.to_string()))
+        object_diagrams(pts?, cfg, share).map_err(|e| e.context(format!("object {i} ({name})")))
     });
     let col = col.into_inner().unwrap_or_else(|e| e.into_inner());
     runtime::report_peak_memory(comm, "ph");
@@ -104,7 +104,7 @@ pub fn run(comm: &Comm, setup: &Setup, args: &PhArgs) -> Result<()> {
     Ok(())
 }
 
-fn object_diagrams(pts: Array2<f64>, cfg: &PhConfig, budget: u64) -> Result<ObjectDiagrams> {
+fn object_diagrams(pts: Array2<f64>, cfg: &PhConfig, parts: usize) -> Result<ObjectDiagrams> {
     let n = pts.nrows();
     if let Some(((i, j), v)) = pts.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(Error::invalid(
@@ -132,33 +132,24 @@ fn object_diagrams(pts: Array2<f64>, cfg: &PhConfig, budget: u64) -> Result<Obje
         None => pts,
     };
     let m = sub.nrows() as u64;
-    let matrix_bytes = (m * m.saturating_sub(1) / 2) * 4;
-    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-    if matrix_bytes > budget {
-        return Err(Error::invalid(
-            "memory budget",
-            format!(
-                "the distance matrix of {m} points needs {:.2} GiB, over this object's share \
-                 {:.2} GiB of ph.memory_budget_gib (divided among the threads); use --landmarks N",
-                gib(matrix_bytes),
-                gib(budget)
-            ),
-        ));
-    }
+    guard::need_share(
+        &format!("the distance matrix of {m} points"),
+        Size::triangle(m, 4),
+        parts,
+        "--landmarks N",
+    )?;
     let dist = DistanceMatrix::from_points(sub.view())?;
     let opts = super::ph::rips_options(cfg);
     let est = estimate_memory(&dist, &opts);
-    if est.bytes > budget {
-        return Err(Error::invalid(
-            "memory budget",
-            format!(
-                "persistence needs an estimated {:.2} GiB, over this object's share {:.2} GiB \
-                 of ph.memory_budget_gib; lower --threshold or use --landmarks N",
-                gib(est.bytes),
-                gib(budget)
-            ),
-        ));
-    }
+    guard::need_share(
+        &format!(
+            "persistence ({} edges, up to {:?} simplices)",
+            est.edges, est.simplices
+        ),
+        Size::bytes(est.bytes),
+        parts,
+        "--threshold, or use --landmarks N",
+    )?;
     let dg = rips_persistence(&dist, &opts)?;
     let index = |i: usize| -> i64 { chosen.as_ref().map_or(i, |l| l.indices[i]) as i64 };
     let dims = dg

@@ -17,6 +17,7 @@ use crate::progress::Progress;
 
 pub fn run(comm: &Comm, setup: &Setup, out: &Path) -> Result<()> {
     let cfg = &setup.config.synth;
+    comm.agree(Plan::check_size(cfg))?;
     let plan = Plan::new(cfg);
     let blocks = plan.blocks_of_rank(comm.rank(), comm.size());
     let local_points = (blocks.end * BLOCK).min(plan.n()) - (blocks.start * BLOCK).min(plan.n());
@@ -59,8 +60,7 @@ pub fn run(comm: &Comm, setup: &Setup, out: &Path) -> Result<()> {
 
 /// Writes the layout of docs/hdf5.md, "Sample matrix (`tglml data synth`)".
 fn write(plan: &Plan, p: &Points, out: &Path, stamp: &Stamp) -> Result<std::path::PathBuf> {
-    let shape_err =
-        |what: &str, e: ndarray::ShapeError| Error::invalid(what.to_string(), e.to_string());
+    let shape_err = |what: &str, e: ndarray::ShapeError| Error::external(what, e);
     let w = H5Writer::create(out, stamp)?;
     let x = Array2::from_shape_vec((plan.n(), plan.dim()), p.x.clone())
         .map_err(|e| shape_err("/x", e))?;

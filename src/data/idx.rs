@@ -237,7 +237,7 @@ pub fn read_idx_matrix(path: &Path, scale: f64) -> Result<Array2<f64>> {
         data.iter_mut().for_each(|v| *v *= scale);
     }
     Array2::from_shape_vec((rows, cols), data)
-        .map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))
+        .map_err(|e| Error::external(path.display().to_string(), e))
 }
 
 /// Reads a 1-D IDX file of integers (u8, i8, i16 or i32), such as the label

@@ -16,6 +16,20 @@ use crate::error::{Error, Result};
 /// numbers; one header line of names is skipped), `.h5`/`.hdf5` (the
 /// dataset `dataset`, default `x`).
 pub fn read_matrix(path: &Path, dataset: Option<&str>) -> Result<Array2<f64>> {
+    let m = read_any(path, dataset)?;
+    if m.ncols() == 0 && m.nrows() > 0 {
+        return Err(Error::invalid(
+            path.display().to_string(),
+            format!(
+                "has {} rows of 0 values: a sample matrix needs at least one column",
+                m.nrows()
+            ),
+        ));
+    }
+    Ok(m)
+}
+
+fn read_any(path: &Path, dataset: Option<&str>) -> Result<Array2<f64>> {
     if row_source(path) == Some(RowSource::Idx) {
         let n = crate::data::idx::read_idx_header(path)?.samples();
         return read_rows(path, dataset.unwrap_or("x"), 0..n);
@@ -145,6 +159,16 @@ fn read_h5(path: &Path, name: &str) -> Result<Array2<f64>> {
             format!("expected a 2-D matrix (n, d), got shape {shape:?}"),
         ));
     }
+    crate::guard::need(
+        &format!(
+            "{}: dataset /{name} ({} × {})",
+            path.display(),
+            shape[0],
+            shape[1]
+        ),
+        crate::guard::Size::array(&[shape[0] as u64, shape[1] as u64], 8),
+        "the size of the input (use landmarks or a subset)",
+    )?;
     ds.read::<f64, Ix2>()
         .map_err(|e| Error::hdf5(path, format!("dataset /{name} (reading as float64)"), e))
 }
@@ -210,12 +234,18 @@ pub fn read_npy(path: &Path) -> Result<Array2<f64>> {
         ));
     }
     let (n, d) = (shape[0], shape[1]);
+    let Some(count) = n.checked_mul(d) else {
+        return Err(Error::invalid(
+            what(),
+            format!("the .npy header's shape ({n}, {d}) has more values than any file can hold: a damaged header"),
+        ));
+    };
     let data = &bytes[start + header_len..];
     let values: Vec<f64> = match descr.as_str() {
-        "<f8" | "=f8" | "|f8" => chunks(data, 8, n * d, what)?
+        "<f8" | "=f8" | "|f8" => chunks(data, 8, count, what)?
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect(),
-        "<f4" | "=f4" | "|f4" => chunks(data, 4, n * d, what)?
+        "<f4" | "=f4" | "|f4" => chunks(data, 4, count, what)?
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
             .collect(),
         other => {
@@ -231,7 +261,7 @@ pub fn read_npy(path: &Path) -> Result<Array2<f64>> {
     } else {
         Array2::from_shape_vec((n, d), values)
     };
-    a.map_err(|e| Error::invalid(what(), e.to_string()))
+    a.map_err(|e| Error::external(what(), e))
 }
 
 fn chunks<'a>(
@@ -306,7 +336,7 @@ pub fn read_csv(path: &Path) -> Result<Array2<f64>> {
     };
     let n = values.len() / w;
     Array2::from_shape_vec((n, w), values)
-        .map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))
+        .map_err(|e| Error::external(path.display().to_string(), e))
 }
 
 #[cfg(test)]

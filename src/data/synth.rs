@@ -49,6 +49,60 @@ pub struct Plan {
 
 impl Plan {
     /// Plans the dataset of `cfg` (validated by `config::load`).
+    /// Refuses a configuration whose dataset would not fit in the memory
+    /// budget ([`crate::guard`]): rank 0 holds the whole matrix twice
+    /// while it gathers and writes it, beside its own block. Call before
+    /// [`Plan::new`], which allocates the centres of "spheres".
+    pub fn check_size(cfg: &SynthConfig) -> crate::error::Result<()> {
+        use crate::guard::{need, Size};
+        let (n, dim, key) = match cfg.kind {
+            SynthKind::Circles | SynthKind::Torus | SynthKind::SwissRoll => {
+                (Some(cfg.n as u64), Some(3), "synth.n (--n)")
+            }
+            SynthKind::Sphere => (
+                Some(cfg.n as u64),
+                (cfg.sphere.dim as u64).checked_add(1),
+                "synth.n (--n) or synth.sphere.dim",
+            ),
+            SynthKind::Spheres => {
+                let s = &cfg.spheres;
+                (
+                    (s.count as u64)
+                        .checked_mul(s.points_per_sphere as u64)
+                        .and_then(|k| k.checked_add(s.outer_points as u64)),
+                    (s.dim as u64).checked_add(1),
+                    "synth.spheres.dim, .count, .points_per_sphere or .outer_points",
+                )
+            }
+        };
+        let size = match (n, dim) {
+            (Some(n), Some(d)) => {
+                // Coordinates, up to two intrinsic parameters and a label
+                // per point, three times (block, gathered, written array);
+                // the centres of "spheres".
+                let centres = Size::array(&[cfg.spheres.count as u64 + 1, d], 8);
+                let points = Size::array(&[n, d.saturating_add(3)], 8).times(3);
+                if cfg.kind == SynthKind::Spheres {
+                    points.plus(centres)
+                } else {
+                    points
+                }
+            }
+            _ => Size::array(&[u64::MAX, 2], 1),
+        };
+        need(
+            &format!(
+                "the {} dataset ({} points in {} dimensions)",
+                cfg.kind.name(),
+                n.map_or("over 2^64".into(), |n| n.to_string()),
+                dim.map_or("over 2^64".into(), |d| d.to_string())
+            ),
+            size,
+            key,
+        )
+    }
+
+    /// The plan of `cfg` (check its size first with [`Plan::check_size`]).
     pub fn new(cfg: &SynthConfig) -> Plan {
         let (n, dim) = match cfg.kind {
             SynthKind::Circles => (cfg.n, 2),

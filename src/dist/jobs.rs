@@ -65,7 +65,7 @@ where
                 if cancel.load(Ordering::Relaxed) {
                     return;
                 }
-                let r = f(t).map_err(|e| e.to_string());
+                let r = f(t).map_err(|e| crate::error::report(&e));
                 let _ = tx.send((t, r));
             });
         });

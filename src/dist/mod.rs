@@ -226,7 +226,7 @@ impl Comm {
         };
         // Bring the lowest failing rank's message to rank 0.
         let message = match &local {
-            Err(e) if c.rank() as usize == first => e.to_string().into_bytes(),
+            Err(e) if c.rank() as usize == first => crate::error::report(e).into_bytes(),
             _ => Vec::new(),
         };
         let gathered = self.gather_concat(&message)?;
@@ -273,6 +273,44 @@ fn env_usize(names: &[&str]) -> Option<usize> {
     names
         .iter()
         .find_map(|n| std::env::var(n).ok().and_then(|v| v.trim().parse().ok()))
+}
+
+/// 64-bit FNV-1a: a fast hash of bytes that is the same on every rank
+/// and machine, for comparing state across ranks (parameters, the
+/// effective configuration).
+pub struct Fnv1a(u64);
+
+impl Fnv1a {
+    /// The empty hash.
+    pub fn new() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Adds `bytes`.
+    pub fn eat(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// The hash of everything added.
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+
+    /// The hash of `bytes` alone.
+    pub fn of(bytes: &[u8]) -> u64 {
+        let mut h = Fnv1a::new();
+        h.eat(bytes);
+        h.finish()
+    }
+}
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a::new()
+    }
 }
 
 /// Converts a length to MPI's count type, refusing what does not fit.

@@ -58,9 +58,26 @@ impl Collection {
                 format!("expected a 2-D array (points, coordinates), got shape {shape:?}"),
             ));
         }
-        let offsets: Vec<i64> = f
+        // HDF5 converts floats to integers silently (1.7 -> 1): refuse a
+        // float /offsets instead of reading other rows than meant.
+        let ds = f
             .dataset("offsets")
-            .and_then(|d| d.read::<i64, Ix1>())
+            .map_err(|e| Error::hdf5(path, "dataset /offsets", e))?;
+        let class = ds.dtype().and_then(|t| t.to_descriptor());
+        if !matches!(
+            class,
+            Ok(hdf5::types::TypeDescriptor::Integer(_) | hdf5::types::TypeDescriptor::Unsigned(_))
+        ) {
+            return Err(Error::invalid(
+                what("offsets"),
+                format!(
+                    "must hold integers (row offsets), got {}",
+                    class.map_or("an unreadable type".to_string(), |c| format!("{c:?}"))
+                ),
+            ));
+        }
+        let offsets: Vec<i64> = ds
+            .read::<i64, Ix1>()
             .map_err(|e| Error::hdf5(path, "dataset /offsets (integers)", e))?
             .to_vec();
         if offsets.first() != Some(&0) {

@@ -13,6 +13,20 @@ use crate::topology::diagram;
 pub fn read_diagram(path: &Path, k: usize) -> Result<Vec<(f64, f64)>> {
     let name = format!("/diagrams/dim{k}");
     let f = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening the file", e))?;
+    // A collection's file stacks the bars of all its objects under the
+    // same name: read as one diagram, they would give a wrong answer.
+    if f.link_exists(&format!("/offsets/dim{k}")) {
+        let objects = f
+            .dataset(&format!("/offsets/dim{k}"))
+            .map(|d| d.size().saturating_sub(1))
+            .unwrap_or(0);
+        return Err(Error::invalid(
+            path.display().to_string(),
+            format!(
+                "holds the diagrams of a collection of {objects} objects (stacked in {name}, split by /offsets/dim{k}), not one diagram; write one object's rows to a file of its own (docs/hdf5.md, \"Collections\") and compare those"
+            ),
+        ));
+    }
     let ds = f.dataset(&name).map_err(|e| {
         let have = f
             .group("diagrams")
@@ -76,6 +90,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("birth must be finite"));
+        {
+            let f = hdf5::File::open_rw(&p).unwrap();
+            f.create_group("offsets")
+                .unwrap()
+                .new_dataset_builder()
+                .with_data(&ndarray::array![0i64, 1, 2])
+                .create("dim1")
+                .unwrap();
+        }
+        let e = read_diagram(&p, 1).unwrap_err().to_string();
+        assert!(e.contains("a collection of 2 objects"), "{e}");
         let p = file(&dir, ndarray::array![[0.0, 1.0, 2.0]]);
         assert!(read_diagram(&p, 1)
             .unwrap_err()

@@ -9,6 +9,7 @@
 
 pub mod collection;
 pub mod diagrams;
+pub mod output;
 
 use std::path::{Path, PathBuf};
 
@@ -42,35 +43,28 @@ pub struct H5Writer {
     dest: PathBuf,
     tmp: PathBuf,
     file: Option<hdf5::File>,
+    /// Folders made for this file (outermost first): removed again, if
+    /// empty, when the file is not committed.
+    made: Vec<PathBuf>,
 }
 
 impl H5Writer {
     /// Starts writing `dest` (parent folders are created) and stamps it.
+    /// The temporary file and the folders made for it are tracked
+    /// ([`output::track`]), so that a signal or a panic removes them.
     pub fn create(dest: &Path, stamp: &Stamp) -> Result<Self> {
-        let name = dest.file_name().ok_or_else(|| {
-            Error::invalid(
-                dest.display().to_string(),
-                "an output path must name a file",
-            )
-        })?;
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(&dir, "creating the output folder", e))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let file =
-            hdf5::File::create(&tmp).map_err(|e| Error::hdf5(&tmp, "creating the file", e))?;
-        let w = H5Writer {
+        let tmp = output::temp_name(dest)?;
+        let made = output::create_folders(&output::parent_of(dest))?;
+        output::track(&tmp);
+        let mut w = H5Writer {
             dest: dest.to_path_buf(),
             tmp,
-            file: Some(file),
+            file: None,
+            made,
         };
+        w.file = Some(
+            hdf5::File::create(&w.tmp).map_err(|e| Error::hdf5(&w.tmp, "creating the file", e))?,
+        );
         w.attr_str("/", "tglml_version", VERSION)?;
         w.attr_str("/", "git_revision", GIT_REVISION)?;
         w.attr_str("/", "command", &stamp.command)?;
@@ -225,17 +219,34 @@ impl H5Writer {
                     .map_err(|e| Error::io(&self.dest, "renaming the finished file into place", e))
             });
         if done.is_err() {
-            let _ = std::fs::remove_file(&self.tmp);
+            self.discard();
+        } else {
+            output::untrack(&self.tmp);
+            for d in std::mem::take(&mut self.made) {
+                output::untrack(&d);
+            }
         }
         done.map(|()| self.dest.clone())
+    }
+
+    /// Removes the temporary file and the folders made for it (if empty).
+    fn discard(&mut self) {
+        if let Some(file) = self.file.take() {
+            let _ = file.close();
+        }
+        output::remove_one(&self.tmp);
+        output::untrack(&self.tmp);
+        for d in std::mem::take(&mut self.made).iter().rev() {
+            output::remove_one(d);
+            output::untrack(d);
+        }
     }
 }
 
 impl Drop for H5Writer {
     fn drop(&mut self) {
-        if let Some(file) = self.file.take() {
-            let _ = file.close();
-            let _ = std::fs::remove_file(&self.tmp);
+        if self.file.is_some() || !self.made.is_empty() {
+            self.discard();
         }
     }
 }
@@ -305,6 +316,16 @@ mod tests {
             // A failure here: the writer goes out of scope without commit.
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn folders_made_for_an_unfinished_file_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a/b/out.h5");
+        drop(H5Writer::create(&dest, &stamp()).unwrap());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        H5Writer::create(&dest, &stamp()).unwrap().commit().unwrap();
+        assert!(dest.exists());
     }
 
     #[test]

@@ -152,6 +152,21 @@ pub fn wasserstein(
     }
     check(a, "first diagram")?;
     check(b, "second diagram")?;
+    // Costs are powers of differences: for values near the ends of the
+    // float64 range (a death of 1e154 squared, a difference of ±1e308)
+    // they overflow to inf and the assignment goes wrong. W_p is
+    // homogeneous, W_p(cA, cB) = c·W_p(A, B): compute such diagrams at a
+    // power-of-two scale (exact) that brings them near 1, and scale back.
+    if let Some(c) = rescaling(a, b, p) {
+        let sc = |d: &[(f64, f64)]| -> Vec<(f64, f64)> {
+            d.iter().map(|&(x, y)| (x * c, y * c)).collect()
+        };
+        let m = wasserstein(&sc(a), &sc(b), p, ground, essential)?;
+        return Ok(Matching {
+            value: m.value / c,
+            pairs: m.pairs,
+        });
+    }
     let (fa, ea) = split(a);
     let (fb, eb) = split(b);
     let mut pairs = Vec::with_capacity(a.len() + b.len());
@@ -222,6 +237,33 @@ pub fn wasserstein(
         value: total.powf(1.0 / p),
         pairs,
     })
+}
+
+/// The power of two `c` by which diagrams `a` and `b` must be scaled for
+/// the p-th powers of their costs, summed over all points, to stay well
+/// inside float64's range; `None` when they already are (the common case,
+/// left bit for bit as it was).
+fn rescaling(a: &[(f64, f64)], b: &[(f64, f64)], p: f64) -> Option<f64> {
+    let big = a
+        .iter()
+        .chain(b)
+        .flat_map(|&(x, y)| [x, y])
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    if big == 0.0 {
+        return None;
+    }
+    // Costs are at most 2·big (a difference of two values); their p-th
+    // powers summed over n + m points must stay below f64::MAX, and the
+    // smallest nonzero ones above the normal range's floor.
+    let count = (a.len() + b.len()).max(1) as f64;
+    let top = (2.0 * big).log2() * p + count.log2();
+    if top < 900.0 && big.log2() * p > -900.0 {
+        return None;
+    }
+    // Bring the largest value to about 1: c = 2^-round(log2 big).
+    let e = big.log2().round();
+    Some(2f64.powi(-(e as i32)))
 }
 
 /// Min-cost matching of the finite parts. Sending a_i to the diagonal costs
@@ -542,6 +584,17 @@ pub fn bottleneck(
 ) -> Result<Matching> {
     check(a, "first diagram")?;
     check(b, "second diagram")?;
+    // As in `wasserstein`: differences near float64's ends overflow.
+    if let Some(c) = rescaling(a, b, 1.0) {
+        let sc = |d: &[(f64, f64)]| -> Vec<(f64, f64)> {
+            d.iter().map(|&(x, y)| (x * c, y * c)).collect()
+        };
+        let m = bottleneck(&sc(a), &sc(b), ground, essential)?;
+        return Ok(Matching {
+            value: m.value / c,
+            pairs: m.pairs,
+        });
+    }
     let (fa, ea) = split(a);
     let (fb, eb) = split(b);
     let mut pairs = Vec::new();
@@ -1231,6 +1284,50 @@ mod tests {
     /// matching realises the value.
     /// The value-only programme equals the full distance on one-birth
     /// diagrams (random sizes, ties, empty sides).
+    #[test]
+    fn distances_hold_near_the_ends_of_the_float64_range() {
+        // A death of 1e154 squares to inf; W2 and the bottleneck are
+        // homogeneous, so a scaled copy gives the scaled value.
+        let base_a = vec![(0.0, 3.0), (0.0, 1.0), (0.0, 0.5)];
+        let base_b = vec![(0.0, 2.5), (0.0, 0.25)];
+        for c in [1e154, 1e300, 1e-300, 1e-160] {
+            let sc = |d: &[(f64, f64)]| -> Vec<(f64, f64)> {
+                d.iter().map(|&(x, y)| (x * c, y * c)).collect()
+            };
+            for p in [1.0, 2.0] {
+                let want = wasserstein(&base_a, &base_b, p, Ground::LInf, Essential::Match)
+                    .unwrap()
+                    .value;
+                let got = wasserstein(
+                    &sc(&base_a),
+                    &sc(&base_b),
+                    p,
+                    Ground::LInf,
+                    Essential::Match,
+                )
+                .unwrap()
+                .value;
+                assert!(
+                    got.is_finite() && ((got / c) - want).abs() <= 1e-12 * want,
+                    "c {c:e}, p {p}: {got:e} vs {:e}",
+                    want * c
+                );
+            }
+            let want = bottleneck(&base_a, &base_b, Ground::LInf, Essential::Match)
+                .unwrap()
+                .value;
+            let got = bottleneck(&sc(&base_a), &sc(&base_b), Ground::LInf, Essential::Match)
+                .unwrap()
+                .value;
+            assert!(((got / c) - want).abs() <= 1e-12 * want, "c {c:e}: {got:e}");
+        }
+        // Births at −1e308 and deaths at +1e308: the difference overflows.
+        let a = vec![(-1e308, 1e308)];
+        let b = vec![(-1e308, 0.5e308)];
+        let m = bottleneck(&a, &b, Ground::LInf, Essential::Match).unwrap();
+        assert!((m.value - 0.5e308).abs() <= 1e-12 * 0.5e308, "{m:?}");
+    }
+
     #[test]
     fn one_birth_value_equals_the_full_distance() {
         let mut rng = ChaCha8Rng::seed_from_u64(47);

@@ -8,6 +8,7 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::guard::{self, Size};
 
 /// A symmetric distance matrix with zero diagonal, stored as its strict lower
 /// triangle: `d(i, j)` for `i > j` at `i (i - 1) / 2 + j`, which is also the
@@ -30,24 +31,42 @@ impl DistanceMatrix {
                 format!("coordinates must be finite, got {v}"),
             ));
         }
-        let rows: Vec<Vec<f32>> = (0..n)
-            .into_par_iter()
-            .map(|i| {
+        guard::need(
+            &format!("the distance matrix of {n} points"),
+            Size::triangle(n as u64, 4),
+            "the number of points (e.g. with --landmarks N)",
+        )?;
+        // Filled in place, row by row in parallel: the matrix is held once
+        // (rows collected and then concatenated would hold it twice, which
+        // the memory estimate does not allow for).
+        let mut lower = vec![0f32; n * n.saturating_sub(1) / 2];
+        let mut rows: Vec<(usize, &mut [f32])> = Vec::with_capacity(n);
+        let mut rest: &mut [f32] = &mut lower;
+        for i in 0..n {
+            let (row, tail) = rest.split_at_mut(i);
+            rows.push((i, row));
+            rest = tail;
+        }
+        rows.into_par_iter()
+            .try_for_each(|(i, row)| -> Result<()> {
                 let a = x.row(i);
-                (0..i)
-                    .map(|j| {
-                        euclidean(
-                            a.as_slice().expect("standard layout"),
-                            x.row(j).as_slice().expect("standard layout"),
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
-        Ok(DistanceMatrix {
-            n,
-            lower: rows.concat(),
-        })
+                let a = a.as_slice().expect("standard layout");
+                for (j, d) in row.iter_mut().enumerate() {
+                    *d = euclidean(a, x.row(j).as_slice().expect("standard layout"));
+                }
+                // A distance that float32 cannot hold would give a wrong
+                // diagram silently: refuse it. A zero is fine only between
+                // equal points.
+                for (j, &d) in row.iter().enumerate() {
+                    let b = x.row(j);
+                    let b = b.as_slice().expect("standard layout");
+                    if !d.is_finite() || (d < f32::MIN_POSITIVE && (d != 0.0 || a != b)) {
+                        return Err(out_of_f32(i, j, euclidean_f64(a, b)));
+                    }
+                }
+                Ok(())
+            })?;
+        Ok(DistanceMatrix { n, lower })
     }
 
     /// From a full square matrix (only the strict lower triangle is read;
@@ -61,6 +80,11 @@ impl DistanceMatrix {
                 format!("must be square, got {n} × {c}"),
             ));
         }
+        guard::need(
+            &format!("the distance matrix of {n} points"),
+            Size::triangle(n as u64, 4),
+            "the number of points",
+        )?;
         let mut lower = Vec::with_capacity(n * n.saturating_sub(1) / 2);
         for i in 0..n {
             for j in 0..i {
@@ -71,7 +95,11 @@ impl DistanceMatrix {
                         format!("must be a number >= 0, got {v}"),
                     ));
                 }
-                lower.push(v as f32);
+                let d = v as f32;
+                if (v.is_finite() && d.is_infinite()) || (v > 0.0 && d < f32::MIN_POSITIVE) {
+                    return Err(out_of_f32(i, j, v));
+                }
+                lower.push(d);
             }
         }
         Ok(DistanceMatrix { n, lower })
@@ -118,10 +146,18 @@ impl DistanceMatrix {
                     format!("distance must be a finite number >= 0, got {d}"),
                 ));
             }
+            if d > 0.0 && !((d as f32) >= f32::MIN_POSITIVE && (d as f32).is_finite()) {
+                return Err(out_of_f32(i, j, d).context(format!("edge list row {r}")));
+            }
             top = top.max(i.max(j) + 1);
             pairs.push((i.max(j), i.min(j), d as f32, r));
         }
         let n = n.unwrap_or(top);
+        guard::need(
+            &format!("the distance matrix of {n} points (the largest point index + 1)"),
+            Size::triangle(n as u64, 4),
+            "the point indices of the edge list (number the points from 0 without gaps)",
+        )?;
         if top > n {
             return Err(Error::invalid(
                 "edge list",
@@ -184,6 +220,27 @@ impl DistanceMatrix {
             .map(|i| (0..self.n).map(|j| self.get(i, j)).fold(0.0f32, f32::max))
             .fold(f32::INFINITY, f32::min)
     }
+}
+
+/// The refusal of a distance outside float32's normal range.
+fn out_of_f32(i: usize, j: usize, d: f64) -> Error {
+    Error::invalid(
+        format!("points {i} and {j}"),
+        format!(
+            "their distance ({d:e}) is outside the range of the float32 distances that persistence uses ({:e} to {:e}); rescale the data (e.g. divide it by its largest absolute value)",
+            f32::MIN_POSITIVE,
+            f32::MAX
+        ),
+    )
+}
+
+/// The Euclidean distance in float64, for messages.
+fn euclidean_f64(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| (p - q) * (p - q))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// The Euclidean distance of two rows, rounded once to f32. Summed in f64

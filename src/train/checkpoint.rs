@@ -634,15 +634,8 @@ pub fn restore(path: &Path, vs: &mut VarStore, adam: Option<&mut Adam>) -> Resul
 /// its shape and its raw bytes (native order). Equal on two ranks when they
 /// hold bit-identical values under the same names.
 pub fn hash_tensors(named: &[(String, Tensor)]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(PRIME);
-        }
-    };
+    let mut h = crate::dist::Fnv1a::new();
+    let mut eat = |bytes: &[u8]| h.eat(bytes);
     let mut order: Vec<&(String, Tensor)> = named.iter().collect();
     order.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, t) in order {
@@ -660,7 +653,7 @@ pub fn hash_tensors(named: &[(String, Tensor)]) -> u64 {
         eat(&(buf.len() as u64).to_le_bytes());
         eat(&buf);
     }
-    h
+    h.finish()
 }
 
 /// [`hash_tensors`] over every variable of `vs`: compare it across ranks to

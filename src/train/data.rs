@@ -75,11 +75,11 @@ fn read_block(
     let t = &cfg.train;
     let (rank, size) = (comm.rank(), comm.size());
     if t.data.is_empty() {
+        crate::data::synth::Plan::check_size(&cfg.synth)?;
         let plan = crate::data::synth::Plan::new(&cfg.synth);
         let pts = plan.generate_all();
         let (n, d) = (plan.n(), plan.dim());
-        let x = Array2::from_shape_vec((n, d), pts.x)
-            .map_err(|e| Error::invalid("synth", e.to_string()))?;
+        let x = Array2::from_shape_vec((n, d), pts.x).map_err(|e| Error::external("synth", e))?;
         let block = block_of(n, rank, size);
         let y = (!pts.y.is_empty()).then_some(pts.y);
         return Ok((x.slice(s![block.clone(), ..]).to_owned(), block, n, y));
@@ -201,6 +201,29 @@ impl TrainData {
         } else {
             None
         };
+        // A Bernoulli likelihood is a cross-entropy against values in
+        // [0, 1]; anything else trains on a meaningless loss.
+        let outside = (t.likelihood == "bernoulli")
+            .then(|| {
+                rows.indexed_iter()
+                    .find(|(_, v)| !(0.0..=1.0).contains(*v))
+                    .map(|((i, j), v)| {
+                        Error::invalid(
+                            "train.likelihood = \"bernoulli\"",
+                            format!(
+                                "needs data in [0, 1], but row {}, column {j} is {v}{}; use \"gaussian\", or data scaled to [0, 1]",
+                                block.start + i,
+                                if t.standardize {
+                                    " after standardisation (train.standardize = true; set it to false for data already in [0, 1])"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        )
+                    })
+            })
+            .flatten();
+        comm.agree(outside.map_or(Ok(()), Err))?;
         Ok(TrainData {
             rows,
             block,

@@ -148,7 +148,7 @@ fn values(d: &Tensor) -> Result<(usize, Vec<f64>)> {
 
 fn diagrams(n: usize, v: &[f64], maxdim: usize) -> Result<Diagrams> {
     let m = ndarray::ArrayView2::from_shape((n, n), v)
-        .map_err(|e| Error::invalid("topological loss", e.to_string()))?;
+        .map_err(|e| Error::external("topological loss", e))?;
     let dist = DistanceMatrix::from_square(m)?;
     rips_persistence(
         &dist,

@@ -119,6 +119,43 @@ struct LogRow {
     seconds: f64,
 }
 
+/// Refuses a checkpoint whose values cannot be those of a run of this
+/// configuration: weights that are not finite, a step beyond
+/// `train.steps`, a data position other than its step, a log of another
+/// length than its step count.
+fn check_resumed(path: &Path, ck: &Checkpoint, steps: u64) -> Result<()> {
+    let bad = |m: String| Error::invalid(path.display().to_string(), m);
+    for (name, t) in &ck.tensors {
+        if t.isfinite().all().int64_value(&[]) == 0 {
+            return Err(bad(format!(
+                "/model/{name} holds values that are not finite (NaN or infinite): the run it came from diverged; resume from an earlier checkpoint or start over with --overwrite"
+            )));
+        }
+    }
+    if ck.step > steps {
+        return Err(bad(format!(
+            "is at step {}, beyond train.steps = {steps}: raise --steps to continue it",
+            ck.step
+        )));
+    }
+    if ck.data_position != ck.step {
+        return Err(bad(format!(
+            "its data position ({}) is not its step ({}): not a checkpoint of tglml train, or damaged",
+            ck.data_position, ck.step
+        )));
+    }
+    if let Some((_, col)) = ck.log.iter().find(|(n, _)| n == "step") {
+        if col.len() as u64 != ck.step {
+            return Err(bad(format!(
+                "its training log has {} rows for {} steps: damaged",
+                col.len(),
+                ck.step
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The training log as named columns: `/train/<name>` in run.h5 and
 /// `/log/<name>` in checkpoint.h5.
 fn log_columns(log: &[LogRow], dims: &[usize]) -> Vec<(String, Vec<f64>)> {
@@ -171,6 +208,39 @@ pub enum Finish {
     Complete(String),
     /// Stopped early on a signal after a checkpoint; rank 0's message.
     Interrupted(String),
+}
+
+/// The files `tglml train` writes into `out` (checked before training).
+pub fn output_files(out: &Path) -> Vec<PathBuf> {
+    ["checkpoint.h5", "run.h5", "latent.png"]
+        .iter()
+        .map(|f| out.join(f))
+        .collect()
+}
+
+/// Refuses an output folder that is a file, or that holds a checkpoint
+/// when neither `--resume` nor `--overwrite` was given.
+pub fn check_fresh_start(out: &Path, resume: bool, overwrite: bool) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::invalid(
+            out.display().to_string(),
+            "is a file; --out names the folder of checkpoint.h5 and run.h5",
+        ));
+    }
+    let ck = out.join("checkpoint.h5");
+    if resume || overwrite || !ck.exists() {
+        return Ok(());
+    }
+    let what = match checkpoint::load(&ck) {
+        Ok(c) => format!("a checkpoint at step {}", c.step),
+        Err(_) => "a file that is not a readable checkpoint".to_string(),
+    };
+    Err(Error::invalid(
+        ck.display().to_string(),
+        format!(
+            "holds {what}: continue that run with --resume, or start over with --overwrite (which replaces it), or choose another --out"
+        ),
+    ))
 }
 
 /// Runs `tglml train`. When `stop` is set on any rank (a signal), every
@@ -230,6 +300,15 @@ pub fn run(
             Likelihood::Gaussian
         },
     };
+    let (n_params, size) = spec.memory(b, if kind == Kind::Double { 8 } else { 4 });
+    comm.agree(crate::guard::need(
+        &format!(
+            "training the network ({} parameters, batches of {b} rows)",
+            n_params.map_or("over 2^64".to_string(), |n| n.to_string())
+        ),
+        size,
+        "train.hidden or train.batch_size",
+    ))?;
     let model = Vae::new(&vs.root(), &spec)?;
     // A learned unit of the latent space for the topological loss
     // (train.topo.latent_scale = "learned"): s = exp(θ), θ trained.
@@ -261,7 +340,16 @@ pub fn run(
                 ck_path.display()
             );
         }
+        comm.agree(check_resumed(&ck_path, &ck, t.steps))?;
         start = ck.step;
+        if comm.is_root() {
+            eprintln!(
+                "train: resuming from step {} of {} ({})",
+                ck.step,
+                t.steps,
+                ck_path.display()
+            );
+        }
         match log_rows(&ck.log, &t.topo.dims, ck.step) {
             Some(rows) => log = rows,
             None if comm.is_root() => eprintln!(
@@ -377,12 +465,8 @@ pub fn run(
                 (&fixed + (th - &fixed) / p as f64).exp()
             });
             let tl = comm.agree(
-                topo_loss(&x_all, &z_mix, &topo_cfg, scale.as_ref()).map_err(|e| {
-                    Error::invalid(
-                        format!("training step {step}, topological loss"),
-                        e.to_string(),
-                    )
-                }),
+                topo_loss(&x_all, &z_mix, &topo_cfg, scale.as_ref())
+                    .map_err(|e| e.context(format!("training step {step}, topological loss"))),
             )?;
             topo_parts = tl.per_dim.clone();
             loss += tl.total * gam;
@@ -489,7 +573,10 @@ pub fn run(
     // Evaluation and the run file (rank 0).
     let test = data.test_split(comm, config)?;
     let outcome = match &test {
-        Some(test) => write_run(out, &stamp, &model, test, &log, kind, dev, t, t_start).map(Some),
+        Some(test) => write_run(
+            out, &stamp, &model, test, &log, kind, dev, t, t_start, start,
+        )
+        .map(Some),
         None => Ok(None),
     };
     Ok(Finish::Complete(comm.agree(outcome)?.unwrap_or_default()))
@@ -692,13 +779,14 @@ fn write_run(
     dev: Device,
     t: &TrainConfig,
     t_start: Instant,
+    first_step: u64,
 ) -> Result<String> {
     let n = split.x.nrows();
     let z = if n > 0 {
         let rows: Vec<usize> = (0..n).collect();
         let (mu, _) = tch::no_grad(|| model.encode(&rows_tensor(&split.x, &rows, kind, dev)));
         Array2::from_shape_vec((n, t.latent_dim), values(&mu))
-            .map_err(|e| Error::invalid("eval", e.to_string()))?
+            .map_err(|e| Error::external("eval", e))?
     } else {
         Array2::zeros((0, t.latent_dim))
     };
@@ -717,8 +805,9 @@ fn write_run(
         w.dataset("/eval/y", &Array1::from_vec(y.clone()))?;
     }
     let mut summary = format!(
-        "trained {} steps (this run: {:.1} s)",
+        "trained {} steps (this run: {} steps from step {first_step}, {:.1} s)",
         log.len(),
+        t.steps.saturating_sub(first_step),
         t_start.elapsed().as_secs_f64()
     );
     if n > 1 {
@@ -800,10 +889,17 @@ pub fn scatter_png(z: &Array2<f64>, labels: Option<&[i64]>, path: &Path) -> Resu
             }
         }
     }
-    let tmp = path.with_extension("png.tmp");
-    img.save_with_format(&tmp, image::ImageFormat::Png)
-        .map_err(|e| Error::invalid(tmp.display().to_string(), format!("writing the plot: {e}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "renaming", e))
+    let tmp = crate::io::output::temp_name(path)?;
+    crate::io::output::track(&tmp);
+    let done = img
+        .save_with_format(&tmp, image::ImageFormat::Png)
+        .map_err(|e| Error::external(format!("{}: writing the plot", tmp.display()), e))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "renaming", e)));
+    if done.is_err() {
+        crate::io::output::remove_one(&tmp);
+    }
+    crate::io::output::untrack(&tmp);
+    done
 }
 
 #[cfg(test)]
@@ -893,7 +989,11 @@ mod tests {
         // Corners of the data range land at the margins.
         assert_eq!(img.get_pixel(20, 619).0, [31, 119, 180]);
         assert_eq!(img.get_pixel(619, 20).0, [255, 127, 14]);
-        assert!(!dir.path().join("latent.png.tmp").exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file"
+        );
     }
 
     #[test]

@@ -59,6 +59,50 @@ pub struct Forward {
     pub kl: Tensor,
 }
 
+impl VaeSpec {
+    /// The estimated memory of training this network on batches of
+    /// `batch` rows with values of `elem` bytes: parameters, gradients and
+    /// Adam's two moments, the float64 all-reduce buffer, and activations
+    /// (forward and backward) of every layer. `None` inside the size when
+    /// the widths overflow; checked by [`crate::guard::need`] before
+    /// anything is built.
+    pub fn memory(&self, batch: usize, elem: u64) -> (Option<u64>, crate::guard::Size) {
+        use crate::guard::Size;
+        let l = self.latent_dim as u64;
+        let widths: Vec<u64> = match self.arch {
+            Arch::Mlp => std::iter::once(self.input_dim as u64)
+                .chain(self.hidden.iter().map(|&h| h as u64))
+                .collect(),
+            Arch::Conv => vec![784, 32 * 14 * 14, 64 * 7 * 7],
+        };
+        // Weights of one direction: consecutive widths, then the last to
+        // 2·latent (μ and log σ²); the decoder mirrors it.
+        let mut params = Some(0u64);
+        let mut add = |a: u64, b: u64| {
+            params = params
+                .zip(a.checked_add(1).and_then(|a1| a1.checked_mul(b)))
+                .and_then(|(p, w)| p.checked_add(w));
+        };
+        for w in widths.windows(2) {
+            add(w[0], w[1]);
+            add(w[1], w[0]);
+        }
+        let last = *widths.last().unwrap_or(&1);
+        add(last, l.saturating_mul(2));
+        add(l, last);
+        let acts = widths
+            .iter()
+            .try_fold(0u64, |a, &w| a.checked_add(w))
+            .and_then(|s| s.checked_mul(2));
+        let size = match (params, acts) {
+            (Some(p), Some(a)) => Size::of(p, elem.saturating_mul(4).saturating_add(16))
+                .plus(Size::array(&[a, batch as u64, 3], elem)),
+            _ => Size::array(&[u64::MAX, 2], 1),
+        };
+        (params, size)
+    }
+}
+
 impl Vae {
     /// Builds the model's variables under `root`.
     pub fn new(root: &nn::Path, spec: &VaeSpec) -> Result<Self> {
