@@ -1629,6 +1629,96 @@ mod tests {
         }
     }
 
+    /// The 8 vertices ±e_i of the cross-polytope in R^4, each coordinate
+    /// moved by up to `noise`, then `extra` random points of [-1, 1]^4.
+    /// Unmoved, its Rips complex at scales in [√2, 2) is the boundary of the
+    /// 16-cell (every pair but the antipodal ones is joined), a 3-sphere: an
+    /// H3 bar [√2, 2).
+    fn cross_polytope(rng: &mut ChaCha8Rng, noise: f64, extra: usize) -> DistanceMatrix {
+        let n = 8 + extra;
+        let x = Array2::from_shape_fn((n, 4), |(i, c)| {
+            if i < 8 {
+                let v = if c == i / 2 {
+                    if i % 2 == 0 {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                } else {
+                    0.0
+                };
+                v + noise * (2.0 * rng.random::<f64>() - 1.0)
+            } else {
+                2.0 * rng.random::<f64>() - 1.0
+            }
+        });
+        DistanceMatrix::from_points(x.view()).unwrap()
+    }
+
+    /// H3 (issue 12): maxdim 3 against the brute force, over Z/2, Z/3 and
+    /// Z/5, with and without a threshold and with random speed-up switches,
+    /// on random clouds (integer grids for exact ties) and on cross-polytopes
+    /// (exact and noisy, with extra points), whose Rips complexes are
+    /// 3-spheres over a range of scales, so that H3 bars, finite and (below
+    /// a threshold) essential, are really compared.
+    #[test]
+    fn h3_matches_brute_force() {
+        let mut rng = ChaCha8Rng::seed_from_u64(43);
+        let (mut finite3, mut essential3) = (0, 0);
+        for case in 0..320 {
+            let kind = case % 4;
+            let d = match kind {
+                0 | 1 => {
+                    let noise = if case % 8 == 0 { 0.0 } else { 0.15 };
+                    let extra = rng.random_range(0..=3);
+                    cross_polytope(&mut rng, noise, extra)
+                }
+                2 => {
+                    let n = rng.random_range(5..=11);
+                    let dim = rng.random_range(2..=5);
+                    random_cloud(&mut rng, n, dim, false)
+                }
+                _ => {
+                    let n = rng.random_range(5..=10);
+                    random_cloud(&mut rng, n, 4, true)
+                }
+            };
+            let p = [2u32, 3, 2, 5][(case / 4) % 4];
+            let threshold = ((case / 16) % 2 == 1).then(|| {
+                if kind < 2 {
+                    rng.random_range(1.3..2.1)
+                } else {
+                    0.5 + rng.random::<f64>()
+                }
+            });
+            let mask: u8 = rng.random_range(0..16);
+            let opts = RipsOptions {
+                maxdim: 3,
+                threshold,
+                modulus: p,
+                clearing: mask & 1 != 0,
+                emergent_pairs: mask & 2 != 0,
+                apparent_pairs: mask & 4 != 0,
+                neighbor_lists: mask & 8 != 0,
+            };
+            let got = rips_persistence(&d, &opts).unwrap();
+            let want = brute_force_mod(&d, 3, got.threshold as f32, p as u64);
+            assert_eq!(
+                values(&got),
+                want,
+                "case {case}: n {}, Z/{p}, threshold {threshold:?}, switches {mask:04b}",
+                d.len()
+            );
+            finite3 += want[3].iter().filter(|b| b.1.is_finite()).count();
+            essential3 += want[3].iter().filter(|b| b.1.is_infinite()).count();
+        }
+        // The comparison must have covered H3 bars of both kinds.
+        assert!(
+            finite3 >= 60 && essential3 >= 10,
+            "only {finite3} finite and {essential3} essential H3 bars"
+        );
+    }
+
     fn values(d: &Diagrams) -> Vec<Vec<(f64, f64)>> {
         d.dims
             .iter()
@@ -1833,37 +1923,160 @@ mod tests {
         }
     }
 
+    /// n evenly spaced points on the unit circle (issue 12): exactly one H1
+    /// bar, [2 sin(π/n), 2 sin(⌈n/3⌉π/n)); when 3 divides n, n/3 − 1 H2
+    /// bars [√3, 2 sin((n/3 + 1)π/n)), and otherwise none.
+    ///
+    /// Why. Two points j steps apart (j ≤ n/2) are a chord 2 sin(jπ/n) apart,
+    /// increasing in j, so for r in [2 sin(kπ/n), 2 sin((k + 1)π/n)) the
+    /// Rips complex is the clique complex of the graph C_n^k that joins each
+    /// point to the k nearest on either side. Adamaszek ("Clique complexes
+    /// and graph powers", Israel J. Math. 196, 2013; used by Adamaszek &
+    /// Adams, "The Vietoris–Rips complexes of a circle", Pacific J. Math.
+    /// 290, 2017) shows, for 0 < k < n/2: that complex is ≃ S^(2l+1) when
+    /// l/(2l+1) < k/n < (l+1)/(2l+3), and ≃ a wedge of n − 2k − 1 copies of
+    /// S^(2l) when k/n = l/(2l+1); for k ≥ n/2 it is a full simplex. With
+    /// l = 0: a circle for 1 ≤ k < n/3 (n ≥ 4), carried by the cycle through
+    /// consecutive points at every such k, so one bar born at k = 1, the
+    /// side 2 sin(π/n); H1 = 0 from the first k ≥ n/3 on, k = ⌈n/3⌉, so the
+    /// bar dies at the chord 2 sin(⌈n/3⌉π/n). For 3 | n that is √3, the
+    /// side of the inscribed triangle, but for n = 40 it is 2 sin(14π/40) =
+    /// 1.78201 (√3 = 1.73205). H2 ≠ 0 only at k = n/3 exactly (a wedge of
+    /// n/3 − 1 2-spheres; every other k gives an odd sphere, a wedge of
+    /// spheres of dimension ≥ 4, or a point), so those bars die at k = n/3 + 1.
     #[test]
-    fn circle_has_one_h1_bar() {
-        let n = 40;
-        let x = Array2::from_shape_fn((n, 2), |(i, j)| {
-            let a = 2.0 * std::f64::consts::PI * i as f64 / n as f64;
-            if j == 0 {
-                a.cos()
-            } else {
-                a.sin()
+    fn circle_bars_are_exact_chords() {
+        use std::f64::consts::PI;
+        let chord = |n: usize, k: usize| 2.0 * (k as f64 * PI / n as f64).sin();
+        for n in [4usize, 5, 6, 7, 9, 12, 13, 14, 20, 30, 40, 41, 60, 99, 100] {
+            let x = Array2::from_shape_fn((n, 2), |(i, j)| {
+                let a = 2.0 * PI * i as f64 / n as f64;
+                if j == 0 {
+                    a.cos()
+                } else {
+                    a.sin()
+                }
+            });
+            let d = DistanceMatrix::from_points(x.view()).unwrap();
+            let maxdim = if n <= 60 { 2 } else { 1 };
+            let got = rips_persistence(
+                &d,
+                &RipsOptions {
+                    maxdim,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+            assert_eq!(got.dims[1].len(), 1, "n {n}: {:?}", got.dims[1]);
+            let bar = got.dims[1][0];
+            let death = chord(n, n.div_ceil(3));
+            assert!(
+                close(bar.birth, chord(n, 1)) && close(bar.death, death),
+                "n {n}: H1 {bar:?}, want [{}, {death})",
+                chord(n, 1)
+            );
+            assert_eq!(
+                got.dims[0].iter().filter(|b| b.death.is_infinite()).count(),
+                1,
+                "n {n}"
+            );
+            if maxdim == 2 {
+                let h2: Vec<(f64, f64)> = got.dims[2].iter().map(|b| (b.birth, b.death)).collect();
+                if n % 3 == 0 {
+                    let want = (3f64.sqrt(), chord(n, n / 3 + 1));
+                    assert_eq!(h2.len(), n / 3 - 1, "n {n}: H2 {h2:?}");
+                    assert!(
+                        h2.iter().all(|b| close(b.0, want.0) && close(b.1, want.1)),
+                        "n {n}: H2 {h2:?}, want {want:?}"
+                    );
+                } else {
+                    assert!(h2.is_empty(), "n {n}: H2 {h2:?}");
+                }
             }
-        });
-        let d = DistanceMatrix::from_points(x.view()).unwrap();
-        let got = rips_persistence(
-            &d,
-            &RipsOptions {
-                maxdim: 1,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(got.dims[1].len(), 1);
-        let bar = got.dims[1][0];
-        // Born at the side length of the 40-gon, dies at the side of the
-        // largest inscribed triangle (√3), approximately.
-        let side = 2.0 * (std::f64::consts::PI / n as f64).sin();
-        assert!((bar.birth - side).abs() < 1e-6, "{bar:?}");
-        assert!((bar.death - 3f64.sqrt()).abs() < 0.05, "{bar:?}");
-        assert_eq!(
-            got.dims[0].iter().filter(|b| b.death.is_infinite()).count(),
-            1
-        );
+        }
+    }
+
+    /// n points of the real projective plane RP²: Fibonacci points of the
+    /// upper hemisphere of S² (heights uniform in (0, 1), so the sample is
+    /// even in area), sent by the Veronese map x ↦ x xᵀ (a 3 × 3 matrix, 9
+    /// coordinates), which identifies x with −x and embeds RP² in R⁹; the
+    /// distance of two images is √(2 − 2(x·y)²), at most √2.
+    fn rp2_sample(n: usize) -> DistanceMatrix {
+        let golden = std::f64::consts::PI * (3.0 - 5f64.sqrt());
+        let pts: Vec<[f64; 3]> = (0..n)
+            .map(|i| {
+                let z = 1.0 - (i as f64 + 0.5) / n as f64;
+                let r = (1.0 - z * z).sqrt();
+                let t = golden * i as f64;
+                [r * t.cos(), r * t.sin(), z]
+            })
+            .collect();
+        let x = Array2::from_shape_fn((n, 9), |(i, c)| pts[i][c / 3] * pts[i][c % 3]);
+        DistanceMatrix::from_points(x.view()).unwrap()
+    }
+
+    /// Torsion (issue 12): H1(RP²; Z) = Z/2 and H2(RP²; Z) = 0, so RP² has
+    /// H1 = H2 = Z/2 over Z/2 but H1 = H2 = 0 over Z/p for p odd (universal
+    /// coefficients). A sample of it must show one long H1 bar and one long
+    /// H2 bar over Z/2, each at least 4 times any other bar of its
+    /// dimension, and none over Z/3 or Z/5: there every H1 and H2 bar is at
+    /// most a quarter of those long ones. H0 does not depend on the field.
+    #[test]
+    fn projective_plane_has_torsion() {
+        let d = rp2_sample(150);
+        let run = |p: u32| {
+            rips_persistence(
+                &d,
+                &RipsOptions {
+                    maxdim: 2,
+                    modulus: p,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
+        // Persistences of H_k, longest first.
+        let pers = |g: &Diagrams, k: usize| {
+            let mut v: Vec<f64> = g.dims[k].iter().map(|b| b.death - b.birth).collect();
+            v.sort_by(|a, b| b.total_cmp(a));
+            v
+        };
+        let z2 = run(2);
+        let mut long = [0.0; 3];
+        for k in 1..=2 {
+            let v = pers(&z2, k);
+            assert!(v.len() >= 2, "Z/2 H{k}: {v:?}");
+            assert!(v[0].is_finite(), "Z/2 H{k}: {v:?}");
+            assert!(v[0] >= 4.0 * v[1], "Z/2 H{k}: no clear long bar: {v:?}");
+            // Long on the scale of the diameter √2, too.
+            assert!(v[0] > 0.5, "Z/2 H{k}: {v:?}");
+            long[k] = v[0];
+        }
+        let longest = |g: &Diagrams, k: usize| {
+            g.dims[k]
+                .iter()
+                .copied()
+                .max_by(|a, b| (a.death - a.birth).total_cmp(&(b.death - b.birth)))
+                .unwrap()
+        };
+        // The two classes live together, as RP²'s H1 and H2 do.
+        let (h1, h2) = (longest(&z2, 1), longest(&z2, 2));
+        assert!(h1.birth < h2.birth && h2.birth < h1.death, "{h1:?} {h2:?}");
+        for p in [3u32, 5] {
+            let zp = run(p);
+            assert_eq!(zp.coefficients, p);
+            assert_eq!(zp.dims[0], z2.dims[0], "Z/{p}: H0");
+            for k in 1..=2 {
+                let v = pers(&zp, k);
+                assert!(
+                    v.first().is_none_or(|&m| 4.0 * m <= long[k]),
+                    "Z/{p} H{k}: a long bar ({:?}) against {} over Z/2",
+                    v.first(),
+                    long[k]
+                );
+            }
+        }
     }
 
     /// The estimate bounds the simplices the engine really builds.
