@@ -182,3 +182,115 @@ fn summarize_writes_every_curve_with_its_grid() {
         .unwrap();
     assert_eq!(tp, 1.0 + 0.5 + 1.5);
 }
+
+/// `--essential ignore` against `match` (issue 12), on inputs where they
+/// differ, each value computed by hand (ground metric L∞: a pair costs
+/// max(|Δbirth|, |Δdeath|), a finite point (b, d) costs (d − b)/2 to the
+/// diagonal; matched essential classes cost |Δbirth|).
+#[test]
+fn essential_ignore_and_match_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let inf = f64::INFINITY;
+    // One essential class against two.
+    let a = diagram_file(dir.path(), "a.h5", &[[0.0, 1.0], [0.5, inf]], 1);
+    let b = diagram_file(dir.path(), "b.h5", &[[0.0, 1.5], [0.5, inf], [1.0, inf]], 1);
+    // Two each, with different births, C's out of order in the file.
+    let c = diagram_file(dir.path(), "c.h5", &[[0.0, 4.0], [3.0, inf], [1.0, inf]], 1);
+    let d = diagram_file(dir.path(), "d.h5", &[[0.0, 4.0], [2.0, inf], [7.0, inf]], 1);
+    let value = |x: &std::path::Path, y: &std::path::Path, extra: &[&str]| -> f64 {
+        let mut args = vec!["diagram", "distance", path_str(x), path_str(y)];
+        args.extend_from_slice(extra);
+        let o = tglml(&args);
+        ok(&o);
+        let s = stdout(&o);
+        s.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{args:?}: stdout {s:?}: {e}"))
+    };
+    let (w1, w2, bn) = (
+        ["--p", "1"].as_slice(),
+        ["--p", "2"].as_slice(),
+        ["--metric", "bottleneck"].as_slice(),
+    );
+    let with = |m: &[&'static str], e: &'static str| -> Vec<&'static str> {
+        let mut v = m.to_vec();
+        v.extend(["--essential", e]);
+        v
+    };
+    let cases = [
+        // A, B. match: the numbers of essential classes differ, so +inf for
+        // every metric. ignore: (0, 1) against (0, 1.5): paired, max(0,
+        // 0.5) = 0.5, beats both to the diagonal (0.5 + 0.75 under W1, max
+        // 0.75 under the bottleneck).
+        (&a, &b, with(w1, "match"), inf),
+        (&a, &b, with(w1, "ignore"), 0.5),
+        (&a, &b, with(bn, "match"), inf),
+        (&a, &b, with(bn, "ignore"), 0.5),
+        // C, D. Finite parts equal (cost 0). match: births sorted, 1 ↔ 2
+        // and 3 ↔ 7 (costs 1 and 4; file order would pair 3 ↔ 2, 1 ↔ 7: 1
+        // and 6): W1 = 5 (below), W2 = √17, bottleneck 4. ignore: 0.
+        (&c, &d, with(w2, "match"), 17f64.sqrt()),
+        (&c, &d, with(bn, "match"), 4.0),
+        (&c, &d, with(w1, "ignore"), 0.0),
+        (&c, &d, with(bn, "ignore"), 0.0),
+    ];
+    // One process each, run side by side (each start loads libtorch).
+    std::thread::scope(|s| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|(x, y, extra, want)| (s.spawn(|| value(x, y, extra)), (x, y, extra), want))
+            .collect();
+        for (run, (x, y, extra), &want) in runs {
+            let v = run.join().unwrap();
+            assert!(
+                v == want || (v - want).abs() <= 1e-12 * want,
+                "{} {} {extra:?}: got {v}, want {want}",
+                x.display(),
+                y.display()
+            );
+        }
+    });
+    // The written value and matching, under mpirun; match is the default
+    // (W1 = 5 for C, D: above).
+    let out = dir.path().join("ab.h5");
+    let o = mpirun(
+        2,
+        &[
+            "diagram",
+            "distance",
+            path_str(&a),
+            path_str(&b),
+            "--out",
+            path_str(&out),
+        ],
+    );
+    ok(&o);
+    assert_eq!(stdout(&o).trim(), "inf");
+    let f = hdf5::File::open(&out).unwrap();
+    let v: f64 = f.attr("value").unwrap().read_scalar().unwrap();
+    assert_eq!(v, inf);
+    let out = dir.path().join("cd.h5");
+    let o = mpirun(
+        2,
+        &[
+            "diagram",
+            "distance",
+            path_str(&c),
+            path_str(&d),
+            "--p",
+            "1",
+            "--out",
+            path_str(&out),
+        ],
+    );
+    ok(&o);
+    let f = hdf5::File::open(&out).unwrap();
+    let v: f64 = f.attr("value").unwrap().read_scalar().unwrap();
+    assert_eq!(v, 5.0);
+    let m: ndarray::Array2<i64> = f.dataset("matching").unwrap().read_2d().unwrap();
+    let mut rows: Vec<(i64, i64)> = m.rows().into_iter().map(|r| (r[0], r[1])).collect();
+    rows.sort();
+    // C's (0,4) with D's; C's births 1 (row 2) with 2 (row 1), 3 (row 1)
+    // with 7 (row 2).
+    assert_eq!(rows, vec![(0, 0), (1, 2), (2, 1)]);
+}
