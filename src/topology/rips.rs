@@ -2043,16 +2043,18 @@ mod tests {
             v
         };
         let z2 = run(2);
-        let mut long = [0.0; 3];
-        for k in 1..=2 {
-            let v = pers(&z2, k);
-            assert!(v.len() >= 2, "Z/2 H{k}: {v:?}");
-            assert!(v[0].is_finite(), "Z/2 H{k}: {v:?}");
-            assert!(v[0] >= 4.0 * v[1], "Z/2 H{k}: no clear long bar: {v:?}");
-            // Long on the scale of the diameter √2, too.
-            assert!(v[0] > 0.5, "Z/2 H{k}: {v:?}");
-            long[k] = v[0];
-        }
+        // The long bars' persistences over Z/2, of H1 and H2.
+        let long: Vec<f64> = (1..=2)
+            .map(|k| {
+                let v = pers(&z2, k);
+                assert!(v.len() >= 2, "Z/2 H{k}: {v:?}");
+                assert!(v[0].is_finite(), "Z/2 H{k}: {v:?}");
+                assert!(v[0] >= 4.0 * v[1], "Z/2 H{k}: no clear long bar: {v:?}");
+                // Long on the scale of the diameter √2, too.
+                assert!(v[0] > 0.5, "Z/2 H{k}: {v:?}");
+                v[0]
+            })
+            .collect();
         let longest = |g: &Diagrams, k: usize| {
             g.dims[k]
                 .iter()
@@ -2067,13 +2069,12 @@ mod tests {
             let zp = run(p);
             assert_eq!(zp.coefficients, p);
             assert_eq!(zp.dims[0], z2.dims[0], "Z/{p}: H0");
-            for k in 1..=2 {
+            for (k, &l) in (1..=2).zip(&long) {
                 let v = pers(&zp, k);
                 assert!(
-                    v.first().is_none_or(|&m| 4.0 * m <= long[k]),
-                    "Z/{p} H{k}: a long bar ({:?}) against {} over Z/2",
-                    v.first(),
-                    long[k]
+                    v.first().is_none_or(|&m| 4.0 * m <= l),
+                    "Z/{p} H{k}: a long bar ({:?}) against {l} over Z/2",
+                    v.first()
                 );
             }
         }
