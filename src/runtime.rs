@@ -118,6 +118,56 @@ pub fn install_signals(
     Ok(stop)
 }
 
+thread_local! {
+    /// Set while [`fallible`] runs on this thread: the panic hook then lets
+    /// the panic unwind to it instead of ending the job.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic on this thread inside it into an error naming
+/// `what`. For calls into libtorch, whose bindings panic on an allocation or
+/// shape failure: the error then reaches every rank through
+/// [`crate::dist::Comm::agree`] and the job ends with a message, not an
+/// abort. A panic on another thread still ends the job (panic hook).
+pub fn fallible<T>(what: &str, f: impl FnOnce() -> T) -> crate::error::Result<T> {
+    let was = CATCHING.with(|c| c.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(was));
+    r.map_err(|p| {
+        crate::error::Error::invalid(
+            what,
+            format!(
+                "libtorch failed: {}",
+                torch_message(&panic_text(p.as_ref()))
+            ),
+        )
+    })
+}
+
+/// libtorch's own words from a tch panic message: without the `unwrap`
+/// wrapper and the C++ stack trace that follows "Exception raised from"
+/// (the message is the Debug form of tch's error, newlines escaped).
+fn torch_message(text: &str) -> String {
+    let inner = text
+        .split_once("Torch(\"")
+        .map_or(text, |(_, rest)| rest.trim_end_matches("\")"));
+    let end = ["\\nException raised from", "\nException raised from"]
+        .iter()
+        .filter_map(|m| inner.find(m))
+        .min()
+        .unwrap_or(inner.len());
+    inner[..end].trim().to_string()
+}
+
+/// The message of a panic payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
 /// This process's MPI rank for messages of the panic hook (set by `main`).
 static RANK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// Whether `main` initialised MPI, so that a panic aborts the whole job.
@@ -137,14 +187,12 @@ pub fn install_panic_hook(rank: usize, mpi_active: bool) {
     RANK.store(rank, Ordering::Relaxed);
     MPI_ACTIVE.store(mpi_active, Ordering::Relaxed);
     std::panic::set_hook(Box::new(|info| {
+        if CATCHING.with(|c| c.get()) {
+            return; // `fallible` turns it into an error
+        }
         static ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if !ONCE.swap(true, Ordering::SeqCst) {
-            let payload = info.payload();
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".to_string());
+            let msg = panic_text(info.payload());
             let place = info.location().map_or("an unknown place".to_string(), |l| {
                 format!("{}:{}", l.file(), l.line())
             });
@@ -174,6 +222,17 @@ pub fn test_panic_point(rank: usize) {
     }
 }
 
+/// A test-only fault inside libtorch: when `TGLML_TEST_TORCH_FAULT` names
+/// this rank, a tensor operation with mismatched shapes (which makes tch
+/// panic) runs here, inside [`fallible`] where the caller put it.
+pub fn test_torch_fault_point(rank: usize) {
+    if std::env::var("TGLML_TEST_TORCH_FAULT").is_ok_and(|v| v.trim() == rank.to_string()) {
+        let a = tch::Tensor::zeros([2, 3], (tch::Kind::Float, tch::Device::Cpu));
+        let b = tch::Tensor::zeros([4, 5], (tch::Kind::Float, tch::Device::Cpu));
+        let _ = a.matmul(&b);
+    }
+}
+
 /// Makes the calling thread worker 0 of a rayon pool of `threads` threads
 /// (the others are started), so that its parallel calls run on it directly.
 /// Called from a thread outside any pool, every parallel call otherwise
@@ -191,4 +250,25 @@ pub fn adopt_current_thread(threads: usize) -> Option<rayon::ThreadPool> {
         .use_current_thread()
         .build()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_libtorch_panic_becomes_a_short_error() {
+        let e = fallible("multiplying", || {
+            let a = tch::Tensor::zeros([2, 3], (tch::Kind::Float, tch::Device::Cpu));
+            let b = tch::Tensor::zeros([4, 5], (tch::Kind::Float, tch::Device::Cpu));
+            a.matmul(&b)
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "multiplying: libtorch failed: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)"
+        );
+        assert_eq!(fallible("fine", || 7).unwrap(), 7);
+    }
 }

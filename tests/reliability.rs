@@ -521,9 +521,7 @@ fn a_panic_on_one_rank_ends_the_job() {
             &["ph", "--input", &i.p("t.h5"), "--out", &i.p("out/p.h5")],
         );
         cmd.env("TGLML_TEST_PANIC", rank);
-        let t0 = Instant::now();
-        let o = cmd.output().unwrap();
-        let took = t0.elapsed();
+        let (o, took) = output_within(cmd, Duration::from_secs(60));
         let err = stderr(&o);
         assert!(!o.status.success(), "{err}");
         assert!(took < Duration::from_secs(10), "took {took:?}:\n{err}");
@@ -559,6 +557,41 @@ fn a_panic_on_one_rank_ends_the_job() {
     }
 }
 
+/// A failure inside libtorch on one rank (a shape error that makes tch
+/// panic, forced by `TGLML_TEST_TORCH_FAULT=1`) is an error that reaches
+/// every rank through the agreement: one message naming the rank and the
+/// step, exit 1, no MPI abort, nothing left behind.
+#[test]
+fn a_libtorch_failure_is_an_error_on_every_rank() {
+    let i = Inputs::new();
+    let before = snapshot(i.dir.path());
+    let run = i.p("run");
+    let (mut cmd, _session) = mpirun_cmd(
+        2,
+        &[
+            "train",
+            "--steps",
+            "3",
+            "--threads",
+            "1",
+            "--set",
+            "synth.n=300",
+            "--out",
+            &run,
+        ],
+    );
+    cmd.env("TGLML_TEST_TORCH_FAULT", "1");
+    let (o, took) = output_within(cmd, Duration::from_secs(60));
+    assert_refused(
+        "a libtorch failure on rank 1",
+        &o,
+        took,
+        "rank 1: training step 0, forward pass: libtorch failed:",
+        &before,
+        i.dir.path(),
+    );
+}
+
 /// `mpirun -np 1 tglml A : -np 1 tglml B` (MPMD): two ranks with
 /// different arguments.
 fn mpmd(a: &[&str], b: &[&str]) -> Output {
@@ -566,9 +599,52 @@ fn mpmd(a: &[&str], b: &[&str]) -> Output {
     cmd.arg(":")
         .args(["-np", "1", "--oversubscribe", "--bind-to", "none", bin()])
         .args(b);
-    let o = cmd.output().unwrap();
+    let (o, _) = output_within(cmd, Duration::from_secs(60));
     drop(session);
     o
+}
+
+/// Runs `cmd` to its end, or kills it after `limit` (a job that hangs must
+/// fail the test, not block the suite); returns its output and how long it
+/// ran.
+fn output_within(mut cmd: Command, limit: Duration) -> (Output, Duration) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let t0 = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > limit {
+            // SIGTERM first: mpirun forwards it to its ranks.
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = t0.elapsed();
+    let o = Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    };
+    (o, took)
 }
 
 /// Class 4: ranks started with different configurations or arguments stop
@@ -811,6 +887,18 @@ fn weak_spots_are_closed() {
             &i.p("run/a/b"),
         ],
     );
+    // A .npy header whose shape overflows: named as a damaged header.
+    let mut npy = std::fs::read(i.path("t.npy")).unwrap();
+    let text = String::from_utf8_lossy(&npy[10..]).replace("(4, 2)", "(9223372036854775807, 4)");
+    npy.truncate(10);
+    npy.extend(text.as_bytes());
+    std::fs::write(i.path("overflow.npy"), npy).unwrap();
+    refuse(
+        &i,
+        false,
+        "has more values than any file can hold: a damaged header",
+        &["ph", "--input", &i.p("overflow.npy"), "--out", &i.p("x.h5")],
+    );
     refuse(
         &i,
         false,
@@ -870,6 +958,18 @@ fn weak_spots_are_closed() {
         (
             "beyond train.steps = 6",
             (|h: &hdf5::File| h.attr("step").unwrap().write_scalar(&1000u64).unwrap()),
+        ),
+        (
+            "its training log has 2 rows for 4 steps",
+            (|h: &hdf5::File| {
+                h.unlink("log/step").unwrap();
+                h.group("log")
+                    .unwrap()
+                    .new_dataset_builder()
+                    .with_data(&ndarray::array![0.0f64, 1.0])
+                    .create("step")
+                    .unwrap();
+            }),
         ),
         (
             "its data position (99) is not its step (4)",

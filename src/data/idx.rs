@@ -319,7 +319,7 @@ pub fn read_idx_rows(path: &Path, start: usize, count: usize, scale: f64) -> Res
         data.iter_mut().for_each(|v| *v *= scale);
     }
     Array2::from_shape_vec((count, row_len), data)
-        .map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))
+        .map_err(|e| Error::external(path.display().to_string(), e))
 }
 
 /// A reader that counts the bytes taken from the underlying file, so that a

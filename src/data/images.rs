@@ -322,7 +322,7 @@ pub fn read_image_folder(
         })
         .collect();
     let m = Array2::from_shape_vec((files.len(), d), data)
-        .map_err(|e| Error::invalid(dir.display().to_string(), e.to_string()))?;
+        .map_err(|e| Error::external(dir.display().to_string(), e))?;
     Ok((m, names))
 }
 

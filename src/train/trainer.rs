@@ -309,7 +309,10 @@ pub fn run(
         size,
         "train.hidden or train.batch_size",
     ))?;
-    let model = Vae::new(&vs.root(), &spec)?;
+    let model = comm.agree(
+        crate::runtime::fallible("building the network", || Vae::new(&vs.root(), &spec))
+            .and_then(|built| built),
+    )?;
     // A learned unit of the latent space for the topological loss
     // (train.topo.latent_scale = "learned"): s = exp(θ), θ trained.
     let log_scale = (t.topo.latent_scale == "learned")
@@ -394,28 +397,37 @@ pub fn run(
         };
         let beta = if t.variational { t.beta } else { 0.0 };
 
-        let f = model.forward(&x_local, &eps);
-        let recon_sum = f.recon.sum(kind);
-        let kl_sum = f.kl.sum(kind);
+        // A failure inside libtorch (an allocation, a shape) is an error
+        // that reaches every rank, not a panic.
+        let forward =
+            crate::runtime::fallible(&format!("training step {step}, forward pass"), || {
+                crate::runtime::test_torch_fault_point(rank);
+                let f = model.forward(&x_local, &eps);
+                let recon_sum = f.recon.sum(kind);
+                let kl_sum = f.kl.sum(kind);
+                let (rs, ks) = (recon_sum.double_value(&[]), kl_sum.double_value(&[]));
+                let mu_local = values(&f.mu);
+                (f, recon_sum, kl_sum, rs, ks, mu_local)
+            });
         // A NaN or infinite loss stops every rank at the same step.
-        let (rs, ks) = (recon_sum.double_value(&[]), kl_sum.double_value(&[]));
-        let mu_local = values(&f.mu);
-        let mu_ok = mu_local.iter().all(|v| v.is_finite());
-        let finite = if rs.is_finite() && ks.is_finite() && mu_ok {
-            Ok(())
-        } else {
-            Err(Error::invalid(
-                format!("training step {step}"),
-                format!(
-                    "the loss is not finite (this rank's reconstruction sum {rs:e}, KL sum {ks:e}, latent means {}); last good checkpoint: {}",
-                    if mu_ok { "finite" } else { "not finite" },
-                    last_saved
-                        .as_ref()
-                        .map_or("none written yet".to_string(), |p| p.display().to_string())
-                ),
-            ))
-        };
-        comm.agree(finite)?;
+        let checked = forward.and_then(|(f, recon_sum, kl_sum, rs, ks, mu_local)| {
+            let mu_ok = mu_local.iter().all(|v| v.is_finite());
+            if rs.is_finite() && ks.is_finite() && mu_ok {
+                Ok((f, recon_sum, kl_sum, mu_local))
+            } else {
+                Err(Error::invalid(
+                    format!("training step {step}"),
+                    format!(
+                        "the loss is not finite (this rank's reconstruction sum {rs:e}, KL sum {ks:e}, latent means {}); last good checkpoint: {}",
+                        if mu_ok { "finite" } else { "not finite" },
+                        last_saved
+                            .as_ref()
+                            .map_or("none written yet".to_string(), |p| p.display().to_string())
+                    ),
+                ))
+            }
+        });
+        let (f, recon_sum, kl_sum, mu_local) = comm.agree(checked)?;
         let mut loss = (&recon_sum + &kl_sum * beta) / g as f64;
         if let Some(th) = &log_scale {
             // Gives θ a (zero) gradient on steps without the loss (γ = 0
@@ -472,7 +484,10 @@ pub fn run(
             loss += tl.total * gam;
         }
         Adam::zero_grad(&params);
-        loss.backward();
+        let backward =
+            crate::runtime::fallible(&format!("training step {step}, backward pass"), || {
+                loss.backward()
+            });
         // One flattened float64 buffer, summed over ranks.
         let mut flat: Vec<f64> = Vec::new();
         let mut sizes = Vec::with_capacity(params.len());
@@ -484,13 +499,19 @@ pub fn run(
         // Then the loss sums and this rank's stop flag: one all-reduce gives
         // every rank the same decision to stop after this step.
         let stop_here = f64::from(u8::from(stop.load(std::sync::atomic::Ordering::Relaxed)));
+        // A failed backward pass rides in the same all-reduce: every rank
+        // learns of it, and the failing rank's message reaches rank 0.
         flat.extend_from_slice(&[
             recon_sum.double_value(&[]),
             kl_sum.double_value(&[]),
             stop_here,
+            f64::from(u8::from(backward.is_err())),
         ]);
         comm.all_reduce_sum_f64(&mut flat);
-        let tail = flat.len() - 3;
+        let tail = flat.len() - 4;
+        if flat[tail + 3] > 0.0 {
+            comm.agree(backward)?;
+        }
         let sums = [flat[tail], flat[tail + 1]];
         let stopping = flat[tail + 2] > 0.0;
         let mut at = 0;
