@@ -493,6 +493,19 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
+/// Keys that moved: (old, new), named in the unknown-key message.
+const MOVED: [(&str, &str); 1] = [("ph.memory_budget_gib", "run.memory_budget_gib")];
+
+/// " (it moved to `NEW`)" for a key that moved, else "".
+fn moved(key: &str) -> String {
+    MOVED
+        .iter()
+        .find(|(old, _)| *old == key)
+        .map_or(String::new(), |(_, new)| {
+            format!(" (`{key}` moved to `{new}`, the budget of every command)")
+        })
+}
+
 fn expected_keys(table: &toml::Table) -> String {
     let keys: Vec<&str> = table.keys().map(String::as_str).collect();
     keys.join(", ")
@@ -521,8 +534,9 @@ fn merge_file(
             return Err(Error::Config {
                 origin: at,
                 message: format!(
-                    "unknown key `{path}`: {section} has the keys {}",
-                    expected_keys(base)
+                    "unknown key `{path}`: {section} has the keys {}{}",
+                    expected_keys(base),
+                    moved(&path)
                 ),
             });
         };
@@ -559,7 +573,11 @@ fn set_key(base: &mut toml::Table, o: &Override) -> Result<()> {
             };
             return Err(Error::Config {
                 origin: o.origin.clone(),
-                message: format!("unknown key `{}`: {section} has the keys {keys}", o.key),
+                message: format!(
+                    "unknown key `{}`: {section} has the keys {keys}{}",
+                    o.key,
+                    moved(&o.key)
+                ),
             });
         };
         let last = i + 1 == segs.len();
@@ -926,6 +944,21 @@ mod tests {
         let f = write_config("[synth]\nn = 50\n");
         let c = load(Some(f.path()), &[Override::parse_set("synth.n=7").unwrap()]).unwrap();
         assert_eq!(c.synth.n, 7);
+    }
+
+    #[test]
+    fn a_moved_key_names_its_new_place() {
+        let e = message(load(
+            None,
+            &[Override::parse_set("ph.memory_budget_gib=2").unwrap()],
+        ));
+        assert!(
+            e.contains("`ph.memory_budget_gib` moved to `run.memory_budget_gib`"),
+            "{e}"
+        );
+        let f = write_config("[ph]\nmemory_budget_gib = 2\n");
+        let e = message(load(Some(f.path()), &[]));
+        assert!(e.contains("moved to `run.memory_budget_gib`"), "{e}");
     }
 
     #[test]

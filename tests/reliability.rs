@@ -514,12 +514,15 @@ fn inputs_are_never_overwritten() {
 #[test]
 fn a_panic_on_one_rank_ends_the_job() {
     let i = Inputs::new();
-    for rank in ["0", "1"] {
+    // ("0", 1): one process without mpirun; then each rank of two.
+    for (rank, np) in [("0", 1), ("0", 2), ("1", 2)] {
         let before = snapshot(i.dir.path());
-        let (mut cmd, _session) = mpirun_cmd(
-            2,
-            &["ph", "--input", &i.p("t.h5"), "--out", &i.p("out/p.h5")],
-        );
+        let args = ["ph", "--input", &i.p("t.h5"), "--out", &i.p("out/p.h5")];
+        let (mut cmd, _session) = mpirun_cmd(2, &args);
+        if np == 1 {
+            cmd = Command::new(bin());
+            cmd.args(args).env("HDF5_USE_FILE_LOCKING", "FALSE");
+        }
         cmd.env("TGLML_TEST_PANIC", rank);
         let (o, took) = output_within(cmd, Duration::from_secs(60));
         let err = stderr(&o);

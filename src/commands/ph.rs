@@ -73,15 +73,7 @@ fn compute_and_write(setup: &Setup, args: &PhArgs) -> Result<String> {
         let (n, d) = input.dim();
         n_points = n;
         eprintln!("ph: read {n} × {d} from {}", args.input.display());
-        if cfg.landmarks > n {
-            return Err(Error::invalid(
-                "ph.landmarks (--landmarks)",
-                format!(
-                    "{} landmarks asked of {n} points: at most {n} (or 0 for all points)",
-                    cfg.landmarks
-                ),
-            ));
-        }
+        check_landmarks(cfg, n)?;
         if args.distance_matrix {
             check_symmetric(&input, &what)?;
         }
@@ -184,6 +176,21 @@ fn finish(
         path.display(),
         t0.elapsed().as_secs_f64()
     ))
+}
+
+/// Refuses more landmarks than points (the output's stamped configuration
+/// would name a number that was not used).
+fn check_landmarks(cfg: &PhConfig, n: usize) -> Result<()> {
+    if cfg.landmarks > n {
+        return Err(Error::invalid(
+            "ph.landmarks (--landmarks)",
+            format!(
+                "{} landmarks asked of {n} points: at most {n} (or 0 for all points)",
+                cfg.landmarks
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a `--distance-matrix` input that is not symmetric (only one
@@ -337,15 +344,7 @@ fn run_sharded(comm: &Comm, setup: &Setup, args: &PhArgs) -> Result<()> {
     let t0 = Instant::now();
     let what = args.input.display().to_string();
     let (n, d) = comm.agree(row_count(&args.input, &args.dataset))?;
-    if cfg.landmarks > n {
-        return Err(Error::invalid(
-            "ph.landmarks (--landmarks)",
-            format!(
-                "{} landmarks asked of {n} points: at most {n} (or 0 for all points)",
-                cfg.landmarks
-            ),
-        ));
-    }
+    check_landmarks(cfg, n)?;
     let range = shard_range(n, comm.rank(), comm.size());
     let shard = comm.agree(
         read_rows(&args.input, &args.dataset, range.clone()).and_then(|x| {

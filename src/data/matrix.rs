@@ -114,6 +114,19 @@ pub fn read_rows(path: &Path, dataset: &str, range: std::ops::Range<usize>) -> R
             format!("rows {}..{} requested of {n}", range.start, range.end),
         ));
     }
+    // A header or an HDF5 dataset can claim any size (a chunked dataset
+    // of 10^12 rows with nothing written is a small file): check the rows
+    // asked for before they are allocated.
+    crate::guard::need(
+        &format!(
+            "{}: rows {}..{} of {d} values",
+            path.display(),
+            range.start,
+            range.end
+        ),
+        crate::guard::Size::array(&[range.len() as u64, d as u64], 8),
+        "the rows read at once (more ranks, or landmarks)",
+    )?;
     match row_source(path) {
         Some(RowSource::Idx) => {
             let h = crate::data::idx::read_idx_header(path)?;
