@@ -453,37 +453,16 @@ fn inputs_are_never_overwritten() {
     // A trained folder: a rerun without --resume is refused, the
     // checkpoint untouched; --overwrite starts over.
     let run = i.path("run");
+    let r = s(&run);
     let train = |extra: &[&str]| {
-        let mut a = vec![
-            "train",
-            "--steps",
-            "3",
-            "--threads",
-            "1",
-            "--set",
-            "synth.n=300",
-            "--out",
-        ];
-        let r = s(&run);
-        a.push(&r);
+        let mut a = short_train(&r).to_vec();
         a.extend(extra);
         tglml(&a)
     };
     ok(&train(&[]));
     let before = snapshot(i.dir.path());
     for np in [1, 2] {
-        let r = s(&run);
-        let args = [
-            "train",
-            "--steps",
-            "3",
-            "--threads",
-            "1",
-            "--set",
-            "synth.n=300",
-            "--out",
-            &r,
-        ];
+        let args = short_train(&r);
         let t0 = Instant::now();
         let o = if np == 1 {
             tglml(&args)
@@ -569,20 +548,7 @@ fn a_libtorch_failure_is_an_error_on_every_rank() {
     let i = Inputs::new();
     let before = snapshot(i.dir.path());
     let run = i.p("run");
-    let (mut cmd, _session) = mpirun_cmd(
-        2,
-        &[
-            "train",
-            "--steps",
-            "3",
-            "--threads",
-            "1",
-            "--set",
-            "synth.n=300",
-            "--out",
-            &run,
-        ],
-    );
+    let (mut cmd, _session) = mpirun_cmd(2, &short_train(&run));
     cmd.env("TGLML_TEST_TORCH_FAULT", "1");
     let (o, took) = output_within(cmd, Duration::from_secs(60));
     assert_refused(
@@ -593,6 +559,21 @@ fn a_libtorch_failure_is_an_error_on_every_rank() {
         &before,
         i.dir.path(),
     );
+}
+
+/// A 3-step training of 300 torus points into `out`.
+fn short_train(out: &str) -> [&str; 9] {
+    [
+        "train",
+        "--steps",
+        "3",
+        "--threads",
+        "1",
+        "--set",
+        "synth.n=300",
+        "--out",
+        out,
+    ]
 }
 
 /// `mpirun -np 1 tglml A : -np 1 tglml B` (MPMD): two ranks with
@@ -657,66 +638,47 @@ fn ranks_must_agree() {
     let i = Inputs::new();
     let before = snapshot(i.dir.path());
     let run = i.p("run");
-    let base = [
-        "train",
-        "--steps",
-        "3",
-        "--threads",
-        "1",
-        "--set",
-        "synth.n=300",
-        "--out",
-        &run,
-    ];
+    let base = short_train(&run);
     let mut other = base.to_vec();
     other.extend(["--set", "train.hidden=[8]"]);
-    let t0 = Instant::now();
-    let o = mpmd(&base, &other);
-    assert_refused(
-        "train with another train.hidden on rank 1",
-        &o,
-        t0.elapsed(),
-        "in `[train]`: rank 0 has `hidden = [128, 64]`, rank 1 has `hidden = [8]`",
-        &before,
-        i.dir.path(),
-    );
     let ph = ["ph", "--input", &i.p("t.h5"), "--out", &i.p("p.h5")];
     let mut ph2 = ph.to_vec();
     ph2.extend(["--maxdim", "2"]);
-    let t0 = Instant::now();
-    let o = mpmd(&ph, &ph2);
-    assert_refused(
-        "ph with another --maxdim on rank 1",
-        &o,
-        t0.elapsed(),
-        "in `[ph]`: rank 0 has `maxdim = 1`, rank 1 has `maxdim = 2`",
-        &before,
-        i.dir.path(),
-    );
     let ph3 = ["ph", "--input", &i.p("t.h5"), "--out", &i.p("q.h5")];
-    let t0 = Instant::now();
-    let o = mpmd(&ph, &ph3);
-    assert_refused(
-        "ph with another --out on rank 1",
-        &o,
-        t0.elapsed(),
-        "rank 1 has `out: ",
-        &before,
-        i.dir.path(),
-    );
     // A typo on one rank only: that rank's parse error, no hang.
     let mut typo = ph.to_vec();
     typo.push("--bogus");
-    let t0 = Instant::now();
-    let o = mpmd(&ph, &typo);
-    assert_refused(
-        "a typo on rank 1",
-        &o,
-        t0.elapsed(),
-        "rank 1: command line: error: unexpected argument '--bogus'",
-        &before,
-        i.dir.path(),
-    );
+    let cases: [(&str, &[&str], &[&str], &str); 4] = [
+        (
+            "train with another train.hidden on rank 1",
+            &base,
+            &other,
+            "in `[train]`: rank 0 has `hidden = [128, 64]`, rank 1 has `hidden = [8]`",
+        ),
+        (
+            "ph with another --maxdim on rank 1",
+            &ph,
+            &ph2,
+            "in `[ph]`: rank 0 has `maxdim = 1`, rank 1 has `maxdim = 2`",
+        ),
+        (
+            "ph with another --out on rank 1",
+            &ph,
+            &ph3,
+            "rank 1 has `out: ",
+        ),
+        (
+            "a typo on rank 1",
+            &ph,
+            &typo,
+            "rank 1: command line: error: unexpected argument '--bogus'",
+        ),
+    ];
+    for (label, a, b, want) in cases {
+        let t0 = Instant::now();
+        let o = mpmd(a, b);
+        assert_refused(label, &o, t0.elapsed(), want, &before, i.dir.path());
+    }
 }
 
 /// Class 5: input that would give a wrong result with exit 0 is refused.
