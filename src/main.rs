@@ -8,13 +8,22 @@ use tglml::dist::Comm;
 use tglml::Error;
 
 fn main() -> ExitCode {
-    let Some((universe, _)) = mpi::initialize_with_threading(mpi::Threading::Funneled) else {
-        eprintln!("tglml: error: MPI could not be initialised");
-        return ExitCode::FAILURE;
+    // MPI only under a launcher (mpirun, srun, mpiexec): a process started
+    // alone is one rank, and does not pay for MPI's singleton start-up.
+    let universe = if tglml::dist::launched_by_mpi() {
+        match mpi::initialize_with_threading(mpi::Threading::Funneled) {
+            Some((u, _)) => Some(u),
+            None => {
+                eprintln!("tglml: error: MPI could not be initialised");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
     };
-    let comm = Comm::world(&universe);
+    let comm = universe.as_ref().map_or_else(Comm::solo, Comm::world);
     // From here on a panic on any rank ends every rank of the job.
-    tglml::runtime::install_panic_hook(comm.rank(), true);
+    tglml::runtime::install_panic_hook(comm.rank(), universe.is_some());
     let parsed = Cli::parse_args();
     // Every rank must have parsed its arguments before any rank goes on to
     // a collective: one rank's typo must not leave the others waiting.

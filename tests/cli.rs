@@ -251,7 +251,29 @@ fn info_reports_ranks_and_threads() {
     let o = mpirun(2, &["info", "--threads", "1"]);
     ok(&o);
     let text = stdout(&o);
-    assert!(text.contains("MPI: 2 rank(s)"), "{text}");
+    assert!(text.contains("MPI: 2 rank(s); "), "{text}");
+    // Alone, no launcher: one rank without MPI's start-up (issue 13);
+    // TGLML_MPI=always initialises it all the same.
+    let alone = tglml(&["info", "--threads", "1"]);
+    ok(&alone);
+    assert!(
+        stdout(&alone).contains("MPI: 1 rank(s) (no launcher: MPI not initialised); "),
+        "{}",
+        stdout(&alone)
+    );
+    let forced = std::process::Command::new(bin())
+        .args(["info", "--threads", "1"])
+        .env("TGLML_MPI", "always")
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .output()
+        .unwrap();
+    ok(&forced);
+    assert!(
+        stdout(&forced).contains("MPI: 1 rank(s); "),
+        "{}",
+        stdout(&forced)
+    );
     assert!(text.contains("rank 1: local rank 1, 1 threads"), "{text}");
     assert!(
         text.contains("CUDA available: false"),

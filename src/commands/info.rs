@@ -19,8 +19,13 @@ pub fn run(comm: &Comm, setup: &Setup) -> Result<()> {
     if let Some(lines) = lines {
         println!("tglml {} (git {})", io::VERSION, io::GIT_REVISION);
         println!(
-            "MPI: {} rank(s); {}",
+            "MPI: {} rank(s){}; {}",
             comm.size(),
+            if comm.is_mpi() {
+                ""
+            } else {
+                " (no launcher: MPI not initialised)"
+            },
             mpi::environment::library_version()
                 .unwrap_or_default()
                 .trim()

@@ -33,6 +33,11 @@ impl Comm {
         }
     }
 
+    /// Whether this communicator is MPI's (false for [`Comm::solo`]).
+    pub fn is_mpi(&self) -> bool {
+        self.mpi.is_some()
+    }
+
     /// This process's rank, 0-based.
     pub fn rank(&self) -> usize {
         self.mpi.as_ref().map_or(0, |c| c.rank() as usize)
@@ -242,6 +247,31 @@ impl Comm {
             }),
         }
     }
+}
+
+/// Whether an MPI launcher started this process, so that `main` should
+/// initialise MPI: OpenMPI's mpirun (`OMPI_COMM_WORLD_SIZE`), PMIx (srun
+/// --mpi=pmix, OpenMPI 5: `PMIX_RANK`), PMI-1/2 (MPICH's and Intel MPI's
+/// Hydra, srun --mpi=pmi2: `PMI_RANK`, `PMI_SIZE`, `PMI_FD`), or a Slurm
+/// step of more than one task. `TGLML_MPI=always` or `never` overrides.
+/// A process started alone runs as one rank without MPI ([`Comm::solo`]).
+pub fn launched_by_mpi() -> bool {
+    match std::env::var("TGLML_MPI").as_deref().map(str::trim) {
+        Ok("always") => return true,
+        Ok("never") => return false,
+        _ => {}
+    }
+    let set = |n: &str| std::env::var_os(n).is_some_and(|v| !v.is_empty());
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMIX_RANK",
+        "PMI_RANK",
+        "PMI_SIZE",
+        "PMI_FD",
+    ]
+    .iter()
+    .any(|n| set(n))
+        || env_usize(&["SLURM_STEP_NUM_TASKS"]).is_some_and(|n| n > 1)
 }
 
 /// This process's rank on its node, from the launcher's environment (OpenMPI,
