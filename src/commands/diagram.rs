@@ -158,9 +158,9 @@ fn summarize_and_write(setup: &Setup, args: &SummarizeArgs) -> Result<String> {
         };
         let t = grid(lo, hi, cfg.resolution);
         if cfg.landscapes > 0 {
-            let l = landscapes_sampled(pts, cfg.landscapes, &t);
-            all_finite(&args.input, *k, "landscapes", &l.concat())?;
-            let arr = Array2::from_shape_vec((cfg.landscapes, t.len()), l.concat())
+            let l = landscapes_sampled(pts, cfg.landscapes, &t).concat();
+            all_finite(&args.input, *k, "landscapes", &l)?;
+            let arr = Array2::from_shape_vec((cfg.landscapes, t.len()), l)
                 .map_err(|e| crate::Error::external("landscapes", e))?;
             w.dataset(&format!("{g}/landscapes"), &arr)?;
             w.dataset(

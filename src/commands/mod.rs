@@ -126,14 +126,13 @@ pub fn run(cli: Cli, comm: &Comm) -> Result<Exit> {
             let files = crate::train::trainer::output_files(&a.out);
             let outs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
             check_outputs(comm, &outs, &inputs)?;
-            let stop = runtime::install_signals(true)?;
             let finish = crate::train::trainer::run(
                 comm,
                 &setup.config,
                 setup.threads,
                 &a.out,
                 a.resume,
-                &stop,
+                &setup.stop,
             )?;
             let (message, exit) = match finish {
                 Finish::Complete(s) => (s, Exit::Done),
@@ -162,13 +161,17 @@ pub struct Setup {
     pub threads: usize,
     /// The command's name (`data synth`), for output stamps.
     pub command: &'static str,
+    /// Set by the first stop signal in a command that stops at a safe
+    /// point (`tglml train`); the others end at once on a signal
+    /// ([`runtime::install_signals`]).
+    pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Loads the configuration on every rank and checks that every rank has
 /// the same configuration and arguments; with `--dry-run` prints it (rank
 /// 0) and returns `None`; otherwise checks and sets the memory budget and
-/// the thread count, and installs the signal handling that removes
-/// temporary files (`tglml train` replaces it by its stop flag).
+/// the thread count, and installs the signal handling: temporary files
+/// removed and the process ended, or (`tglml train`) a stop flag.
 fn prepare(
     comm: &Comm,
     common: &CommonArgs,
@@ -194,13 +197,12 @@ fn prepare(
     comm.agree(crate::guard::check_threads(config.run.threads))?;
     let threads = runtime::threads_per_rank(config.run.threads);
     runtime::init_threads(threads);
-    if command != "train" {
-        comm.agree(runtime::install_signals(false).map(|_| ()))?;
-    }
+    let stop = comm.agree(runtime::install_signals(command == "train"))?;
     Ok(Some(Setup {
         config,
         threads,
         command,
+        stop,
     }))
 }
 

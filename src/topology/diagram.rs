@@ -157,15 +157,8 @@ pub fn wasserstein(
     // they overflow to inf and the assignment goes wrong. W_p is
     // homogeneous, W_p(cA, cB) = c·W_p(A, B): compute such diagrams at a
     // power-of-two scale (exact) that brings them near 1, and scale back.
-    if let Some(c) = rescaling(a, b, p) {
-        let sc = |d: &[(f64, f64)]| -> Vec<(f64, f64)> {
-            d.iter().map(|&(x, y)| (x * c, y * c)).collect()
-        };
-        let m = wasserstein(&sc(a), &sc(b), p, ground, essential)?;
-        return Ok(Matching {
-            value: m.value / c,
-            pairs: m.pairs,
-        });
+    if let Some(m) = rescaled(a, b, p, |a, b| wasserstein(a, b, p, ground, essential)) {
+        return m;
     }
     let (fa, ea) = split(a);
     let (fb, eb) = split(b);
@@ -264,6 +257,24 @@ fn rescaling(a: &[(f64, f64)], b: &[(f64, f64)], p: f64) -> Option<f64> {
     // Bring the largest value to about 1: c = 2^-round(log2 big).
     let e = big.log2().round();
     Some(2f64.powi(-(e as i32)))
+}
+
+/// `distance` of `a` and `b` computed at the scale [`rescaling`] asks for,
+/// its value scaled back (the matching is the same at any scale); `None`
+/// when the diagrams need no rescaling.
+fn rescaled(
+    a: &[(f64, f64)],
+    b: &[(f64, f64)],
+    p: f64,
+    distance: impl FnOnce(&[(f64, f64)], &[(f64, f64)]) -> Result<Matching>,
+) -> Option<Result<Matching>> {
+    let c = rescaling(a, b, p)?;
+    let sc =
+        |d: &[(f64, f64)]| -> Vec<(f64, f64)> { d.iter().map(|&(x, y)| (x * c, y * c)).collect() };
+    Some(distance(&sc(a), &sc(b)).map(|m| Matching {
+        value: m.value / c,
+        pairs: m.pairs,
+    }))
 }
 
 /// Min-cost matching of the finite parts. Sending a_i to the diagonal costs
@@ -585,15 +596,8 @@ pub fn bottleneck(
     check(a, "first diagram")?;
     check(b, "second diagram")?;
     // As in `wasserstein`: differences near float64's ends overflow.
-    if let Some(c) = rescaling(a, b, 1.0) {
-        let sc = |d: &[(f64, f64)]| -> Vec<(f64, f64)> {
-            d.iter().map(|&(x, y)| (x * c, y * c)).collect()
-        };
-        let m = bottleneck(&sc(a), &sc(b), ground, essential)?;
-        return Ok(Matching {
-            value: m.value / c,
-            pairs: m.pairs,
-        });
+    if let Some(m) = rescaled(a, b, 1.0, |a, b| bottleneck(a, b, ground, essential)) {
+        return m;
     }
     let (fa, ea) = split(a);
     let (fb, eb) = split(b);

@@ -203,27 +203,24 @@ impl TrainData {
         };
         // A Bernoulli likelihood is a cross-entropy against values in
         // [0, 1]; anything else trains on a meaningless loss.
-        let outside = (t.likelihood == "bernoulli")
-            .then(|| {
-                rows.indexed_iter()
-                    .find(|(_, v)| !(0.0..=1.0).contains(*v))
-                    .map(|((i, j), v)| {
-                        Error::invalid(
-                            "train.likelihood = \"bernoulli\"",
-                            format!(
-                                "needs data in [0, 1], but row {}, column {j} is {v}{}; use \"gaussian\", or data scaled to [0, 1]",
-                                block.start + i,
-                                if t.standardize {
-                                    " after standardisation (train.standardize = true; set it to false for data already in [0, 1])"
-                                } else {
-                                    ""
-                                }
-                            ),
-                        )
-                    })
-            })
-            .flatten();
-        comm.agree(outside.map_or(Ok(()), Err))?;
+        let outside = match t.likelihood.as_str() {
+            "bernoulli" => rows.indexed_iter().find(|(_, v)| !(0.0..=1.0).contains(*v)),
+            _ => None,
+        };
+        comm.agree(outside.map_or(Ok(()), |((i, j), v)| {
+            Err(Error::invalid(
+                "train.likelihood = \"bernoulli\"",
+                format!(
+                    "needs data in [0, 1], but row {}, column {j} is {v}{}; use \"gaussian\", or data scaled to [0, 1]",
+                    block.start + i,
+                    if t.standardize {
+                        " after standardisation (train.standardize = true; set it to false for data already in [0, 1])"
+                    } else {
+                        ""
+                    }
+                ),
+            ))
+        }))?;
         Ok(TrainData {
             rows,
             block,
