@@ -5,6 +5,8 @@
 #   make bench-ph  Rips persistence benchmark vs Ripser and giotto-ph (benches/ph/README.md)
 #   make bench-diagrams  diagram distances benchmark vs GUDHI, POT and persim (benches/diagrams/README.md)
 #   make bench-pipeline  MPI persistence pipeline: scaling over ranks, memory per rank (benches/pipeline/README.md)
+#   make bench-startup   start-up time and memory of each command (benches/startup/run.py)
+#   make bench-train-step  a training step beside PyTorch eager (benches/train/step.py; needs setup-bench.sh --torch, 4.7 GB)
 #   make bench-train     step time of training with and without the topological loss (benches/train/run.py)
 #   make compare-topology  TGLML vs the same model without the loss, 3 seeds, KL_sigma and W(H0) (benches/train/compare.py)
 SHELL := /bin/bash
@@ -22,10 +24,10 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-pipeline bench-train compare-topology
+.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-pipeline bench-startup bench-train-step bench-train compare-topology
 
 help:
-	@sed -n '2,9p' Makefile
+	@sed -n '2,11p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -60,7 +62,7 @@ test-slurm: build
 	@echo "== Slurm: slurm/*.sbatch through sbatch on a one-node cluster (tests/slurm/run.sh)"
 	@bash tests/slurm/run.sh
 
-bench-ph:
+bench-ph: build
 	@echo "== benchmark environment (scripts/setup-bench.sh)"
 	@bash scripts/setup-bench.sh
 	@echo "== cargo bench --bench ph --no-run"
@@ -79,6 +81,16 @@ bench-diagrams:
 bench-pipeline: build
 	@echo "== MPI persistence pipeline: scaling over 1, 2, 4 ranks and memory per rank (benches/pipeline/run.py $(BENCH_ARGS))"
 	@python3 benches/pipeline/run.py $(BENCH_ARGS)
+
+bench-startup: build
+	@echo "== start-up of each command: time and peak memory (benches/startup/run.py $(BENCH_ARGS))"
+	@python3 benches/startup/run.py $(BENCH_ARGS)
+
+bench-train-step: build
+	@echo "== benchmark environment with PyTorch (scripts/setup-bench.sh --torch; 4.7 GB once)"
+	@bash scripts/setup-bench.sh --torch
+	@echo "== a training step: tglml train beside PyTorch eager (benches/train/step.py $(BENCH_ARGS))"
+	@$(BENCH_PY) benches/train/step.py $(BENCH_ARGS)
 
 bench-train: build
 	@echo "== cost of the topological loss: step time with and without (benches/train/run.py $(BENCH_ARGS))"

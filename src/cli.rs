@@ -83,7 +83,7 @@ pub enum Command {
     /// bar (the point pairs whose distances are its birth and death), on
     /// landmarks if asked; writes /diagrams/dim<k> and
     /// /critical_edges/dim<k> (layout: docs/hdf5.md). Before computing, the
-    /// memory is estimated and a run over ph.memory_budget_gib is refused
+    /// memory is estimated and a run over run.memory_budget_gib is refused
     /// with the estimate. Under mpirun, rank 0 computes and writes.
     Ph(PhArgs),
     /// Compare and summarise persistence diagrams (files of `tglml ph`).
@@ -117,6 +117,14 @@ pub enum Command {
     /// many ranks started and how many threads each uses, and whether
     /// libtorch sees CUDA devices (see README, "Building for CUDA").
     Info(CommonArgs),
+}
+
+impl Command {
+    /// Whether the command needs libtorch, which only the tglml-torch
+    /// binary links ([`crate::commands::Torch`]).
+    pub fn needs_torch(&self) -> bool {
+        matches!(self, Command::Train(_) | Command::Info(_))
+    }
 }
 
 /// `tglml data …`

@@ -287,6 +287,7 @@ pub struct PhConfig {
     pub apparent_pairs: bool,
     pub coefficients: u32,
     pub neighbor_lists: bool,
+    pub dense_h0: bool,
     pub on_error: OnErrorName,
 }
 

@@ -20,15 +20,14 @@ pub fn threads_per_rank(configured: usize) -> usize {
     (cores / dist::local_size()).max(1)
 }
 
-/// Sizes rayon's global pool and libtorch's intra-op pool to `threads`.
-/// Called once per process, before any parallel work.
+/// Sizes rayon's global pool to `threads` (libtorch's intra-op pool is
+/// sized by tglml-torch). Called once per process, before any parallel work.
 pub fn init_threads(threads: usize) {
     // Fails only if the global pool was already built (a second call in the
     // same process, as in tests): the first size stays, which is harmless.
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global();
-    tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
 }
 
 /// This node's physical memory in bytes (Linux `/proc/meminfo`), if known.
@@ -222,17 +221,6 @@ pub fn test_panic_point(rank: usize) {
     }
 }
 
-/// A test-only fault inside libtorch: when `TGLML_TEST_TORCH_FAULT` names
-/// this rank, a tensor operation with mismatched shapes (which makes tch
-/// panic) runs here, inside [`fallible`] where the caller put it.
-pub fn test_torch_fault_point(rank: usize) {
-    if std::env::var("TGLML_TEST_TORCH_FAULT").is_ok_and(|v| v.trim() == rank.to_string()) {
-        let a = tch::Tensor::zeros([2, 3], (tch::Kind::Float, tch::Device::Cpu));
-        let b = tch::Tensor::zeros([4, 5], (tch::Kind::Float, tch::Device::Cpu));
-        let _ = a.matmul(&b);
-    }
-}
-
 /// Makes the calling thread worker 0 of a rayon pool of `threads` threads
 /// (the others are started), so that its parallel calls run on it directly.
 /// Called from a thread outside any pool, every parallel call otherwise
@@ -250,25 +238,4 @@ pub fn adopt_current_thread(threads: usize) -> Option<rayon::ThreadPool> {
         .use_current_thread()
         .build()
         .ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_libtorch_panic_becomes_a_short_error() {
-        let e = fallible("multiplying", || {
-            let a = tch::Tensor::zeros([2, 3], (tch::Kind::Float, tch::Device::Cpu));
-            let b = tch::Tensor::zeros([4, 5], (tch::Kind::Float, tch::Device::Cpu));
-            a.matmul(&b)
-        })
-        .unwrap_err()
-        .to_string();
-        assert_eq!(
-            e,
-            "multiplying: libtorch failed: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)"
-        );
-        assert_eq!(fallible("fine", || 7).unwrap(), 7);
-    }
 }

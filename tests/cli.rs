@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::path::Path;
 
 #[test]
 fn help_explains_every_command() {
@@ -279,4 +280,72 @@ fn info_reports_ranks_and_threads() {
         text.contains("CUDA available: false"),
         "CI has no GPU: {text}"
     );
+}
+
+/// `tglml` links no libtorch (issue 13: a start without its 0.5 s and
+/// 120 MiB); the commands that need it run in tglml-torch beside it, and
+/// without tglml-torch they say what is missing while every other command
+/// works.
+#[test]
+fn libtorch_commands_run_in_tglml_torch() {
+    let needed = |path: &Path| -> String {
+        let o = std::process::Command::new("ldd")
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let libs = needed(Path::new(bin()));
+    assert!(
+        !libs.contains("libtorch") && !libs.contains("libc10"),
+        "tglml links libtorch:\n{libs}"
+    );
+    let torch = Path::new(bin()).with_file_name("tglml-torch");
+    assert!(
+        needed(&torch).contains("libtorch_cpu"),
+        "{}",
+        torch.display()
+    );
+
+    // A tglml with no tglml-torch beside it.
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("tglml");
+    std::fs::copy(bin(), &lone).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&lone)
+            .args(args)
+            .env("HDF5_USE_FILE_LOCKING", "FALSE")
+            .output()
+            .unwrap()
+    };
+    let info = run(&["info", "--threads", "1"]);
+    ok(&info);
+    let expected = format!(
+        "tglml-torch (the half of TGLML that links libtorch) is not at {}",
+        dir.path().join("tglml-torch").display()
+    );
+    assert!(
+        stdout(&info).contains(&format!("libtorch: not available: {expected}")),
+        "{}",
+        stdout(&info)
+    );
+    let out = dir.path().join("run");
+    let train = run(&["train", "--steps", "1", "--out", out.to_str().unwrap()]);
+    assert_eq!(train.status.code(), Some(1), "{}", stderr(&train));
+    assert!(
+        stderr(&train).contains(&expected) && stderr(&train).contains("cargo build --release"),
+        "{}",
+        stderr(&train)
+    );
+    assert!(!out.exists(), "nothing written");
+    ok(&run(&["train", "--dry-run"]));
+    let synth = dir.path().join("s.h5");
+    ok(&run(&[
+        "data",
+        "synth",
+        "--n",
+        "50",
+        "--out",
+        synth.to_str().unwrap(),
+    ]));
 }

@@ -3,8 +3,8 @@
 `tglml train` with and without the loss, side by side in one command.
 
 Setting: the Spheres data (10,000 points in R^101), MLP 101-256-128-16,
-batch 256, latent dimension 16, H0 + H1 Wasserstein loss (gamma 1 from step
-0), one thread, CPU; R runs of S steps each, the first 10 steps of each run
+batch 256, latent dimension 16, the H0 Wasserstein, H0 signature and
+H0 + H1 Wasserstein losses (gamma 1 from step 0), one thread, CPU; R runs of S steps each, the first 10 steps of each run
 dropped; medians of the per-step times that `tglml train` logs in
 /train/step_seconds of run.h5. Goal of the issue: at most 25% overhead.
 
@@ -47,18 +47,28 @@ def main():
     ap.add_argument("--landmarks", type=int, default=64,
                     help="also time the loss on this many landmarks of each batch")
     a = ap.parse_args()
+    h0 = ["--set", "train.topo.dims=[0]", "--set", "train.topo.weights=[1.0]"]
+    variants = [
+        ("without the topological loss", 0, []),
+        ("H0 Wasserstein loss", 1, h0),
+        ("H0 signature loss", 1, h0 + ["--set", 'train.topo.kind="signature"']),
+        ("H0 + H1 Wasserstein loss", 1, []),
+        (f"H0 + H1 Wasserstein on {a.landmarks} maxmin landmarks of each batch", 1,
+         ["--set", f"train.topo.landmarks={a.landmarks}"]),
+    ]
+    times = {name: [] for name, _, _ in variants}
     with tempfile.TemporaryDirectory() as d:
-        base, topo, land = [], [], []
-        for r in range(a.repeat):
-            base += run(0, a.steps, os.path.join(d, f"b{r}"))
-            topo += run(1, a.steps, os.path.join(d, f"t{r}"))
-            land += run(1, a.steps, os.path.join(d, f"l{r}"), ["--set", f"train.topo.landmarks={a.landmarks}"])
-    mb, mt, ml = statistics.median(base), statistics.median(topo), statistics.median(land)
-    print(f"step time without the topological loss: median {mb * 1e3:.2f} ms ({len(base)} steps)")
-    print(f"step time with H0 + H1 Wasserstein loss:  median {mt * 1e3:.2f} ms ({len(topo)} steps)")
-    print(f"overhead: {100 * (mt / mb - 1):.0f}% (goal: at most 25%)")
-    print(f"the same loss on {a.landmarks} maxmin landmarks of each batch (train.topo.landmarks): "
-          f"median {ml * 1e3:.2f} ms, overhead {100 * (ml / mb - 1):.0f}%")
+        for r in range(a.repeat):  # interleaved, so that drift hits every variant
+            for k, (name, gamma, extra) in enumerate(variants):
+                times[name] += run(gamma, a.steps, os.path.join(d, f"v{k}r{r}"), extra)
+    base = statistics.median(times[variants[0][0]])
+    print("| variant | median step ms | overhead |")
+    print("| --- | ---: | ---: |")
+    for name, _, _ in variants:
+        m = statistics.median(times[name])
+        over = "–" if name == variants[0][0] else f"{100 * (m / base - 1):+.0f}%"
+        print(f"| {name} | {m * 1e3:.2f} | {over} |")
+    print(f"({len(times[variants[0][0]])} steps per variant; goal of issue 13: the H0 loss at most +25%)")
 
 
 if __name__ == "__main__":

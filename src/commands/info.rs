@@ -1,19 +1,19 @@
 //! `tglml info`: what this build and this launch look like.
 
-use super::Setup;
+use super::{Setup, Torch};
 use crate::dist::{self, Comm};
 use crate::error::Result;
 use crate::io;
 
-pub fn run(comm: &Comm, setup: &Setup) -> Result<()> {
+pub fn run(comm: &Comm, setup: &Setup, torch: &dyn Torch) -> Result<()> {
     // Every rank reports its local rank and CUDA view; rank 0 prints them.
-    let cuda = tch::Cuda::device_count();
+    let (cuda, torch_line) = torch.info();
     let mine = format!(
-        "rank {}: local rank {}, {} threads, {} CUDA device(s)\n",
+        "rank {}: local rank {}, {} threads{}\n",
         comm.rank(),
         dist::local_rank(),
         setup.threads,
-        cuda
+        cuda.map_or(String::new(), |n| format!(", {n} CUDA device(s)"))
     );
     let lines = comm.gather_concat(mine.as_bytes())?;
     if let Some(lines) = lines {
@@ -32,11 +32,7 @@ pub fn run(comm: &Comm, setup: &Setup) -> Result<()> {
         );
         let (maj, min, rel) = hdf5::library_version();
         println!("HDF5: {maj}.{min}.{rel}");
-        println!(
-            "libtorch: CUDA available: {}, cuDNN: {}",
-            tch::Cuda::is_available(),
-            tch::Cuda::cudnn_is_available()
-        );
+        println!("{torch_line}");
         print!("{}", String::from_utf8_lossy(&lines));
     }
     Ok(())

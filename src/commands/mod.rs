@@ -9,6 +9,7 @@ mod pack;
 mod ph;
 mod ph_collection;
 mod synth;
+mod torch;
 
 use std::path::Path;
 
@@ -17,7 +18,7 @@ use crate::config::{Config, Override};
 use crate::dist::Comm;
 use crate::error::Result;
 use crate::runtime;
-use crate::train::trainer::Finish;
+pub use torch::{HandOff, Torch};
 
 /// How a command ended without error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +36,9 @@ impl Exit {
     pub const INTERRUPTED_STATUS: u8 = 75;
 }
 
-/// Runs the command of `cli` on `comm`.
-pub fn run(cli: Cli, comm: &Comm) -> Result<Exit> {
+/// Runs the command of `cli` on `comm`; the commands that need libtorch
+/// through `torch`.
+pub fn run(cli: Cli, comm: &Comm, torch: &dyn Torch) -> Result<Exit> {
     // What every rank must agree on besides the configuration: the
     // command and its arguments as parsed.
     let args = format!("{:#?}", cli.command);
@@ -112,42 +114,13 @@ pub fn run(cli: Cli, comm: &Comm) -> Result<Exit> {
             else {
                 return Ok(Exit::Done);
             };
-            let t = &setup.config.train;
-            let inputs: Vec<&Path> = [&t.data, &t.test_data]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .map(Path::new)
-                .collect();
-            comm.agree(if comm.is_root() {
-                crate::train::trainer::check_fresh_start(&a.out, a.resume, a.overwrite)
-            } else {
-                Ok(())
-            })?;
-            let files = crate::train::trainer::output_files(&a.out);
-            let outs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
-            check_outputs(comm, &outs, &inputs)?;
-            let finish = crate::train::trainer::run(
-                comm,
-                &setup.config,
-                setup.threads,
-                &a.out,
-                a.resume,
-                &setup.stop,
-            )?;
-            let (message, exit) = match finish {
-                Finish::Complete(s) => (s, Exit::Done),
-                Finish::Interrupted(s) => (s, Exit::Interrupted),
-            };
-            if comm.is_root() {
-                eprintln!("{message}");
-            }
-            return Ok(exit);
+            return torch.train(comm, &setup, &a);
         }
         Command::Info(common) => {
             let Some(setup) = prepare(comm, &common, Vec::new(), "info", None, &args)? else {
                 return Ok(Exit::Done);
             };
-            info::run(comm, &setup)
+            info::run(comm, &setup, torch)
         }
     };
     done.map(|()| Exit::Done)
@@ -172,7 +145,7 @@ pub struct Setup {
 /// 0) and returns `None`; otherwise checks and sets the memory budget and
 /// the thread count, and installs the signal handling: temporary files
 /// removed and the process ended, or (`tglml train`) a stop flag.
-fn prepare(
+pub fn prepare(
     comm: &Comm,
     common: &CommonArgs,
     flags: Vec<Override>,
@@ -209,7 +182,7 @@ fn prepare(
 /// Refuses, on rank 0 (which writes every output) and before any work,
 /// outputs that are inputs, folders, or in folders that cannot be written
 /// ([`crate::io::output::check`]); every rank stops together.
-fn check_outputs(comm: &Comm, outputs: &[&Path], inputs: &[&Path]) -> Result<()> {
+pub fn check_outputs(comm: &Comm, outputs: &[&Path], inputs: &[&Path]) -> Result<()> {
     comm.agree(if comm.is_root() {
         outputs
             .iter()

@@ -223,6 +223,7 @@ pub(super) fn rips_options(cfg: &PhConfig) -> RipsOptions {
         apparent_pairs: cfg.apparent_pairs,
         modulus: cfg.coefficients,
         neighbor_lists: cfg.neighbor_lists,
+        dense_h0: cfg.dense_h0,
     }
 }
 

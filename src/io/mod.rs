@@ -10,6 +10,7 @@
 pub mod collection;
 pub mod diagrams;
 pub mod output;
+pub mod plot;
 
 use std::path::{Path, PathBuf};
 

@@ -201,7 +201,11 @@ pub fn wasserstein(
             // diagonal costs are |Δdeath|^p-type convex functions on a
             // line, so an optimal matching is monotone and a dynamic
             // programme over the sorted deaths finds it exactly.
-            on_a_line(n, m, &pair, &da, &db, |r| a[fa[r]].1, |c| b[fb[c]].1)
+            // The ground distance of two points of one birth is |Δdeath|
+            // in every ground metric (L1, L2's hypot(0, Δ), L∞), exactly:
+            // no hypot per pair.
+            let on_line = |r: usize, c: usize| pow((a[fa[r]].1 - b[fb[c]].1).abs());
+            on_a_line(n, m, &on_line, &da, &db, |r| a[fa[r]].1, |c| b[fb[c]].1)
         } else {
             min_cost_matching(n, m, pair, &da, &db)
         };

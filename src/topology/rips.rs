@@ -62,6 +62,10 @@ pub struct RipsOptions {
     /// under a quarter of all pairs, cofacets are sought among the
     /// neighbours of one vertex rather than among all points.
     pub neighbor_lists: bool,
+    /// H0 alone (`maxdim` 0) by Prim's algorithm on the dense matrix:
+    /// O(n²) time and O(n) memory, no sorted edge list; the same bars and
+    /// critical edges as the union-find over sorted edges.
+    pub dense_h0: bool,
 }
 
 impl Default for RipsOptions {
@@ -74,6 +78,7 @@ impl Default for RipsOptions {
             apparent_pairs: true,
             modulus: 2,
             neighbor_lists: true,
+            dense_h0: true,
         }
     }
 }
@@ -90,6 +95,17 @@ pub struct Bar {
     pub birth_edge: Option<[usize; 2]>,
     /// The edge (k, l), k > l, of length `death`; `None` when essential.
     pub death_edge: Option<[usize; 2]>,
+}
+
+impl Bar {
+    /// An essential class of H0 (a connected component): born at 0, never
+    /// dies.
+    pub const ESSENTIAL_H0: Bar = Bar {
+        birth: 0.0,
+        death: f64::INFINITY,
+        birth_edge: None,
+        death_edge: None,
+    };
 }
 
 /// The persistence diagrams of a Rips filtration.
@@ -552,6 +568,80 @@ fn edge_vertices(idx: u64) -> [usize; 2] {
     [i, idx - i * (i - 1) / 2]
 }
 
+/// Bars in the order of [`Diagrams::dims`]: by birth, death, then edges.
+fn sort_bars(bars: &mut [Bar]) {
+    bars.sort_by(|a, b| {
+        a.birth
+            .total_cmp(&b.birth)
+            .then(a.death.total_cmp(&b.death))
+            .then(a.birth_edge.cmp(&b.birth_edge))
+            .then(a.death_edge.cmp(&b.death_edge))
+    });
+}
+
+/// H0 by Prim's algorithm over the edges within `threshold`, O(n²) time and
+/// O(n) memory. Edges compare in filtration order (diameter, then the
+/// larger index first, as the union-find takes them): a strict total
+/// order, under which the minimum spanning forest is unique, so its edges
+/// are exactly the union-find's H0 deaths, and the bars and critical edges
+/// are the same. A new tree (an essential class) starts where no edge
+/// within the threshold reaches the rest; zero-length deaths give no bar.
+fn h0_prim(dist: &DistanceMatrix, threshold: f32) -> Vec<Bar> {
+    let n = dist.len();
+    // The key of edge {u, v}: diameter bits, then the complement of its
+    // index (a larger index earlier); u128::MAX for an absent edge.
+    let key = |u: usize, v: usize| -> u128 {
+        let d = dist.get(u, v);
+        if d <= threshold {
+            let (i, j) = if u > v { (u, v) } else { (v, u) };
+            let idx = (i * (i - 1) / 2 + j) as u64;
+            ((d.to_bits() as u128) << 64) | (u64::MAX - idx) as u128
+        } else {
+            u128::MAX
+        }
+    };
+    let mut best = vec![u128::MAX; n];
+    let mut from = vec![0usize; n];
+    // The vertices not yet in the forest, in index order (ties between
+    // absent edges go to the smallest index: a new tree starts there).
+    let mut rest: Vec<usize> = (1..n).collect();
+    let mut bars = Vec::with_capacity(n);
+    bars.push(Bar::ESSENTIAL_H0);
+    let mut last = 0usize;
+    while !rest.is_empty() {
+        // Relax the edges of the vertex just added, and find the next.
+        let (mut at, mut min) = (0usize, u128::MAX);
+        for (slot, &v) in rest.iter().enumerate() {
+            let k = key(last, v);
+            if k < best[v] {
+                best[v] = k;
+                from[v] = last;
+            }
+            if best[v] < min {
+                min = best[v];
+                at = slot;
+            }
+        }
+        let v = rest.remove(at);
+        if min == u128::MAX {
+            bars.push(Bar::ESSENTIAL_H0);
+        } else {
+            let d = f32::from_bits((min >> 64) as u32);
+            if d > 0.0 {
+                let u = from[v];
+                bars.push(Bar {
+                    birth: 0.0,
+                    death: d as f64,
+                    birth_edge: None,
+                    death_edge: Some([u.max(v), u.min(v)]),
+                });
+            }
+        }
+        last = v;
+    }
+    bars
+}
+
 // ---------------------------------------------------------------------------
 // Memory estimate
 
@@ -690,6 +780,16 @@ pub fn rips_persistence_with_progress(
     // threshold, which therefore never needs to exceed the longest edge.
     let reported = threshold;
     let threshold = threshold.min(dist.max_finite());
+    if opts.maxdim == 0 && opts.dense_h0 {
+        let mut bars = h0_prim(dist, threshold);
+        sort_bars(&mut bars);
+        return Ok(Diagrams {
+            dims: vec![bars],
+            threshold: reported as f64,
+            n_points: n,
+            coefficients: opts.modulus,
+        });
+    }
     let mut dims = Vec::with_capacity(opts.maxdim + 1);
 
     // Edges within the threshold.
@@ -748,12 +848,7 @@ pub fn rips_persistence_with_progress(
     }
     for v in 0..n {
         if uf.find(v) == v {
-            bars0.push(Bar {
-                birth: 0.0,
-                death: f64::INFINITY,
-                birth_edge: None,
-                death_edge: None,
-            });
+            bars0.push(Bar::ESSENTIAL_H0);
         }
     }
     dims.push(bars0);
@@ -815,13 +910,7 @@ pub fn rips_persistence_with_progress(
     }
 
     for bars in &mut dims {
-        bars.sort_by(|a, b| {
-            a.birth
-                .total_cmp(&b.birth)
-                .then(a.death.total_cmp(&b.death))
-                .then(a.birth_edge.cmp(&b.birth_edge))
-                .then(a.death_edge.cmp(&b.death_edge))
-        });
+        sort_bars(bars);
     }
     Ok(Diagrams {
         dims,
@@ -1482,6 +1571,50 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
+    /// H0 by Prim's algorithm gives the union-find's diagrams bar for bar,
+    /// critical edges included: random clouds, a grid (every distance tied
+    /// many times), repeated points (zero-length edges), and thresholds
+    /// that cut the complex into pieces.
+    #[test]
+    fn dense_h0_is_the_union_find() {
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let mut clouds: Vec<Array2<f64>> = (0..6)
+            .map(|i| {
+                let n = [2, 3, 17, 60, 150, 400][i];
+                Array2::from_shape_fn((n, 3), |_| rng.random::<f64>())
+            })
+            .collect();
+        clouds.push(Array2::from_shape_fn((49, 2), |(i, j)| {
+            if j == 0 {
+                (i / 7) as f64
+            } else {
+                (i % 7) as f64
+            }
+        }));
+        clouds.push(Array2::from_shape_fn((30, 2), |(i, j)| {
+            ((i / 3) * (j + 1)) as f64
+        }));
+        for (c, x) in clouds.iter().enumerate() {
+            let d = DistanceMatrix::from_points(x.view()).unwrap();
+            for threshold in [None, Some(0.2), Some(1.0), Some(0.0)] {
+                let run = |dense_h0| {
+                    rips_persistence(
+                        &d,
+                        &RipsOptions {
+                            maxdim: 0,
+                            threshold,
+                            dense_h0,
+                            ..RipsOptions::default()
+                        },
+                    )
+                    .unwrap()
+                };
+                let (prim, uf) = (run(true), run(false));
+                assert_eq!(prim, uf, "cloud {c}, threshold {threshold:?}");
+            }
+        }
+    }
+
     /// Persistence by brute force over Z/2: see [`brute_force_mod`].
     fn brute_force(d: &DistanceMatrix, maxdim: usize, threshold: f32) -> Vec<Vec<(f64, f64)>> {
         brute_force_mod(d, maxdim, threshold, 2)
@@ -1700,6 +1833,7 @@ mod tests {
                 emergent_pairs: mask & 2 != 0,
                 apparent_pairs: mask & 4 != 0,
                 neighbor_lists: mask & 8 != 0,
+                dense_h0: true,
             };
             let got = rips_persistence(&d, &opts).unwrap();
             let want = brute_force_mod(&d, 3, got.threshold as f32, p as u64);

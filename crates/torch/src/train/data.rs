@@ -24,10 +24,10 @@ use ndarray::{s, Array1, Array2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::Config;
-use crate::dist::landmarks::shard_range;
-use crate::dist::Comm;
-use crate::error::{Error, Result};
+use tglml::config::Config;
+use tglml::dist::landmarks::shard_range;
+use tglml::dist::Comm;
+use tglml::error::{Error, Result};
 
 /// The training split, held in blocks over the ranks.
 pub struct TrainData {
@@ -75,8 +75,8 @@ fn read_block(
     let t = &cfg.train;
     let (rank, size) = (comm.rank(), comm.size());
     if t.data.is_empty() {
-        crate::data::synth::Plan::check_size(&cfg.synth)?;
-        let plan = crate::data::synth::Plan::new(&cfg.synth);
+        tglml::data::synth::Plan::check_size(&cfg.synth)?;
+        let plan = tglml::data::synth::Plan::new(&cfg.synth);
         let pts = plan.generate_all();
         let (n, d) = (plan.n(), plan.dim());
         let x = Array2::from_shape_vec((n, d), pts.x).map_err(|e| Error::external("synth", e))?;
@@ -86,14 +86,14 @@ fn read_block(
     }
     let path = Path::new(&t.data);
     let labels = read_labels(path)?;
-    if crate::data::matrix::row_source(path).is_some() {
-        let (n, _) = crate::data::matrix::row_count(path, "x")?;
+    if tglml::data::matrix::row_source(path).is_some() {
+        let (n, _) = tglml::data::matrix::row_count(path, "x")?;
         let block = block_of(n, rank, size);
-        let x = crate::data::matrix::read_rows(path, "x", block.clone())?;
+        let x = tglml::data::matrix::read_rows(path, "x", block.clone())?;
         Ok((x, block, n, labels))
     } else {
         // Formats without row access (CSV, NPY): read whole, keep the block.
-        let x = crate::data::matrix::read_matrix(path, Some("x"))?;
+        let x = tglml::data::matrix::read_matrix(path, Some("x"))?;
         let n = x.nrows();
         let block = block_of(n, rank, size);
         Ok((x.slice(s![block.clone(), ..]).to_owned(), block, n, labels))
@@ -103,16 +103,16 @@ fn read_block(
 /// Values per sample of a data file (without reading its rows where the
 /// format allows).
 fn test_columns(path: &Path) -> Result<usize> {
-    if crate::data::matrix::row_source(path).is_some() {
-        Ok(crate::data::matrix::row_count(path, "x")?.1)
+    if tglml::data::matrix::row_source(path).is_some() {
+        Ok(tglml::data::matrix::row_count(path, "x")?.1)
     } else {
-        Ok(crate::data::matrix::read_matrix(path, Some("x"))?.ncols())
+        Ok(tglml::data::matrix::read_matrix(path, Some("x"))?.ncols())
     }
 }
 
 /// The labels `/y` of an HDF5 sample matrix, if it has them.
 fn read_labels(path: &Path) -> Result<Option<Vec<i64>>> {
-    if crate::data::matrix::row_source(path) != Some(crate::data::matrix::RowSource::Hdf5) {
+    if tglml::data::matrix::row_source(path) != Some(tglml::data::matrix::RowSource::Hdf5) {
         return Ok(None);
     }
     let f = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening the file", e))?;
@@ -272,7 +272,7 @@ impl TrainData {
         }
         let outcome = if comm.is_root() {
             let path = Path::new(&t.test_data);
-            crate::data::matrix::read_matrix(path, Some("x")).and_then(|mut x| {
+            tglml::data::matrix::read_matrix(path, Some("x")).and_then(|mut x| {
                 if let Some((mean, std)) = &self.scale {
                     x = (&x - mean) / std;
                 }

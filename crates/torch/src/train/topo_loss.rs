@@ -2,7 +2,7 @@
 //! latent codes Z.
 //!
 //! The pairing (which simplices create and destroy each class) is computed
-//! by the Rips engine of [`crate::topology`] on detached distances; the
+//! by the Rips engine of [`tglml::topology`] on detached distances; the
 //! values that enter the loss are then read from the live distance tensors
 //! at the critical edges, so gradients flow through the distances of each
 //! pair's critical edges to the encoder. Three forms:
@@ -27,9 +27,9 @@
 
 use tch::{Kind, Tensor};
 
-use crate::error::{Error, Result};
-use crate::topology::diagram::{wasserstein, Essential, Ground};
-use crate::topology::{rips_persistence, Diagrams, DistanceMatrix, RipsOptions};
+use tglml::error::{Error, Result};
+use tglml::topology::diagram::{wasserstein, Essential, Ground};
+use tglml::topology::{rips_persistence, Diagrams, DistanceMatrix, RipsOptions};
 
 /// Which topological loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +132,116 @@ fn normalized(d: &Tensor, how: Normalize) -> Tensor {
     }
 }
 
+/// One space's distances: the detached matrix that the persistence and the
+/// matching are computed on, and the values at given edges that enter the
+/// loss, live (differentiable) for the latent space.
+///
+/// The latent codes' live distances are computed at the edges the loss
+/// reads (critical edges, and the largest distance for `normalize =
+/// "max"`), not as an n × n matrix: the backward pass then costs O(edges ·
+/// d) instead of O(n² · d) (at 256 codes, a few hundred edges instead of
+/// 65,536 entries). `normalize = "mean"` needs every distance, and keeps
+/// the live matrix.
+struct Space {
+    /// Normalised distances, detached (n × n).
+    values: Tensor,
+    live: Live,
+}
+
+enum Live {
+    /// The live normalised matrix (n × n).
+    Matrix(Tensor),
+    /// ‖z_a − z_b‖ / scale, from the codes.
+    Points { z: Tensor, scale: Tensor },
+}
+
+impl Space {
+    /// The data batch: no gradient, and the values at edges computed as
+    /// the latent space's are (so that identical sets cost exactly 0).
+    fn data(x: &Tensor, how: Normalize) -> Self {
+        Self::latent(&x.detach(), how, None)
+    }
+
+    /// The latent codes, divided by `latent_scale` after normalisation.
+    fn latent(z: &Tensor, how: Normalize, latent_scale: Option<&Tensor>) -> Self {
+        if how == Normalize::Mean {
+            let d = normalized(&pairwise_distances(z), how);
+            let d = match latent_scale {
+                Some(s) => d / s,
+                None => d,
+            };
+            return Space {
+                values: d.detach(),
+                live: Live::Matrix(d),
+            };
+        }
+        let raw = pairwise_distances(&z.detach());
+        let one = Tensor::ones([], (z.kind(), z.device()));
+        // The normaliser, live: the distance of the farthest pair.
+        let (values, scale) = match how {
+            Normalize::Max => {
+                let n = raw.size()[0];
+                let at = raw.view([-1]).argmax(None, false).int64_value(&[]);
+                let far = Self::norms(z, &[[(at / n) as usize, (at % n) as usize]], &one);
+                (&raw / raw.max(), far.reshape([] as [i64; 0]))
+            }
+            _ => (raw, one),
+        };
+        let (values, scale) = match latent_scale {
+            Some(s) => (values / s.detach(), scale * s),
+            None => (values, scale),
+        };
+        Space {
+            values,
+            live: Live::Points {
+                z: z.shallow_clone(),
+                scale,
+            },
+        }
+    }
+
+    /// ‖z_a − z_b‖ / scale for each pair (a, b), differentiable; clamped
+    /// away from 0 as [`pairwise_distances`] is.
+    fn norms(z: &Tensor, pairs: &[[usize; 2]], scale: &Tensor) -> Tensor {
+        let dev = z.device();
+        let side = |k: usize| {
+            let i: Vec<i64> = pairs.iter().map(|p| p[k] as i64).collect();
+            z.index_select(0, &Tensor::from_slice(&i).to_device(dev))
+        };
+        (side(0) - side(1))
+            .square()
+            .sum_dim_intlist([1i64].as_slice(), false, z.kind())
+            .clamp_min(1e-24)
+            .sqrt()
+            / scale
+    }
+
+    /// The distances of `pairs`, live where this space has gradients.
+    fn at(&self, pairs: &[[usize; 2]]) -> Tensor {
+        let from = |m: &Tensor| {
+            let n = m.size()[0];
+            let idx: Vec<i64> = pairs
+                .iter()
+                .map(|p| p[0] as i64 * n + p[1] as i64)
+                .collect();
+            m.view([-1])
+                .index_select(0, &Tensor::from_slice(&idx).to_device(m.device()))
+        };
+        match &self.live {
+            Live::Matrix(m) => from(m),
+            Live::Points { z, scale } => Self::norms(z, pairs, scale),
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        self.values.kind()
+    }
+
+    fn device(&self) -> tch::Device {
+        self.values.device()
+    }
+}
+
 /// The detached distances as f64 values (row-major n × n).
 fn values(d: &Tensor) -> Result<(usize, Vec<f64>)> {
     let n = d.size()[0] as usize;
@@ -172,24 +282,21 @@ fn finite_edges(dg: &Diagrams, k: usize) -> Vec<(Option<[usize; 2]>, [usize; 2])
         .unwrap_or_default()
 }
 
-/// Births and deaths of `edges`, read from the distance tensor `d`
-/// (differentiable; H0 births are 0).
-fn bar_values(d: &Tensor, edges: &[(Option<[usize; 2]>, [usize; 2])]) -> (Tensor, Tensor) {
-    let n = d.size()[0];
-    let flat = d.view([-1]);
-    let idx = |e: [usize; 2]| e[0] as i64 * n + e[1] as i64;
-    let opts = (Kind::Int64, d.device());
-    let death_idx: Vec<i64> = edges.iter().map(|e| idx(e.1)).collect();
-    let deaths = flat.index_select(0, &Tensor::from_slice(&death_idx).to_device(opts.1));
+/// Births and deaths of `edges`, read from the space `d` (differentiable
+/// where it is; H0 births are 0).
+fn bar_values(d: &Space, edges: &[(Option<[usize; 2]>, [usize; 2])]) -> (Tensor, Tensor) {
+    let dev = d.device();
+    let deaths_at: Vec<[usize; 2]> = edges.iter().map(|e| e.1).collect();
+    let deaths = d.at(&deaths_at);
     let has_birth: Vec<f64> = edges
         .iter()
         .map(|e| if e.0.is_some() { 1.0 } else { 0.0 })
         .collect();
-    let birth_idx: Vec<i64> = edges.iter().map(|e| e.0.map_or(0, idx)).collect();
-    let births = flat.index_select(0, &Tensor::from_slice(&birth_idx).to_device(opts.1))
+    let births_at: Vec<[usize; 2]> = edges.iter().map(|e| e.0.unwrap_or([0, 0])).collect();
+    let births = d.at(&births_at)
         * Tensor::from_slice(&has_birth)
             .to_kind(d.kind())
-            .to_device(opts.1);
+            .to_device(dev);
     (births, deaths)
 }
 
@@ -234,14 +341,10 @@ pub fn topo_loss(
         ));
     }
     let maxdim = cfg.dims.iter().copied().max().unwrap_or(0);
-    let dx = normalized(&pairwise_distances(&x.detach()), cfg.normalize);
-    let dz = normalized(&pairwise_distances(z), cfg.normalize);
-    let dz = match latent_scale {
-        Some(s) => dz / s,
-        None => dz,
-    };
-    let (n, vx) = values(&dx)?;
-    let (_, vz) = values(&dz)?;
+    let dx = Space::data(x, cfg.normalize);
+    let dz = Space::latent(z, cfg.normalize, latent_scale);
+    let (n, vx) = values(&dx.values)?;
+    let (_, vz) = values(&dz.values)?;
     let dgx = diagrams(n, &vx, maxdim)?;
     let dgz = diagrams(n, &vz, maxdim)?;
     let mut total = Tensor::zeros([], (z.kind(), z.device()));
@@ -262,7 +365,7 @@ pub fn topo_loss(
 
 type Edges = [(Option<[usize; 2]>, [usize; 2])];
 
-fn wasserstein_term(dx: &Tensor, dz: &Tensor, ex: &Edges, ez: &Edges, p: u32) -> Result<Tensor> {
+fn wasserstein_term(dx: &Space, dz: &Space, ex: &Edges, ez: &Edges, p: u32) -> Result<Tensor> {
     let ground = match p {
         1 => Ground::L1,
         2 => Ground::L2,
@@ -276,8 +379,14 @@ fn wasserstein_term(dx: &Tensor, dz: &Tensor, ex: &Edges, ez: &Edges, p: u32) ->
     let (bx, tx) = bar_values(dx, ex);
     let (bz, tz) = bar_values(dz, ez);
     let (vbx, vtx, vbz, vtz) = (to_vec(&bx), to_vec(&tx), to_vec(&bz), to_vec(&tz));
-    let a: Vec<(f64, f64)> = vbx.iter().copied().zip(vtx.iter().copied()).collect();
-    let b: Vec<(f64, f64)> = vbz.iter().copied().zip(vtz.iter().copied()).collect();
+    // The pairing was computed on the float32 distances of the whole
+    // matrix; read again at the edges, a bar of (almost) zero persistence
+    // can come out with its death a rounding error before its birth. It is
+    // matched as the zero-persistence bar it is.
+    let bars = |b: &[f64], d: &[f64]| -> Vec<(f64, f64)> {
+        b.iter().zip(d).map(|(&b, &d)| (b, d.max(b))).collect()
+    };
+    let (a, b) = (bars(&vbx, &vtx), bars(&vbz, &vtz));
     let m = wasserstein(&a, &b, p as f64, ground, Essential::Ignore)?;
     let pw = |t: Tensor| if p == 1 { t.abs() } else { t.square() };
     let dev = dz.device();
@@ -335,8 +444,8 @@ fn landscapes(b: &Tensor, d: &Tensor, grid: &Tensor, k: usize) -> Tensor {
 }
 
 fn landscape_term(
-    dx: &Tensor,
-    dz: &Tensor,
+    dx: &Space,
+    dz: &Space,
     ex: &Edges,
     ez: &Edges,
     cfg: &TopoLossConfig,
@@ -365,32 +474,23 @@ fn landscape_term(
     Ok((lz - lx).square().sum(dz.kind()) * step)
 }
 
-fn signature_term(dx: &Tensor, dz: &Tensor, ex: &Edges, ez: &Edges) -> Tensor {
-    let n = dz.size()[0];
-    let dev = dz.device();
-    let flat_idx = |edges: &Edges| -> Tensor {
+fn signature_term(dx: &Space, dz: &Space, ex: &Edges, ez: &Edges) -> Tensor {
+    let pairs = |edges: &Edges| -> Vec<[usize; 2]> {
         let mut v = Vec::new();
         for (b, d) in edges {
-            if let Some(b) = b {
-                v.push(b[0] as i64 * n + b[1] as i64);
-            }
-            v.push(d[0] as i64 * n + d[1] as i64);
+            v.extend(*b);
+            v.push(*d);
         }
-        Tensor::from_slice(&v).to_device(dev)
+        v
     };
-    let (fx, fz) = (dx.view([-1]), dz.view([-1]));
-    let (px, pz) = (flat_idx(ex), flat_idx(ez));
-    let term = |i: &Tensor| {
-        if i.size()[0] == 0 {
-            Tensor::zeros([], (dz.kind(), dev))
+    let term = |p: &[[usize; 2]]| {
+        if p.is_empty() {
+            Tensor::zeros([], (dz.kind(), dz.device()))
         } else {
-            (fx.index_select(0, i) - fz.index_select(0, i))
-                .square()
-                .sum(dz.kind())
-                * 0.5
+            (dx.at(p) - dz.at(p)).square().sum(dz.kind()) * 0.5
         }
     };
-    term(&px) + term(&pz)
+    term(&pairs(ex)) + term(&pairs(ez))
 }
 
 #[cfg(test)]

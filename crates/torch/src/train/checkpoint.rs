@@ -33,9 +33,9 @@ use ndarray::{ArrayD, IxDyn};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{Error, Result};
-use crate::io::{H5Writer, Stamp};
 use crate::train::optim::Adam;
+use tglml::error::{Error, Result};
+use tglml::io::{H5Writer, Stamp};
 
 /// The root attribute `kind` of a checkpoint.
 pub const KIND: &str = "checkpoint";
@@ -634,7 +634,7 @@ pub fn restore(path: &Path, vs: &mut VarStore, adam: Option<&mut Adam>) -> Resul
 /// its shape and its raw bytes (native order). Equal on two ranks when they
 /// hold bit-identical values under the same names.
 pub fn hash_tensors(named: &[(String, Tensor)]) -> u64 {
-    let mut h = crate::dist::Fnv1a::new();
+    let mut h = tglml::dist::Fnv1a::new();
     let mut eat = |bytes: &[u8]| h.eat(bytes);
     let mut order: Vec<&(String, Tensor)> = named.iter().collect();
     order.sort_by(|a, b| a.0.cmp(&b.0));

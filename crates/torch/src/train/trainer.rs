@@ -28,11 +28,11 @@ use super::data::{TestSplit, TrainData};
 use super::optim::{Adam, AdamConfig};
 use super::topo_loss::{gamma, to_vec as values, topo_loss, Normalize, TopoKind, TopoLossConfig};
 use super::vae::{kind_of, Arch, Likelihood, Vae, VaeSpec};
-use crate::config::{Config, TrainConfig};
-use crate::dist::Comm;
-use crate::error::{Error, Result};
-use crate::io::{H5Writer, Stamp};
-use crate::progress::Progress;
+use tglml::config::{Config, TrainConfig};
+use tglml::dist::Comm;
+use tglml::error::{Error, Result};
+use tglml::io::{H5Writer, Stamp};
+use tglml::progress::Progress;
 
 fn device_of(name: &str) -> Result<Device> {
     match name {
@@ -40,7 +40,7 @@ fn device_of(name: &str) -> Result<Device> {
         "cuda" | "auto" => {
             if tch::Cuda::is_available() {
                 let n = tch::Cuda::device_count().max(1) as usize;
-                Ok(Device::Cuda(crate::dist::local_rank() % n))
+                Ok(Device::Cuda(tglml::dist::local_rank() % n))
             } else if name == "cuda" {
                 Err(Error::invalid(
                     "train.device",
@@ -98,14 +98,22 @@ fn noise(seed: u64, step: u64, range: std::ops::Range<usize>, latent: usize) -> 
 
 fn rows_tensor(x: &Array2<f64>, rows: &[usize], kind: Kind, dev: Device) -> Tensor {
     let d = x.ncols();
-    let mut v: Vec<f64> = Vec::with_capacity(rows.len() * d);
-    for &r in rows {
-        v.extend(x.row(r).iter());
-    }
-    Tensor::from_slice(&v)
-        .view([rows.len() as i64, d as i64])
-        .to_kind(kind)
-        .to_device(dev)
+    let t = if kind == Kind::Float {
+        // Rounded once, as to_kind would (to nearest), without a float64
+        // copy first.
+        let mut v: Vec<f32> = Vec::with_capacity(rows.len() * d);
+        for &r in rows {
+            v.extend(x.row(r).iter().map(|&a| a as f32));
+        }
+        Tensor::from_slice(&v)
+    } else {
+        let mut v: Vec<f64> = Vec::with_capacity(rows.len() * d);
+        for &r in rows {
+            v.extend(x.row(r).iter());
+        }
+        Tensor::from_slice(&v).to_kind(kind)
+    };
+    t.view([rows.len() as i64, d as i64]).to_device(dev)
 }
 
 /// One line of the training log.
@@ -258,7 +266,7 @@ pub fn run(
     let t_start = Instant::now();
     // The step's parallel calls (Rips, landmarks) run on this thread's own
     // pool, without a hand-off per call.
-    let _pool = crate::runtime::adopt_current_thread(threads);
+    let _pool = tglml::runtime::adopt_current_thread(threads);
     let kind = kind_of(&t.dtype)?;
     let dev = device_of(&t.device)?;
     let data = TrainData::load(comm, config)?;
@@ -301,7 +309,7 @@ pub fn run(
         },
     };
     let (n_params, size) = spec.memory(b, if kind == Kind::Double { 8 } else { 4 });
-    comm.agree(crate::guard::need(
+    comm.agree(tglml::guard::need(
         &format!(
             "training the network ({} parameters, batches of {b} rows)",
             n_params.map_or("over 2^64".to_string(), |n| n.to_string())
@@ -310,7 +318,7 @@ pub fn run(
         "train.hidden or train.batch_size",
     ))?;
     let model = comm.agree(
-        crate::runtime::fallible("building the network", || Vae::new(&vs.root(), &spec))
+        tglml::runtime::fallible("building the network", || Vae::new(&vs.root(), &spec))
             .and_then(|built| built),
     )?;
     // A learned unit of the latent space for the topological loss
@@ -329,6 +337,7 @@ pub fn run(
             ..AdamConfig::default()
         },
     )?;
+    let mut grads = GradSum::new(&params, p);
     let ck_path = out.join("checkpoint.h5");
     let mut start = 0u64;
     let mut log: Vec<LogRow> = Vec::new();
@@ -400,8 +409,8 @@ pub fn run(
         // A failure inside libtorch (an allocation, a shape) is an error
         // that reaches every rank, not a panic.
         let forward =
-            crate::runtime::fallible(&format!("training step {step}, forward pass"), || {
-                crate::runtime::test_torch_fault_point(rank);
+            tglml::runtime::fallible(&format!("training step {step}, forward pass"), || {
+                crate::test_torch_fault_point(rank);
                 let f = model.forward(&x_local, &eps);
                 let recon_sum = f.recon.sum(kind);
                 let kl_sum = f.kl.sum(kind);
@@ -455,10 +464,10 @@ pub fn run(
             let (x_all, z_mix) = if t.topo.landmarks > 0 && t.topo.landmarks < g {
                 // Maxmin landmarks of the global batch in data space: the
                 // same rows on every rank.
-                let l = crate::topology::landmarks::select(
+                let l = tglml::topology::landmarks::select(
                     xb.view(),
                     t.topo.landmarks,
-                    crate::topology::landmarks::LandmarkMethod::MaxMin,
+                    tglml::topology::landmarks::LandmarkMethod::MaxMin,
                 )?;
                 let idx: Vec<i64> = l.indices.iter().map(|&i| i as i64).collect();
                 let sel = Tensor::from_slice(&idx).to_device(dev);
@@ -485,46 +494,29 @@ pub fn run(
         }
         Adam::zero_grad(&params);
         let backward =
-            crate::runtime::fallible(&format!("training step {step}, backward pass"), || {
+            tglml::runtime::fallible(&format!("training step {step}, backward pass"), || {
                 loss.backward()
             });
-        // One flattened float64 buffer, summed over ranks.
-        let mut flat: Vec<f64> = Vec::new();
-        let mut sizes = Vec::with_capacity(params.len());
-        for prm in &params {
-            let gv = values(&prm.grad());
-            sizes.push(gv.len());
-            flat.extend(gv);
-        }
         // Then the loss sums and this rank's stop flag: one all-reduce gives
-        // every rank the same decision to stop after this step.
+        // every rank the same decision to stop after this step. A failed
+        // backward pass rides in the same all-reduce: every rank learns of
+        // it, and the failing rank's message reaches rank 0.
         let stop_here = f64::from(u8::from(stop.load(std::sync::atomic::Ordering::Relaxed)));
-        // A failed backward pass rides in the same all-reduce: every rank
-        // learns of it, and the failing rank's message reaches rank 0.
-        flat.extend_from_slice(&[
-            recon_sum.double_value(&[]),
-            kl_sum.double_value(&[]),
-            stop_here,
-            f64::from(u8::from(backward.is_err())),
-        ]);
-        comm.all_reduce_sum_f64(&mut flat);
-        let tail = flat.len() - 4;
-        if flat[tail + 3] > 0.0 {
+        let summed = grads.all_reduce(
+            comm,
+            &params,
+            [
+                recon_sum.double_value(&[]),
+                kl_sum.double_value(&[]),
+                stop_here,
+                f64::from(u8::from(backward.is_err())),
+            ],
+        );
+        if summed[3] > 0.0 {
             comm.agree(backward)?;
         }
-        let sums = [flat[tail], flat[tail + 1]];
-        let stopping = flat[tail + 2] > 0.0;
-        let mut at = 0;
-        tch::no_grad(|| {
-            for (prm, &k) in params.iter().zip(&sizes) {
-                let gsum = Tensor::from_slice(&flat[at..at + k])
-                    .view(prm.size().as_slice())
-                    .to_kind(kind)
-                    .to_device(dev);
-                prm.grad().copy_(&gsum);
-                at += k;
-            }
-        });
+        let sums = [summed[0], summed[1]];
+        let stopping = summed[2] > 0.0;
         let total = loss.double_value(&[]);
         if !total.is_finite() {
             comm.agree::<()>(Err(Error::invalid(
@@ -583,7 +575,7 @@ pub fn run(
             bar.finish();
             return Ok(Finish::Interrupted(format!(
                 "train: stopped on a signal ({}) after step {} of {}; checkpoint {}; continue with the same command and --resume",
-                crate::runtime::STOP_SIGNALS,
+                tglml::runtime::STOP_SIGNALS,
                 step + 1,
                 t.steps,
                 ck_path.display()
@@ -602,6 +594,74 @@ pub fn run(
     };
     Ok(Finish::Complete(comm.agree(outcome)?.unwrap_or_default()))
 }
+
+/// The gradient all-reduce of a step: every parameter's gradient and a few
+/// scalars (loss sums, flags) in one float64 buffer, made once, summed over
+/// the ranks in one collective and copied back. Each gradient is converted
+/// into the buffer and back in one pass, with no allocation per step. With
+/// one rank nothing is copied: the sum of one gradient is itself (and a
+/// float32 value survives float64 exactly).
+struct GradSum {
+    /// The gradients, then the scalars (float64, CPU, contiguous); `None`
+    /// with one rank.
+    flat: Option<Tensor>,
+    /// Elements per parameter, in parameter order.
+    sizes: Vec<usize>,
+}
+
+impl GradSum {
+    fn new(params: &[Tensor], ranks: usize) -> Self {
+        let sizes: Vec<usize> = params.iter().map(|p| p.numel()).collect();
+        let n: usize = sizes.iter().sum();
+        let flat = (ranks > 1)
+            .then(|| Tensor::zeros([(n + GRAD_SCALARS) as i64], (Kind::Double, Device::Cpu)));
+        GradSum { flat, sizes }
+    }
+
+    /// Sums the gradients of `params` over the ranks (in place) and returns
+    /// the sums of `scalars`.
+    fn all_reduce(
+        &mut self,
+        comm: &Comm,
+        params: &[Tensor],
+        scalars: [f64; GRAD_SCALARS],
+    ) -> [f64; GRAD_SCALARS] {
+        let Some(flat) = &mut self.flat else {
+            return scalars;
+        };
+        let mut at = 0i64;
+        tch::no_grad(|| {
+            for (prm, &k) in params.iter().zip(&self.sizes) {
+                flat.narrow(0, at, k as i64)
+                    .copy_(&prm.grad().reshape([-1]));
+                at += k as i64;
+            }
+        });
+        let n = flat.numel();
+        // SAFETY: `flat` is a contiguous float64 CPU tensor of `n` elements
+        // that this struct owns; no other tensor views it while the slice
+        // lives (the copies above have finished: CPU ops are synchronous).
+        let values = unsafe { std::slice::from_raw_parts_mut(flat.data_ptr() as *mut f64, n) };
+        values[n - GRAD_SCALARS..].copy_from_slice(&scalars);
+        comm.all_reduce_sum_f64(values);
+        let mut out = [0.0; GRAD_SCALARS];
+        out.copy_from_slice(&values[n - GRAD_SCALARS..]);
+        let mut at = 0i64;
+        tch::no_grad(|| {
+            for (prm, &k) in params.iter().zip(&self.sizes) {
+                let mut g = prm.grad();
+                let shape = g.size();
+                g.copy_(&flat.narrow(0, at, k as i64).view(shape.as_slice()));
+                at += k as i64;
+            }
+        });
+        out
+    }
+}
+
+/// Scalars that ride in the gradient all-reduce: reconstruction sum, KL
+/// sum, stop flag, failed-backward flag.
+const GRAD_SCALARS: usize = 4;
 
 /// KL_σ of Moor et al. (2020) between the density estimates of two point
 /// sets (rows matched), with distances divided by their maximum:
@@ -681,11 +741,11 @@ pub struct H0Scores {
 /// The H0 diagram of a point set with its distances divided by the largest
 /// (H0 bars scale with the distances: the matrix is built once).
 fn h0_over_max(a: &Array2<f64>) -> Result<Vec<(f64, f64)>> {
-    let d = crate::topology::DistanceMatrix::from_points(a.view())?;
+    let d = tglml::topology::DistanceMatrix::from_points(a.view())?;
     let mx = f64::from(d.max_finite()).max(f64::MIN_POSITIVE);
-    let dg = crate::topology::rips_persistence(
+    let dg = tglml::topology::rips_persistence(
         &d,
-        &crate::topology::RipsOptions {
+        &tglml::topology::RipsOptions {
             maxdim: 0,
             ..Default::default()
         },
@@ -702,12 +762,12 @@ fn h0_over_max(a: &Array2<f64>) -> Result<Vec<(f64, f64)>> {
 #[cfg(test)]
 fn w1_scaled(x: &[(f64, f64)], z: &[(f64, f64)], s: f64) -> Result<f64> {
     let zs: Vec<(f64, f64)> = z.iter().map(|&(b, d)| (b * s, d * s)).collect();
-    Ok(crate::topology::diagram::wasserstein(
+    Ok(tglml::topology::diagram::wasserstein(
         x,
         &zs,
         1.0,
-        crate::topology::diagram::Ground::LInf,
-        crate::topology::diagram::Essential::Ignore,
+        tglml::topology::diagram::Ground::LInf,
+        tglml::topology::diagram::Essential::Ignore,
     )?
     .value)
 }
@@ -732,7 +792,7 @@ pub fn w_h0(x: &Array2<f64>, z: &Array2<f64>) -> Result<H0Scores> {
     let (px, pz) = (pers(x)?, pers(z)?);
     let w1 = |s: f64| {
         let zs: Vec<f64> = pz.iter().map(|&v| v * s).collect();
-        crate::topology::diagram::one_birth_w1(&px, &zs)
+        tglml::topology::diagram::one_birth_w1(&px, &zs)
     };
     let (tx, tz) = (px.iter().sum::<f64>(), pz.iter().sum::<f64>());
     let w_max = w1(1.0);
@@ -851,76 +911,12 @@ fn write_run(
     }
     let path = w.commit()?;
     let png = out.join("latent.png");
-    scatter_png(&z, split.labels.as_deref(), &png)?;
+    tglml::io::plot::scatter_png(&z, split.labels.as_deref(), &png)?;
     Ok(format!(
         "{summary}; wrote {} and {}",
         path.display(),
         png.display()
     ))
-}
-
-/// A scatter plot of the first two latent coordinates (one point per test
-/// sample, coloured by label when there are labels), written atomically as
-/// a PNG.
-pub fn scatter_png(z: &Array2<f64>, labels: Option<&[i64]>, path: &Path) -> Result<()> {
-    const SIZE: u32 = 640;
-    const MARGIN: f64 = 20.0;
-    const PALETTE: [[u8; 3]; 10] = [
-        [31, 119, 180],
-        [255, 127, 14],
-        [44, 160, 44],
-        [214, 39, 40],
-        [148, 103, 189],
-        [140, 86, 75],
-        [227, 119, 194],
-        [127, 127, 127],
-        [188, 189, 34],
-        [23, 190, 207],
-    ];
-    let mut img = image::RgbImage::from_pixel(SIZE, SIZE, image::Rgb([255, 255, 255]));
-    if z.nrows() > 0 {
-        let col = |j: usize| -> Vec<f64> {
-            if j < z.ncols() {
-                z.column(j).to_vec()
-            } else {
-                vec![0.0; z.nrows()]
-            }
-        };
-        let (xs, ys) = (col(0), col(1));
-        let range = |v: &[f64]| {
-            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            (lo, if hi > lo { hi - lo } else { 1.0 })
-        };
-        let ((x0, xw), (y0, yw)) = (range(&xs), range(&ys));
-        let span = SIZE as f64 - 2.0 * MARGIN;
-        for i in 0..z.nrows() {
-            let px = MARGIN + (xs[i] - x0) / xw * span;
-            let py = SIZE as f64 - MARGIN - (ys[i] - y0) / yw * span;
-            let c = labels.map_or([0, 0, 0], |l| {
-                PALETTE[(l[i].rem_euclid(PALETTE.len() as i64)) as usize]
-            });
-            for dx in -1i64..=1 {
-                for dy in -1i64..=1 {
-                    let (u, v) = (px as i64 + dx, py as i64 + dy);
-                    if (0..SIZE as i64).contains(&u) && (0..SIZE as i64).contains(&v) {
-                        img.put_pixel(u as u32, v as u32, image::Rgb(c));
-                    }
-                }
-            }
-        }
-    }
-    let tmp = crate::io::output::temp_name(path)?;
-    crate::io::output::track(&tmp);
-    let done = img
-        .save_with_format(&tmp, image::ImageFormat::Png)
-        .map_err(|e| Error::external(format!("{}: writing the plot", tmp.display()), e))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "renaming", e)));
-    if done.is_err() {
-        crate::io::output::remove_one(&tmp);
-    }
-    crate::io::output::untrack(&tmp);
-    done
 }
 
 #[cfg(test)]
@@ -994,27 +990,6 @@ mod tests {
                 got.w
             );
         }
-    }
-
-    #[test]
-    fn scatter_plot_draws_every_label() {
-        let dir = tempfile::tempdir().unwrap();
-        let z = ndarray::array![[0.0, 0.0], [1.0, 1.0], [0.5, 0.2]];
-        let path = dir.path().join("latent.png");
-        scatter_png(&z, Some(&[0, 1, 2]), &path).unwrap();
-        let img = image::open(&path).unwrap().to_rgb8();
-        assert_eq!(img.dimensions(), (640, 640));
-        for c in [[31u8, 119, 180], [255, 127, 14], [44, 160, 44]] {
-            assert!(img.pixels().any(|p| p.0 == c), "colour {c:?} drawn");
-        }
-        // Corners of the data range land at the margins.
-        assert_eq!(img.get_pixel(20, 619).0, [31, 119, 180]);
-        assert_eq!(img.get_pixel(619, 20).0, [255, 127, 14]);
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temporary file"
-        );
     }
 
     #[test]

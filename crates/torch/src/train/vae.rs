@@ -9,7 +9,7 @@
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use crate::error::{Error, Result};
+use tglml::error::{Error, Result};
 
 /// Encoder/decoder architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,10 +64,10 @@ impl VaeSpec {
     /// `batch` rows with values of `elem` bytes: parameters, gradients and
     /// Adam's two moments, the float64 all-reduce buffer, and activations
     /// (forward and backward) of every layer. `None` inside the size when
-    /// the widths overflow; checked by [`crate::guard::need`] before
+    /// the widths overflow; checked by [`tglml::guard::need`] before
     /// anything is built.
-    pub fn memory(&self, batch: usize, elem: u64) -> (Option<u64>, crate::guard::Size) {
-        use crate::guard::Size;
+    pub fn memory(&self, batch: usize, elem: u64) -> (Option<u64>, tglml::guard::Size) {
+        use tglml::guard::Size;
         let l = self.latent_dim as u64;
         let widths: Vec<u64> = match self.arch {
             Arch::Mlp => std::iter::once(self.input_dim as u64)
