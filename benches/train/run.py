@@ -8,17 +8,30 @@ H0 + H1 Wasserstein losses (gamma 1 from step 0), one thread, CPU; R runs of S s
 dropped; medians of the per-step times that `tglml train` logs in
 /train/step_seconds of run.h5. Goal of the issue: at most 25% overhead.
 
-A third variant computes the same loss on L maxmin landmarks of each batch
-(train.topo.landmarks, default L = 64), the cheaper approximation.
+A further variant computes the H0 + H1 loss on L maxmin landmarks of each
+batch (train.topo.landmarks, default L = 64), the cheaper approximation.
+
+The peer (issue 13, goal 4), when torch and torch-topological import (the
+benchmark environment of `bash scripts/setup-bench.sh --torch`): the same
+VAE in PyTorch eager (benches/train/step.py's model), its loss plus
+torch-topological's on the batch and its latent means, both spaces'
+distances divided by their maximum as TGLML's normalize = "max":
+VietorisRipsComplex (giotto-ph) on the distance matrices, then
+WassersteinDistance(p=2, q=2) (POT's exact transport; its ground metric
+between points is L-infinity, ours L2: the same work, not the same
+value) for the Wasserstein variants, SignatureLoss(p=2, dimensions=0) for
+the signature one. Timed step by step in its own process.
 
 Usage: python3 benches/train/run.py [--steps S] [--repeat R] [--landmarks L]  (make bench-train)
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import h5py
 
@@ -40,7 +53,61 @@ def run(gamma, steps, out, extra=()):
         return list(f["train/step_seconds"][10:])
 
 
+def peer(variant, data, steps, seed):
+    """PyTorch + torch-topological steps of `variant`; the step times."""
+    import h5py
+    import numpy as np
+    import torch
+    from torch import nn
+    from torch_topological.nn import SignatureLoss, VietorisRipsComplex, WassersteinDistance
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    with h5py.File(data, "r") as f:
+        x = np.asarray(f["x"][()], dtype=np.float64)
+    x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)  # train.standardize
+    x = torch.from_numpy(x.astype(np.float32))
+    widths, latent, b = [x.shape[1], 256, 128], 16, 256
+    enc = nn.Sequential(*[layer for a, c in zip(widths, widths[1:])
+                          for layer in (nn.Linear(a, c), nn.ReLU())])
+    mu_l, lv_l = nn.Linear(128, latent), nn.Linear(128, latent)
+    back = [latent, 128, 256]
+    dec = nn.Sequential(*[layer for a, c in zip(back, back[1:])
+                          for layer in (nn.Linear(a, c), nn.ReLU())], nn.Linear(256, x.shape[1]))
+    params = [*enc.parameters(), *mu_l.parameters(), *lv_l.parameters(), *dec.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    dims = {"h0w": 0, "h01w": 1, "h0sig": 0}.get(variant)
+    vr = VietorisRipsComplex(dim=dims) if dims is not None else None
+    wd, sig = WassersteinDistance(p=2, q=2), SignatureLoss(p=2, dimensions=0)
+    g = torch.Generator().manual_seed(seed)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        xb = x[torch.randint(0, x.shape[0], (b,), generator=g)]
+        h = enc(xb)
+        mu, lv = mu_l(h), lv_l(h)
+        z = mu + (lv * 0.5).exp() * torch.randn(b, latent)
+        recon = ((dec(z) - xb).square().sum(1) * 0.5).sum()
+        kl = ((mu.square() + lv.exp() - lv - 1.0).sum(1) * 0.5).sum()
+        loss = (recon + kl) / b
+        if vr is not None:
+            dx = torch.cdist(xb, xb)
+            dz = torch.cdist(mu, mu)
+            dx, dz = dx / dx.max(), dz / dz.max()
+            px, pz = vr(dx, treat_as_distances=True), vr(dz, treat_as_distances=True)
+            loss = loss + (sig([xb, px], [mu, pz]) if variant == "h0sig" else wd(px, pz))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss.item()
+        times.append(time.perf_counter() - t0)
+    return times[10:]
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--peer-worker":
+        w = json.loads(sys.argv[2])
+        print(json.dumps(peer(w["variant"], w["data"], w["steps"], w["seed"])))
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=110)
     ap.add_argument("--repeat", type=int, default=3)
@@ -48,27 +115,53 @@ def main():
                     help="also time the loss on this many landmarks of each batch")
     a = ap.parse_args()
     h0 = ["--set", "train.topo.dims=[0]", "--set", "train.topo.weights=[1.0]"]
+    # (name, gamma, extra arguments, the peer's variant or None)
     variants = [
-        ("without the topological loss", 0, []),
-        ("H0 Wasserstein loss", 1, h0),
-        ("H0 signature loss", 1, h0 + ["--set", 'train.topo.kind="signature"']),
-        ("H0 + H1 Wasserstein loss", 1, []),
+        ("without the topological loss", 0, [], "base"),
+        ("H0 Wasserstein loss", 1, h0, "h0w"),
+        ("H0 signature loss", 1, h0 + ["--set", 'train.topo.kind="signature"'], "h0sig"),
+        ("H0 + H1 Wasserstein loss", 1, [], "h01w"),
         (f"H0 + H1 Wasserstein on {a.landmarks} maxmin landmarks of each batch", 1,
-         ["--set", f"train.topo.landmarks={a.landmarks}"]),
+         ["--set", f"train.topo.landmarks={a.landmarks}"], None),
     ]
-    times = {name: [] for name, _, _ in variants}
+    try:
+        import torch  # noqa: F401
+        import torch_topological  # noqa: F401
+        with_peer = True
+    except ImportError:
+        with_peer = False
+        print("(no torch / torch-topological here: ours only; bash scripts/setup-bench.sh --torch)")
+    times = {name: [] for name, _, _, _ in variants}
+    peer_times = {name: [] for name, _, _, _ in variants}
     with tempfile.TemporaryDirectory() as d:
+        data = os.path.join(d, "spheres.h5")
+        subprocess.run([TGLML, "data", "synth", "--set", 'synth.kind="spheres"', "--out", data],
+                       check=True, capture_output=True, env=dict(os.environ, TGLML_PROGRESS="off"))
         for r in range(a.repeat):  # interleaved, so that drift hits every variant
-            for k, (name, gamma, extra) in enumerate(variants):
+            for k, (name, gamma, extra, pv) in enumerate(variants):
                 times[name] += run(gamma, a.steps, os.path.join(d, f"v{k}r{r}"), extra)
+                if with_peer and pv:
+                    w = json.dumps(dict(variant=pv, data=data, steps=a.steps, seed=r))
+                    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--peer-worker", w],
+                                       check=True, capture_output=True, text=True,
+                                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+                    peer_times[name] += json.loads(p.stdout)
     base = statistics.median(times[variants[0][0]])
-    print("| variant | median step ms | overhead |")
-    print("| --- | ---: | ---: |")
-    for name, _, _ in variants:
+    pbase = statistics.median(peer_times[variants[0][0]]) if with_peer else None
+    print("| variant | tglml ms | overhead | PyTorch + torch-topological ms | overhead | tglml / peer |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, _, _, pv in variants:
         m = statistics.median(times[name])
         over = "–" if name == variants[0][0] else f"{100 * (m / base - 1):+.0f}%"
-        print(f"| {name} | {m * 1e3:.2f} | {over} |")
-    print(f"({len(times[variants[0][0]])} steps per variant; goal of issue 13: the H0 loss at most +25%)")
+        if with_peer and pv:
+            pm = statistics.median(peer_times[name])
+            pover = "–" if name == variants[0][0] else f"{100 * (pm / pbase - 1):+.0f}%"
+            cells = f"{pm * 1e3:.2f} | {pover} | {m / pm:.2f}"
+        else:
+            cells = "– | – | –"
+        print(f"| {name} | {m * 1e3:.2f} | {over} | {cells} |")
+    print(f"({len(times[variants[0][0]])} steps per variant and side; goals of issue 13: "
+          "the H0 loss at most +25%; the H0 + H1 Wasserstein step at most 0.33x the peer's)")
 
 
 if __name__ == "__main__":

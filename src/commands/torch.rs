@@ -66,17 +66,6 @@ impl Torch for HandOff {
         }
         let mut cmd = std::process::Command::new(&self.path);
         cmd.args(std::env::args_os().skip(1));
-        // libtorch's OpenMP threads and TGLML's rayon threads (Adam, the
-        // topological loss) take turns on the same cores. OpenMP's default
-        // spin-wait after each parallel region keeps a core busy that the
-        // rayon work then waits for (a DeepAE's Adam step at 2 threads:
-        // 4.9 ms spinning, 2.8 ms passive; forward and backward unchanged;
-        // benches/train/README.md). libgomp reads the policy when it is
-        // loaded, so it is set here, before the exec; a user's own
-        // OMP_WAIT_POLICY is kept.
-        if std::env::var_os("OMP_WAIT_POLICY").is_none() {
-            cmd.env("OMP_WAIT_POLICY", "passive");
-        }
         let err = cmd.exec();
         // exec returns only on failure.
         eprintln!(

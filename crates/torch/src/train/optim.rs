@@ -352,8 +352,8 @@ macro_rules! adam_float {
 adam_float!(f32, Kind::Float);
 adam_float!(f64, Kind::Double);
 
-/// One parameter's update in one pass over its elements, in parallel
-/// chunks, with no temporary tensor: the same operations as
+/// One parameter's update in one pass over its elements, with no
+/// temporary tensor: the same operations as
 /// [`tensor_step`] element by element (scalars rounded to the tensor's
 /// type first, as ATen does; ATen's vectorised lerp fuses a multiply-add
 /// where this rounds twice, a difference in the last bit). The unfused
@@ -381,7 +381,6 @@ fn fused_step(p: &Tensor, g: &Tensor, m: &Tensor, v: &Tensor, c: &Consts) -> boo
 }
 
 fn fused<T: AdamFloat>(p: &Tensor, g: &Tensor, m: &Tensor, v: &Tensor, c: &Consts) {
-    use rayon::prelude::*;
     debug_assert_eq!(p.kind(), T::KIND);
     let n = p.numel();
     // SAFETY: four distinct contiguous CPU tensors of `n` elements of type
@@ -430,12 +429,11 @@ fn fused<T: AdamFloat>(p: &Tensor, g: &Tensor, m: &Tensor, v: &Tensor, c: &Const
         (false, true, _) => Elementwise::<T>::pass::<false, true, false>,
         (false, false, true) => Elementwise::<T>::pass::<false, false, true>,
     };
-    const CHUNK: usize = 1 << 14;
-    ps.par_chunks_mut(CHUNK)
-        .zip(gs.par_chunks(CHUNK))
-        .zip(ms.par_chunks_mut(CHUNK))
-        .zip(vs.par_chunks_mut(CHUNK))
-        .for_each(|(((p, g), m), v)| pass(&k, p, g, m, v));
+    // One thread: the pass is bound by memory bandwidth, and at 2 threads
+    // rayon's second worker competes with libtorch's OpenMP threads, which
+    // spin after each parallel region (4.9 ms parallel, 3.4 ms serial for a
+    // DeepAE's 2.8M parameters; benches/train/README.md).
+    pass(&k, ps, gs, ms, vs);
 }
 
 /// The constants of [`fused`], in the parameters' type.
@@ -658,7 +656,7 @@ mod tests {
     }
 
     /// The one-pass step and the tensor-operation step agree on float32
-    /// and float64 parameters of many elements (several parallel chunks),
+    /// and float64 parameters of many elements,
     /// with each kind of weight decay, to the last bits (ATen's lerp fuses
     /// a multiply-add that the one-pass step rounds twice).
     #[test]
