@@ -181,9 +181,11 @@ impl Space {
         let (values, scale) = match how {
             Normalize::Max => {
                 let n = raw.size()[0];
-                let at = raw.view([-1]).argmax(None, false).int64_value(&[]);
+                let flat = raw.view([-1]);
+                let at = flat.argmax(None, false).int64_value(&[]);
                 let far = Self::norms(z, &[[(at / n) as usize, (at % n) as usize]], &one);
-                (&raw / raw.max(), far.reshape([] as [i64; 0]))
+                // The largest value is the one at the argmax: no second scan.
+                (&raw / flat.get(at), far.reshape([] as [i64; 0]))
             }
             _ => (raw, one),
         };
