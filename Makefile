@@ -4,6 +4,7 @@
 #   make test-slurm  the batch scripts of slurm/ on a one-node Slurm started here (tests/slurm/run.sh; root)
 #   make bench-ph  Rips persistence benchmark vs Ripser and giotto-ph (benches/ph/README.md)
 #   make bench-diagrams  diagram distances benchmark vs GUDHI, POT and persim (benches/diagrams/README.md)
+#   make bench-diagrams-scale  W1, W2 at 5,000 and 20,000 points of three shapes vs POT and Hera (delta 1e-6)
 #   make bench-pipeline  MPI persistence pipeline: scaling over ranks, memory per rank (benches/pipeline/README.md)
 #   make bench-startup   start-up time and memory of each command (benches/startup/run.py)
 #   make bench-train-step  a training step beside PyTorch eager (benches/train/step.py; needs setup-bench.sh --torch, 4.7 GB)
@@ -24,10 +25,10 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-pipeline bench-startup bench-train-step bench-train compare-topology
+.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-topology
 
 help:
-	@sed -n '2,11p' Makefile
+	@sed -n '2,12p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -77,6 +78,19 @@ bench-diagrams:
 	@cargo bench --bench diagrams --no-run
 	@echo "== diagram distances: TGLML vs GUDHI vs POT vs persim (benches/diagrams/run.py $(BENCH_ARGS))"
 	@$(BENCH_PY) benches/diagrams/run.py $(BENCH_ARGS)
+
+# Issue 13's goal 5: large diagrams of three shapes, one timed call each (a
+# call may take 120 s), against the exact POT and Hera at delta 1e-6.
+bench-diagrams-scale:
+	@echo "== benchmark environment (scripts/setup-bench.sh)"
+	@bash scripts/setup-bench.sh
+	@echo "== cargo bench --bench diagrams --no-run"
+	@cargo bench --bench diagrams --no-run
+	@for shape in uniform exponential births0; do \
+	  echo "== diagram distances at scale, shape $$shape (benches/diagrams/run.py)"; \
+	  $(BENCH_PY) benches/diagrams/run.py --shape $$shape --sizes 5000,20000 --only W1,W2 \
+	    --tools pot,gudhi-hera --hera-delta 1e-6 --repeat 1 --timeout 120 $(BENCH_ARGS); \
+	done
 
 bench-pipeline: build
 	@echo "== MPI persistence pipeline: scaling over 1, 2, 4 ranks and memory per rank (benches/pipeline/run.py $(BENCH_ARGS))"

@@ -14,6 +14,11 @@ Options:
                       under the scratch folder instead of benches/diagrams/
     --sizes N,N       points per diagram (default 100,1000,5000)
     --only A,B        only these distances (W1, W2, W1-L2, bottleneck)
+    --tools A,B       only these tools (tglml always runs; default: all)
+    --shape S         the diagrams (see `diagram` below): exponential
+                      (default), uniform (every point far from the
+                      diagonal) or births0 (H0-like: every birth 0)
+    --hera-delta D    Hera's relative error bound (default 0.01)
     --timeout S       one call may take at most S seconds (default 120): a
                       tool whose call runs longer is stopped and recorded as
                       "timeout" for that size, and not run at larger sizes
@@ -112,7 +117,7 @@ def call_text(tool, case):
         return "`gudhi.bottleneck_distance(a, b)` (default e=None)"
     if tool == "gudhi-hera":
         return (f"`gudhi.hera.wasserstein_distance(a, b, order={p:g}, "
-                f"internal_p={ip}, delta=0.01)`")
+                f"internal_p={ip}, delta={HERA_DELTA:g})`")
     if tool == "pot":
         return (f"`ot.emd2(wa, wb, M, numItermax=2000000) ** (1/{p:g})` on "
                 "GUDHI's (n+1)×(m+1) cost matrix (matrix untimed)")
@@ -124,7 +129,8 @@ def call_text(tool, case):
 
 
 def exactness(tool):
-    return {"gudhi-hera": "approx. (relative error ≤ 1%: delta=0.01)",
+    return {"gudhi-hera": f"approx. (relative error ≤ {HERA_DELTA:g}: "
+                          f"delta={HERA_DELTA:g})",
             "gudhi-approx": "near-exact (additive e = smallest double; last "
                             "bits may be wrong)"}.get(tool, "exact")
 
@@ -189,7 +195,7 @@ def worker(tool, path, case, repeat, timeout):
 
         def call():
             return gudhi.hera.wasserstein_distance(
-                a, b, order=p, internal_p=internal_p, delta=0.01)
+                a, b, order=p, internal_p=internal_p, delta=HERA_DELTA)
     elif tool == "pot" and metric == "wasserstein":
         import ot
         # The diagrams are finite: GUDHI's _finite_part keeps every row.
@@ -242,27 +248,45 @@ def worker(tool, path, case, repeat, timeout):
 # Inputs
 # ----------------------------------------------------------------------------
 
-def diagram(n, seed):
-    """n finite points: births uniform in [0, 1), persistence exponential
-    (scale 0.3), and 2% (at least one) of the points within 1e-3 of the
-    diagonal; rows shuffled."""
+# The diagram shapes of --shape, in words (for the report).
+SHAPES = {
+    "exponential": "births uniform in [0, 1), persistence exponential with "
+                   "scale 0.3, 2% of the points within 1e-3 of the diagonal",
+    "uniform": "births uniform in [0, 1), persistence uniform in [0, 1) "
+               "(most points far from the diagonal)",
+    "births0": "every birth 0 (an H0 diagram), deaths uniform in [0, 1)",
+}
+
+
+def diagram(n, seed, shape="exponential"):
+    """n finite points of the given shape (SHAPES); rows shuffled."""
     import numpy as np
     rng = np.random.default_rng(seed)
-    k = max(1, n // 50)
-    births = rng.uniform(0.0, 1.0, n)
-    pers = np.r_[rng.exponential(0.3, n - k), rng.uniform(0.0, 1e-3, k)]
+    if shape == "exponential":
+        k = max(1, n // 50)
+        births = rng.uniform(0.0, 1.0, n)
+        pers = np.r_[rng.exponential(0.3, n - k), rng.uniform(0.0, 1e-3, k)]
+    elif shape == "uniform":
+        births = rng.uniform(0.0, 1.0, n)
+        pers = rng.uniform(0.0, 1.0, n)
+    elif shape == "births0":
+        births = np.zeros(n)
+        pers = rng.uniform(0.0, 1.0, n)
+    else:
+        raise ValueError(shape)
     x = np.c_[births, births + pers]
     return x[rng.permutation(n)]
 
 
-def write_pair(path, n):
+def write_pair(path, n, shape):
     import h5py
     import numpy as np
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
-        f.create_dataset("a", data=diagram(n, 4000 + n))
-        f.create_dataset("b", data=diagram(n, 5000 + n))
+        f.create_dataset("a", data=diagram(n, 4000 + n, shape))
+        f.create_dataset("b", data=diagram(n, 5000 + n, shape))
         f.attrs["n"] = np.int64(n)
+        f.attrs["shape"] = shape
         f.attrs["seeds"] = np.array([4000 + n, 5000 + n], dtype=np.int64)
     os.replace(tmp, path)
 
@@ -353,7 +377,7 @@ def command(tool, case, h5, repeat, timeout, bench_bin):
         return cmd
     return [sys.executable, os.path.abspath(__file__), "--worker", tool,
             "--input", h5, "--case", case, "--repeat", str(repeat),
-            "--timeout", str(timeout)]
+            "--timeout", str(timeout), "--hera-delta", repr(HERA_DELTA)]
 
 
 
@@ -511,9 +535,9 @@ def ratio_table(results, sizes):
     """Time ratios ours / peer, one row per (size, distance)."""
     by = {(r["n"], r["case"], r["tool"]): r for r in results}
     lines = ["| points | distance | ours median s | "
-             + " | ".join(PEERS) + " |",
+             + " | ".join(PEERS) + " | ours / fastest peer |",
              "| ---: | --- | ---: | " + " | ".join("---:" for _ in PEERS)
-             + " |"]
+             + " | ---: |"]
     for n in sizes:
         for case in CASES:
             ours = by.get((n, case, "tglml"))
@@ -526,8 +550,24 @@ def ratio_table(results, sizes):
                 r = by.get((n, case, p))
                 cells.append("·" if r is None else fmt_ratio(r))
             lines.append(f"| {n:,} | {case} | {o} | " + " | ".join(cells)
-                         + " |")
+                         + f" | {fastest(by, n, case)} |")
     return "\n".join(lines)
+
+
+def fastest(by, n, case):
+    """Ours over the fastest peer that finished (exact or not): a number, a
+    bound when ours timed out, or – when no peer finished."""
+    ours = by.get((n, case, "tglml"))
+    done = [by[(n, case, p)] for p in PEERS
+            if (n, case, p) in by and by[(n, case, p)]["status"] == "ok"]
+    if not ours or not done:
+        return "–"
+    best = min(done, key=lambda r: r["median_s"])
+    if ours["status"] == "ok":
+        return f"{ours['median_s'] / best['median_s']:.2f} ({best['tool']})"
+    if ours["status"] == "timeout":
+        return f"> {ours['limit_s'] / best['median_s']:.2f} ({best['tool']})"
+    return "–"
 
 
 def losses(results):
@@ -603,10 +643,9 @@ def report(env, results, sizes, args, ok, check_lines):
           f"- total wall time of the run: {env['total_wall_s']:.0f} s",
           "", "## Inputs", "",
           "Two diagrams `a`, `b` per size, n finite points each "
-          "(`target/bench-diagrams/pair<n>.h5`, `/a` and `/b`): births uniform "
-          "in [0, 1), persistence exponential with scale 0.3, 2% of the points "
-          "within 1e-3 of the diagonal; numpy `default_rng` seeds 4000 + n and "
-          "5000 + n.", "", "## Calls", "",
+          f"(`target/bench-diagrams/{pair_name('<n>')}`, `/a` and `/b`): "
+          f"shape `{SHAPE}`: {SHAPES[SHAPE]}; numpy `default_rng` seeds "
+          "4000 + n and 5000 + n.", "", "## Calls", "",
           "| distance | tool | timed call | exact |",
           "| --- | --- | --- | --- |"]
     for case, tools in TOOLS.items():
@@ -674,10 +713,17 @@ def report(env, results, sizes, args, ok, check_lines):
 # ----------------------------------------------------------------------------
 
 SCRATCH = os.path.join(ROOT, "target", "bench-diagrams")
+SHAPE = "exponential"
+HERA_DELTA = 0.01
+
+
+def pair_name(n):
+    return (f"pair{n}.h5" if SHAPE == "exponential"
+            else f"pair-{SHAPE}-{n}.h5")
 
 
 def main():
-    global SCRATCH
+    global SCRATCH, SHAPE, HERA_DELTA
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--worker", choices=PEERS, help=argparse.SUPPRESS)
     ap.add_argument("--spawner", action="store_true", help=argparse.SUPPRESS)
@@ -687,12 +733,16 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sizes", default="100,1000,5000")
     ap.add_argument("--only", default="")
+    ap.add_argument("--tools", default="")
+    ap.add_argument("--shape", choices=list(SHAPES), default="exponential")
+    ap.add_argument("--hera-delta", type=float, default=0.01)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--scratch", default=SCRATCH)
     ap.add_argument("--out-dir", default=None)
     ap.add_argument("--bench-bin", default=None)
     ap.add_argument("--wait-idle", type=float, default=300.0)
     args = ap.parse_args()
+    SHAPE, HERA_DELTA = args.shape, args.hera_delta
     if args.worker:
         worker(args.worker, args.input, args.case, args.repeat, args.timeout)
         return
@@ -711,6 +761,13 @@ def main():
         raise SystemExit(f"--only: unknown {sorted(only - set(CASES))}; "
                          f"choose from {list(CASES)}")
     cases = [c for c in CASES if not only or c in only]
+    tools = set(filter(None, args.tools.split(",")))
+    if tools - set(PEERS) - {"tglml"}:
+        raise SystemExit(f"--tools: unknown {sorted(tools - set(PEERS))}; "
+                         f"choose from {PEERS}")
+    if tools:
+        for c in cases:
+            TOOLS[c] = [t for t in TOOLS[c] if t == "tglml" or t in tools]
     SCRATCH = os.path.abspath(args.scratch)
     os.makedirs(SCRATCH, exist_ok=True)
     out_dir = args.out_dir or (SCRATCH if args.quick else HERE)
@@ -727,8 +784,8 @@ def main():
     # (a) inputs
     files = {}
     for n in sizes:
-        h5 = os.path.join(SCRATCH, f"pair{n}.h5")
-        write_pair(h5, n)
+        h5 = os.path.join(SCRATCH, pair_name(n))
+        write_pair(h5, n, SHAPE)
         files[n] = h5
         say(f"wrote {os.path.relpath(h5, ROOT)}")
 
@@ -797,7 +854,8 @@ def main():
     env["loadavg_end"] = os.getloadavg()
     env["total_wall_s"] = time.monotonic() - t_start
     md = report(env, results, sizes, args, ok, check_lines)
-    stem = os.path.join(out_dir, f"results-{env['date'][:10]}")
+    stem = os.path.join(out_dir, f"results-{env['date'][:10]}"
+                        + ("" if SHAPE == "exponential" else f"-{SHAPE}"))
     os.makedirs(out_dir, exist_ok=True)
     with open(stem + ".md", "w") as f:
         f.write(md)
@@ -806,7 +864,9 @@ def main():
                    "value_check_ok": ok,
                    "settings": {"repeat": args.repeat, "sizes": sizes,
                                 "cases": cases, "timeout_s": args.timeout,
-                                "tolerance": TOL, "quick": args.quick}},
+                                "tolerance": TOL, "quick": args.quick,
+                                "shape": SHAPE, "hera_delta": HERA_DELTA,
+                                "tools": TOOLS}},
                   f, indent=1)
         f.write("\n")
     print(ratio_table(results, sizes))

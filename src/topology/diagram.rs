@@ -204,8 +204,16 @@ pub fn wasserstein(
             // The ground distance of two points of one birth is |Δdeath|
             // in every ground metric (L1, L2's hypot(0, Δ), L∞), exactly:
             // no hypot per pair.
-            let on_line = |r: usize, c: usize| pow((a[fa[r]].1 - b[fb[c]].1).abs());
-            on_a_line(n, m, &on_line, &da, &db, |r| a[fa[r]].1, |c| b[fb[c]].1)
+            let ya: Vec<f64> = fa.iter().map(|&i| a[i].1).collect();
+            let yb: Vec<f64> = fb.iter().map(|&j| b[j].1).collect();
+            on_a_line(
+                &ya,
+                &yb,
+                &da,
+                &db,
+                pow,
+                (LINE_TABLE_CELLS, LINE_PIECE_CELLS),
+            )
         } else {
             min_cost_matching(n, m, pair, &da, &db)
         };
@@ -364,70 +372,202 @@ pub fn one_birth_w1(a: &[f64], b: &[f64]) -> f64 {
     row[b.len()]
 }
 
+/// Problems of at most this many dynamic-programme cells are solved with
+/// the whole table in memory (9 bytes a cell); larger ones by Hirschberg's
+/// divide and conquer, in O(n + m) memory, pieces of at most
+/// [`LINE_PIECE_CELLS`] cells again by the table.
+const LINE_TABLE_CELLS: usize = 1 << 20;
+const LINE_PIECE_CELLS: usize = 1 << 16;
+
 /// Exact min-cost matching of points that all share one birth: sorted by
 /// death, matched pairs never cross in an optimal matching (the costs are
 /// convex functions of the death difference), so dp[i][j] = the best cost
 /// of the first i points of a and j of b, each step taking a to the
-/// diagonal, b to the diagonal, or the pair (i, j).
+/// diagonal, b to the diagonal, or the pair (i, j). Up to `table_cells`
+/// cells the whole table is kept and the path read back from it; beyond,
+/// the path is found by halving (Hirschberg): the best costs of the first
+/// half of a's points against every prefix of b's and of the second half
+/// against every suffix meet at a point of an optimal path, which splits
+/// the problem in two, so memory stays O(n + m) and time about 2·n·m.
 fn on_a_line(
-    n: usize,
-    m: usize,
-    pair_cost: &impl Fn(usize, usize) -> f64,
+    death_a: &[f64],
+    death_b: &[f64],
     da: &[f64],
     db: &[f64],
-    death_a: impl Fn(usize) -> f64,
-    death_b: impl Fn(usize) -> f64,
+    pow: impl Fn(f64) -> f64,
+    (table_cells, piece_cells): (usize, usize),
 ) -> Vec<Option<usize>> {
+    let (n, m) = (death_a.len(), death_b.len());
     let mut oa: Vec<usize> = (0..n).collect();
-    oa.sort_by(|&x, &y| death_a(x).total_cmp(&death_a(y)).then(x.cmp(&y)));
+    oa.sort_by(|&x, &y| death_a[x].total_cmp(&death_a[y]).then(x.cmp(&y)));
     let mut ob: Vec<usize> = (0..m).collect();
-    ob.sort_by(|&x, &y| death_b(x).total_cmp(&death_b(y)).then(x.cmp(&y)));
-    let w = m + 1;
-    let mut cost = vec![0.0f64; (n + 1) * w];
-    // 0: a_i to the diagonal, 1: b_j to the diagonal, 2: the pair.
-    let mut how = vec![0u8; (n + 1) * w];
-    for i in 0..=n {
-        for j in 0..=m {
-            if i == 0 && j == 0 {
-                continue;
-            }
-            let mut best = f64::INFINITY;
-            let mut choice = 0u8;
-            if i > 0 {
-                best = cost[(i - 1) * w + j] + da[oa[i - 1]];
-            }
-            if j > 0 {
-                let c = cost[i * w + j - 1] + db[ob[j - 1]];
-                if c < best {
-                    best = c;
-                    choice = 1;
-                }
-            }
-            if i > 0 && j > 0 {
-                let c = cost[(i - 1) * w + j - 1] + pair_cost(oa[i - 1], ob[j - 1]);
-                if c < best {
-                    best = c;
-                    choice = 2;
-                }
-            }
-            cost[i * w + j] = best;
-            how[i * w + j] = choice;
-        }
-    }
+    ob.sort_by(|&x, &y| death_b[x].total_cmp(&death_b[y]).then(x.cmp(&y)));
+    let line = Line {
+        ya: oa.iter().map(|&i| death_a[i]).collect(),
+        yb: ob.iter().map(|&j| death_b[j]).collect(),
+        da: oa.iter().map(|&i| da[i]).collect(),
+        db: ob.iter().map(|&j| db[j]).collect(),
+        pow,
+        piece_cells,
+    };
     let mut partner = vec![None; n];
-    let (mut i, mut j) = (n, m);
-    while i > 0 || j > 0 {
-        match how[i * w + j] {
-            0 => i -= 1,
-            1 => j -= 1,
-            _ => {
-                partner[oa[i - 1]] = Some(ob[j - 1]);
-                i -= 1;
-                j -= 1;
-            }
-        }
+    let mut put = |r: usize, c: usize| partner[oa[r]] = Some(ob[c]);
+    if (n + 1).saturating_mul(m + 1) <= table_cells {
+        line.table(0..n, 0..m, &mut put);
+    } else {
+        line.halve(0..n, 0..m, &mut put);
     }
     partner
+}
+
+/// The points of [`on_a_line`] sorted by death: their deaths, diagonal
+/// costs, and the pair cost as a function of the death difference.
+struct Line<P> {
+    ya: Vec<f64>,
+    yb: Vec<f64>,
+    da: Vec<f64>,
+    db: Vec<f64>,
+    pow: P,
+    /// [`Line::halve`] solves pieces of at most this many cells by the table.
+    piece_cells: usize,
+}
+
+impl<P: Fn(f64) -> f64> Line<P> {
+    fn pair(&self, i: usize, j: usize) -> f64 {
+        (self.pow)((self.ya[i] - self.yb[j]).abs())
+    }
+
+    /// The programme on a[ra] × b[rb] with the whole table; reports each
+    /// matched pair to `put`.
+    fn table(
+        &self,
+        ra: std::ops::Range<usize>,
+        rb: std::ops::Range<usize>,
+        put: &mut impl FnMut(usize, usize),
+    ) {
+        let (n, m) = (ra.len(), rb.len());
+        let (a0, b0) = (ra.start, rb.start);
+        let w = m + 1;
+        let mut cost = vec![0.0f64; (n + 1) * w];
+        // 0: a_i to the diagonal, 1: b_j to the diagonal, 2: the pair.
+        let mut how = vec![0u8; (n + 1) * w];
+        for i in 0..=n {
+            for j in 0..=m {
+                if i == 0 && j == 0 {
+                    continue;
+                }
+                let mut best = f64::INFINITY;
+                let mut choice = 0u8;
+                if i > 0 {
+                    best = cost[(i - 1) * w + j] + self.da[a0 + i - 1];
+                }
+                if j > 0 {
+                    let c = cost[i * w + j - 1] + self.db[b0 + j - 1];
+                    if c < best {
+                        best = c;
+                        choice = 1;
+                    }
+                }
+                if i > 0 && j > 0 {
+                    let c = cost[(i - 1) * w + j - 1] + self.pair(a0 + i - 1, b0 + j - 1);
+                    if c < best {
+                        best = c;
+                        choice = 2;
+                    }
+                }
+                cost[i * w + j] = best;
+                how[i * w + j] = choice;
+            }
+        }
+        let (mut i, mut j) = (n, m);
+        while i > 0 || j > 0 {
+            match how[i * w + j] {
+                0 => i -= 1,
+                1 => j -= 1,
+                _ => {
+                    put(a0 + i - 1, b0 + j - 1);
+                    i -= 1;
+                    j -= 1;
+                }
+            }
+        }
+    }
+
+    /// The last row of the programme on a[ra] × b[rb], forward (prefixes:
+    /// entry j is the best cost of all of a[ra] with the first j of b[rb])
+    /// or backward (suffixes: entry j the best cost of a[ra] with b[rb]
+    /// from its j-th point on).
+    fn last_row(
+        &self,
+        ra: std::ops::Range<usize>,
+        rb: std::ops::Range<usize>,
+        forward: bool,
+    ) -> Vec<f64> {
+        let m = rb.len();
+        // Position k of the sweep: the k-th point of b[rb] in sweep order.
+        let bj = |k: usize| {
+            if forward {
+                rb.start + k
+            } else {
+                rb.end - 1 - k
+            }
+        };
+        let mut row = vec![0.0f64; m + 1];
+        for k in 0..m {
+            row[k + 1] = row[k] + self.db[bj(k)];
+        }
+        let mut sweep = |i: usize| {
+            let x = self.da[i];
+            let mut diag = row[0];
+            row[0] += x;
+            for k in 0..m {
+                let j = bj(k);
+                let up = row[k + 1] + x;
+                let left = row[k] + self.db[j];
+                let pair = diag + self.pair(i, j);
+                diag = row[k + 1];
+                row[k + 1] = up.min(left).min(pair);
+            }
+        };
+        if forward {
+            ra.for_each(&mut sweep);
+        } else {
+            ra.rev().for_each(&mut sweep);
+        }
+        if !forward {
+            row.reverse();
+        }
+        row
+    }
+
+    /// Hirschberg's halving on a[ra] × b[rb].
+    fn halve(
+        &self,
+        ra: std::ops::Range<usize>,
+        rb: std::ops::Range<usize>,
+        put: &mut impl FnMut(usize, usize),
+    ) {
+        if ra.is_empty() || rb.is_empty() {
+            return;
+        }
+        if ra.len() == 1 || (ra.len() + 1).saturating_mul(rb.len() + 1) <= self.piece_cells {
+            self.table(ra, rb, put);
+            return;
+        }
+        let mid = ra.start + ra.len() / 2;
+        let f = self.last_row(ra.start..mid, rb.clone(), true);
+        let g = self.last_row(mid..ra.end, rb.clone(), false);
+        // The first column where an optimal path crosses row `mid`.
+        let mut cut = 0;
+        for k in 1..f.len() {
+            if f[k] + g[k] < f[cut] + g[cut] {
+                cut = k;
+            }
+        }
+        let split = rb.start + cut;
+        self.halve(ra.start..mid, rb.start..split, put);
+        self.halve(mid..ra.end, split..rb.end, put);
+    }
 }
 
 /// Rows 0..rows, shared columns 0..cols with costs `w(i, j)` (kept where
@@ -1386,6 +1526,66 @@ mod tests {
             let (na, nb) = (case % 17, (case * 5) % 23);
             let (a, b) = (gen(na), gen(nb));
             check_against_hungarian(&a, &b, case, "line");
+        }
+    }
+
+    /// Hirschberg's halving (forced down to pieces of a few cells) finds a
+    /// matching as cheap as the whole table's and the Hungarian method's,
+    /// on one-birth diagrams with ties, repeats and empty sides.
+    #[test]
+    fn halving_on_a_line_equals_the_table() {
+        let mut rng = ChaCha8Rng::seed_from_u64(49);
+        for case in 0..120 {
+            let mut gen = |k: usize| -> Vec<f64> {
+                (0..k)
+                    .map(|_| {
+                        if case % 3 == 0 {
+                            rng.random_range(0..5) as f64 / 4.0
+                        } else {
+                            rng.random_range(0.0..2.0)
+                        }
+                    })
+                    .collect()
+            };
+            let (na, nb) = ((case * 7) % 41, (case * 11) % 37);
+            let (ya, yb) = (gen(na), gen(nb));
+            let dgm = |y: &[f64]| y.iter().map(|&d| (0.5, 0.5 + d)).collect::<Vec<_>>();
+            let (a, b) = (dgm(&ya), dgm(&yb));
+            for p in [1.0, 2.0] {
+                let da: Vec<f64> = ya.iter().map(|d| (d / 2.0).powf(p)).collect();
+                let db: Vec<f64> = yb.iter().map(|d| (d / 2.0).powf(p)).collect();
+                let pow = |x: f64| x.powf(p);
+                let pair = |r: usize, c: usize| pow((ya[r] - yb[c]).abs());
+                let cost = |partner: &[Option<usize>]| -> f64 {
+                    let mut used = vec![false; nb];
+                    let mut t = 0.0;
+                    for (r, c) in partner.iter().enumerate() {
+                        match *c {
+                            Some(c) => {
+                                assert!(!used[c], "case {case}: column {c} twice");
+                                used[c] = true;
+                                t += pair(r, c);
+                            }
+                            None => t += da[r],
+                        }
+                    }
+                    t + (0..nb).filter(|&c| !used[c]).map(|c| db[c]).sum::<f64>()
+                };
+                let run = |limits| on_a_line(&ya, &yb, &da, &db, pow, limits);
+                let whole = cost(&run((usize::MAX, usize::MAX)));
+                let halved = cost(&run((0, 1 + case % 9)));
+                let cp: Vec<Vec<f64>> = augmented(&a, &b)
+                    .iter()
+                    .map(|r| r.iter().map(|x| x.powf(p)).collect())
+                    .collect();
+                let want = if cp.is_empty() { 0.0 } else { hungarian(&cp) };
+                for (got, what) in [(whole, "table"), (halved, "halved")] {
+                    assert!(
+                        (got - want).abs() <= 1e-12 * want.max(1.0),
+                        "case {case} p {p} {what}: {got} vs Hungarian {want}"
+                    );
+                }
+            }
         }
     }
 
