@@ -80,7 +80,7 @@ bench-diagrams:
 	@$(BENCH_PY) benches/diagrams/run.py $(BENCH_ARGS)
 
 # Issue 13's goal 5: large diagrams of three shapes, one timed call each (a
-# call may take 120 s), against the exact POT and Hera at delta 1e-6.
+# call may take 60 s), against the exact POT and Hera at delta 1e-6.
 bench-diagrams-scale:
 	@echo "== benchmark environment (scripts/setup-bench.sh)"
 	@bash scripts/setup-bench.sh
@@ -89,7 +89,7 @@ bench-diagrams-scale:
 	@for shape in uniform exponential births0; do \
 	  echo "== diagram distances at scale, shape $$shape (benches/diagrams/run.py)"; \
 	  $(BENCH_PY) benches/diagrams/run.py --shape $$shape --sizes 5000,20000 --only W1,W2 \
-	    --tools pot,gudhi-hera --hera-delta 1e-6 --repeat 1 --timeout 120 $(BENCH_ARGS); \
+	    --tools pot,gudhi-hera --hera-delta 1e-6 --repeat 1 --timeout 60 $(BENCH_ARGS); \
 	done
 
 bench-pipeline: build
