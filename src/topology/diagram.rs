@@ -351,25 +351,17 @@ fn min_cost_matching(
 /// scale of `train`'s W(H0)); [`wasserstein`] gives the matching too.
 pub fn one_birth_w1(a: &[f64], b: &[f64]) -> f64 {
     debug_assert!(a.windows(2).all(|w| w[0] <= w[1]) && b.windows(2).all(|w| w[0] <= w[1]));
-    // row[j]: the best cost of the first i points of a and j of b.
-    let mut row: Vec<f64> = std::iter::once(0.0)
-        .chain(b.iter().scan(0.0, |acc, &y| {
-            *acc += y / 2.0;
-            Some(*acc)
-        }))
-        .collect();
-    for &x in a {
-        let mut diag = row[0];
-        row[0] += x / 2.0;
-        for (j, &y) in b.iter().enumerate() {
-            let up = row[j + 1] + x / 2.0;
-            let left = row[j] + y / 2.0;
-            let pair = diag + (x - y).abs();
-            diag = row[j + 1];
-            row[j + 1] = up.min(left).min(pair);
-        }
-    }
-    row[b.len()]
+    let half = |v: &[f64]| v.iter().map(|y| y / 2.0).collect::<Vec<f64>>();
+    let (da, db) = (half(a), half(b));
+    let line = Line {
+        ya: a,
+        yb: b,
+        da: &da,
+        db: &db,
+        pow: |x: f64| x,
+        piece_cells: 0,
+    };
+    line.last_row(0..a.len(), 0..b.len(), true)[b.len()]
 }
 
 /// Problems of at most this many dynamic-programme cells are solved with
@@ -402,11 +394,14 @@ fn on_a_line(
     oa.sort_by(|&x, &y| death_a[x].total_cmp(&death_a[y]).then(x.cmp(&y)));
     let mut ob: Vec<usize> = (0..m).collect();
     ob.sort_by(|&x, &y| death_b[x].total_cmp(&death_b[y]).then(x.cmp(&y)));
+    let sorted = |o: &[usize], v: &[f64]| o.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    let (ya, yb) = (sorted(&oa, death_a), sorted(&ob, death_b));
+    let (sa, sb) = (sorted(&oa, da), sorted(&ob, db));
     let line = Line {
-        ya: oa.iter().map(|&i| death_a[i]).collect(),
-        yb: ob.iter().map(|&j| death_b[j]).collect(),
-        da: oa.iter().map(|&i| da[i]).collect(),
-        db: ob.iter().map(|&j| db[j]).collect(),
+        ya: &ya,
+        yb: &yb,
+        da: &sa,
+        db: &sb,
         pow,
         piece_cells,
     };
@@ -420,19 +415,20 @@ fn on_a_line(
     partner
 }
 
-/// The points of [`on_a_line`] sorted by death: their deaths, diagonal
-/// costs, and the pair cost as a function of the death difference.
-struct Line<P> {
-    ya: Vec<f64>,
-    yb: Vec<f64>,
-    da: Vec<f64>,
-    db: Vec<f64>,
+/// The points of [`on_a_line`] (and of [`one_birth_w1`]) sorted by death:
+/// their deaths, diagonal costs, and the pair cost as a function of the
+/// death difference.
+struct Line<'a, P> {
+    ya: &'a [f64],
+    yb: &'a [f64],
+    da: &'a [f64],
+    db: &'a [f64],
     pow: P,
     /// [`Line::halve`] solves pieces of at most this many cells by the table.
     piece_cells: usize,
 }
 
-impl<P: Fn(f64) -> f64> Line<P> {
+impl<P: Fn(f64) -> f64> Line<'_, P> {
     fn pair(&self, i: usize, j: usize) -> f64 {
         (self.pow)((self.ya[i] - self.yb[j]).abs())
     }
