@@ -365,7 +365,7 @@ pub fn one_birth_w1(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Problems of at most this many dynamic-programme cells are solved with
-/// the whole table in memory (9 bytes a cell); larger ones by Hirschberg's
+/// the whole table of choices in memory (1 byte a cell); larger ones by Hirschberg's
 /// divide and conquer, in O(n + m) memory, pieces of at most
 /// [`LINE_PIECE_CELLS`] cells again by the table.
 const LINE_TABLE_CELLS: usize = 1 << 20;
@@ -433,8 +433,8 @@ impl<P: Fn(f64) -> f64> Line<'_, P> {
         (self.pow)((self.ya[i] - self.yb[j]).abs())
     }
 
-    /// The programme on a[ra] × b[rb] with the whole table; reports each
-    /// matched pair to `put`.
+    /// The programme on a[ra] × b[rb] with the whole table of choices (the
+    /// costs in two rows); reports each matched pair to `put`.
     fn table(
         &self,
         ra: std::ops::Range<usize>,
@@ -444,36 +444,41 @@ impl<P: Fn(f64) -> f64> Line<'_, P> {
         let (n, m) = (ra.len(), rb.len());
         let (a0, b0) = (ra.start, rb.start);
         let w = m + 1;
-        let mut cost = vec![0.0f64; (n + 1) * w];
+        // Costs of the previous and the current row; every cell's choice
+        // is kept for the path back.
+        let mut prev = vec![0.0f64; w];
+        let mut row = vec![0.0f64; w];
         // 0: a_i to the diagonal, 1: b_j to the diagonal, 2: the pair.
         let mut how = vec![0u8; (n + 1) * w];
         for i in 0..=n {
             for j in 0..=m {
                 if i == 0 && j == 0 {
+                    row[0] = 0.0;
                     continue;
                 }
                 let mut best = f64::INFINITY;
                 let mut choice = 0u8;
                 if i > 0 {
-                    best = cost[(i - 1) * w + j] + self.da[a0 + i - 1];
+                    best = prev[j] + self.da[a0 + i - 1];
                 }
                 if j > 0 {
-                    let c = cost[i * w + j - 1] + self.db[b0 + j - 1];
+                    let c = row[j - 1] + self.db[b0 + j - 1];
                     if c < best {
                         best = c;
                         choice = 1;
                     }
                 }
                 if i > 0 && j > 0 {
-                    let c = cost[(i - 1) * w + j - 1] + self.pair(a0 + i - 1, b0 + j - 1);
+                    let c = prev[j - 1] + self.pair(a0 + i - 1, b0 + j - 1);
                     if c < best {
                         best = c;
                         choice = 2;
                     }
                 }
-                cost[i * w + j] = best;
+                row[j] = best;
                 how[i * w + j] = choice;
             }
+            std::mem::swap(&mut prev, &mut row);
         }
         let (mut i, mut j) = (n, m);
         while i > 0 || j > 0 {

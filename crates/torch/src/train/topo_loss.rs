@@ -378,51 +378,126 @@ fn wasserstein_term(dx: &Space, dz: &Space, ex: &Edges, ez: &Edges, p: u32) -> R
             ))
         }
     };
-    let (bx, tx) = bar_values(dx, ex);
-    let (bz, tz) = bar_values(dz, ez);
-    let (vbx, vtx, vbz, vtz) = (to_vec(&bx), to_vec(&tx), to_vec(&bz), to_vec(&tz));
+    let (_, vx, birth_x) = edge_values(dx, ex);
+    let (lz, vz, birth_z) = edge_values(dz, ez);
+    // Bar k's raw (birth, death): the death at position k of the values,
+    // the birth after the deaths (H0: none, 0).
+    let raw = |v: &[f64], at: &[Option<usize>], k: usize| (at[k].map_or(0.0, |i| v[i]), v[k]);
     // The pairing was computed on the float32 distances of the whole
     // matrix; read again at the edges, a bar of (almost) zero persistence
     // can come out with its death a rounding error before its birth. It is
     // matched as the zero-persistence bar it is.
-    let bars = |b: &[f64], d: &[f64]| -> Vec<(f64, f64)> {
-        b.iter().zip(d).map(|(&b, &d)| (b, d.max(b))).collect()
+    let bars = |v: &[f64], at: &[Option<usize>]| -> Vec<(f64, f64)> {
+        (0..at.len())
+            .map(|k| {
+                let (b, d) = raw(v, at, k);
+                (b, d.max(b))
+            })
+            .collect()
     };
-    let (a, b) = (bars(&vbx, &vtx), bars(&vbz, &vtz));
-    let m = wasserstein(&a, &b, p as f64, ground, Essential::Ignore)?;
-    let pw = |t: Tensor| if p == 1 { t.abs() } else { t.square() };
-    let dev = dz.device();
-    let mut ia = Vec::new();
-    let mut ib = Vec::new();
-    let mut lone_a = Vec::new();
-    let mut lone_b = Vec::new();
+    let m = wasserstein(
+        &bars(&vx, &birth_x),
+        &bars(&vz, &birth_z),
+        p as f64,
+        ground,
+        Essential::Ignore,
+    )?;
+    // The loss is a sum of terms w·pw(c_d·live[i_d] + c_b·live[i_b] + c0)
+    // over Z's live edge values (X's bars are constants), plus what X's
+    // unmatched bars cost: one gather and one weighted sum, whatever the
+    // number of bars. pw is |·| (p = 1) or (·)² (p = 2); the distance^p of
+    // a point to the diagonal is d − b (L1) or (d − b)²/2 (L2).
+    let pw = |x: f64| if p == 1 { x.abs() } else { x * x };
+    let to_diag = if p == 1 { 1.0 } else { 0.5 };
+    let mut terms = Terms::default();
+    let mut constant = 0.0;
     for &(i, j) in &m.pairs {
         match (i, j) {
             (Some(i), Some(j)) => {
-                ia.push(i as i64);
-                ib.push(j as i64);
+                let (bx, tx) = raw(&vx, &birth_x, i);
+                match birth_z[j] {
+                    Some(bj) => terms.push(bj, 1.0, bj, 0.0, -bx, 1.0),
+                    None => constant += pw(-bx),
+                }
+                terms.push(j, 1.0, j, 0.0, -tx, 1.0);
             }
-            (Some(i), None) => lone_a.push(i as i64),
-            (None, Some(j)) => lone_b.push(j as i64),
+            (Some(i), None) => {
+                let (bx, tx) = raw(&vx, &birth_x, i);
+                constant += to_diag * pw(tx - bx);
+            }
+            (None, Some(j)) => match birth_z[j] {
+                Some(bj) => terms.push(j, 1.0, bj, -1.0, 0.0, to_diag),
+                None => terms.push(j, 1.0, j, 0.0, 0.0, to_diag),
+            },
             (None, None) => {}
         }
     }
-    let sel = |t: &Tensor, i: &[i64]| t.index_select(0, &Tensor::from_slice(i).to_device(dev));
-    let mut loss = Tensor::zeros([], (dz.kind(), dev));
-    if !ia.is_empty() {
-        loss = loss
-            + pw(sel(&bz, &ib) - sel(&bx, &ia)).sum(dz.kind())
-            + pw(sel(&tz, &ib) - sel(&tx, &ia)).sum(dz.kind());
-    }
-    // Distance^p of a point to the diagonal: L1 d − b; L2 (d − b)²/2.
-    let diag = |t: Tensor| if p == 1 { t.abs() } else { t.square() * 0.5 };
-    if !lone_a.is_empty() {
-        loss += diag(sel(&tx, &lone_a) - sel(&bx, &lone_a)).sum(dz.kind());
-    }
-    if !lone_b.is_empty() {
-        loss += diag(sel(&tz, &lone_b) - sel(&bz, &lone_b)).sum(dz.kind());
+    let (kind, dev) = (dz.kind(), dz.device());
+    let mut loss = Tensor::from(constant).to_kind(kind).to_device(dev);
+    if !terms.w.is_empty() {
+        let t = terms.w.len() as i64;
+        let f = |v: &[f64]| Tensor::from_slice(v).to_kind(kind).to_device(dev);
+        let idx = Tensor::from_slice(&[terms.at_d, terms.at_b].concat()).to_device(dev);
+        let coef = f(&[terms.c_d, terms.c_b].concat()).view([2, t]);
+        let x = (lz.index_select(0, &idx).view([2, t]) * coef).sum_dim_intlist(
+            [0i64].as_slice(),
+            false,
+            kind,
+        ) + f(&terms.c0);
+        let x = if p == 1 { x.abs() } else { x.square() };
+        loss += (x * f(&terms.w)).sum(kind);
     }
     Ok(loss)
+}
+
+/// The terms of [`wasserstein_term`]'s loss, as columns.
+#[derive(Default)]
+struct Terms {
+    at_d: Vec<i64>,
+    c_d: Vec<f64>,
+    at_b: Vec<i64>,
+    c_b: Vec<f64>,
+    c0: Vec<f64>,
+    w: Vec<f64>,
+}
+
+impl Terms {
+    fn push(&mut self, at_d: usize, c_d: f64, at_b: usize, c_b: f64, c0: f64, w: f64) {
+        self.at_d.push(at_d as i64);
+        self.c_d.push(c_d);
+        self.at_b.push(at_b as i64);
+        self.c_b.push(c_b);
+        self.c0.push(c0);
+        self.w.push(w);
+    }
+}
+
+/// The values of the critical edges of `edges` in the space `d`, read in
+/// one call: the death edges first (position k for bar k), then the birth
+/// edges that exist. Returns them live (differentiable where the space
+/// is), as f64 values, and each bar's position of its birth (`None` for
+/// H0's births at 0).
+fn edge_values(d: &Space, edges: &Edges) -> (Tensor, Vec<f64>, Vec<Option<usize>>) {
+    let mut pairs: Vec<[usize; 2]> = edges.iter().map(|e| e.1).collect();
+    let births: Vec<Option<usize>> = edges
+        .iter()
+        .map(|e| {
+            e.0.map(|b| {
+                pairs.push(b);
+                pairs.len() - 1
+            })
+        })
+        .collect();
+    if pairs.is_empty() {
+        return (
+            Tensor::zeros([0], (d.kind(), d.device())),
+            Vec::new(),
+            births,
+        );
+    }
+    let live = d.at(&pairs);
+    let values = to_vec(&live);
+    (live, values, births)
 }
 
 /// The first K landscapes of the bars (births b, deaths d) on `grid`:
