@@ -195,10 +195,14 @@ pub fn install_panic_hook(rank: usize, mpi_active: bool) {
             let place = info.location().map_or("an unknown place".to_string(), |l| {
                 format!("{}:{}", l.file(), l.line())
             });
-            eprintln!(
-                "tglml: rank {}: internal error (a panic, a bug of tglml) at {place}: {msg}; ending every rank (please report this with the command that caused it)",
+            // One write: stderr is unbuffered, and a line written in pieces
+            // can be interleaved, where mpirun relays it, with the abort
+            // notice that follows.
+            let line = format!(
+                "tglml: rank {}: internal error (a panic, a bug of tglml) at {place}: {msg}; ending every rank (please report this with the command that caused it)\n",
                 RANK.load(Ordering::Relaxed)
             );
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         }
         crate::io::output::remove_tracked();
         if MPI_ACTIVE.load(Ordering::Relaxed)
