@@ -15,6 +15,6 @@ pub mod summaries;
 
 pub use distance::DistanceMatrix;
 pub use rips::{
-    estimate_memory, rips_persistence, rips_persistence_with_progress, Bar, Diagrams,
+    estimate_memory, h0_diagram, rips_persistence, rips_persistence_with_progress, Bar, Diagrams,
     MemoryEstimate, Progress, RipsOptions,
 };

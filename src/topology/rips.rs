@@ -586,12 +586,12 @@ fn sort_bars(bars: &mut [Bar]) {
 /// are exactly the union-find's H0 deaths, and the bars and critical edges
 /// are the same. A new tree (an essential class) starts where no edge
 /// within the threshold reaches the rest; zero-length deaths give no bar.
-fn h0_prim(dist: &DistanceMatrix, threshold: f32) -> Vec<Bar> {
-    let n = dist.len();
+/// `dist(u, v)` is asked once for each pair, as the tree grows.
+fn h0_prim(n: usize, mut dist: impl FnMut(usize, usize) -> f32, threshold: f32) -> Vec<Bar> {
     // The key of edge {u, v}: diameter bits, then the complement of its
     // index (a larger index earlier); u128::MAX for an absent edge.
-    let key = |u: usize, v: usize| -> u128 {
-        let d = dist.get(u, v);
+    let mut key = |u: usize, v: usize| -> u128 {
+        let d = dist(u, v);
         if d <= threshold {
             let (i, j) = if u > v { (u, v) } else { (v, u) };
             let idx = (i * (i - 1) / 2 + j) as u64;
@@ -640,6 +640,28 @@ fn h0_prim(dist: &DistanceMatrix, threshold: f32) -> Vec<Bar> {
         last = v;
     }
     bars
+}
+
+/// H0 of the Vietoris–Rips filtration of `n` points whose distances are
+/// `dist(u, v)` (asked once per pair), by Prim's tree, with no threshold
+/// and no distance matrix of its own: the bars and critical edges of
+/// [`rips_persistence`] with `maxdim = 0` on those distances (its default
+/// threshold, the enclosing radius, cuts no edge of the tree: every point
+/// is within it of the centre). For the topological loss, which reads its
+/// distances from a tensor each step.
+pub fn h0_diagram(n: usize, dist: impl FnMut(usize, usize) -> f32) -> Diagrams {
+    let mut bars = if n == 0 {
+        Vec::new()
+    } else {
+        h0_prim(n, dist, f32::INFINITY)
+    };
+    sort_bars(&mut bars);
+    Diagrams {
+        dims: vec![bars],
+        threshold: f64::INFINITY,
+        n_points: n,
+        coefficients: 2,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -781,7 +803,7 @@ pub fn rips_persistence_with_progress(
     let reported = threshold;
     let threshold = threshold.min(dist.max_finite());
     if opts.maxdim == 0 && opts.dense_h0 {
-        let mut bars = h0_prim(dist, threshold);
+        let mut bars = h0_prim(n, |u, v| dist.get(u, v), threshold);
         sort_bars(&mut bars);
         return Ok(Diagrams {
             dims: vec![bars],
@@ -1613,6 +1635,47 @@ mod tests {
                 assert_eq!(prim, uf, "cloud {c}, threshold {threshold:?}");
             }
         }
+    }
+
+    /// H0 by Prim's tree on given distances has the bars and critical edges
+    /// of the union-find on the matrix at its default threshold.
+    #[test]
+    fn h0_diagram_is_rips_on_the_matrix() {
+        let mut rng = ChaCha8Rng::seed_from_u64(22);
+        let mut clouds: Vec<Array2<f64>> = [2, 3, 17, 60, 257]
+            .iter()
+            .map(|&n| Array2::from_shape_fn((n, 5), |_| rng.random::<f64>()))
+            .collect();
+        // Ties everywhere, repeated points.
+        clouds.push(Array2::from_shape_fn((49, 2), |(i, j)| {
+            if j == 0 {
+                (i / 7) as f64
+            } else {
+                (i % 7) as f64
+            }
+        }));
+        clouds.push(Array2::from_shape_fn((30, 2), |(i, j)| {
+            ((i / 3) * (j + 1)) as f64
+        }));
+        for (c, x) in clouds.iter().enumerate() {
+            let d = DistanceMatrix::from_points(x.view()).unwrap();
+            let want = rips_persistence(
+                &d,
+                &RipsOptions {
+                    maxdim: 0,
+                    dense_h0: false,
+                    ..RipsOptions::default()
+                },
+            )
+            .unwrap();
+            let got = h0_diagram(x.nrows(), |u, v| d.get(u, v));
+            assert_eq!(got.dims, want.dims, "cloud {c}");
+        }
+        assert_eq!(h0_diagram(0, |_, _| 0.0).dims, vec![vec![]]);
+        assert_eq!(
+            h0_diagram(1, |_, _| 0.0).dims,
+            vec![vec![Bar::ESSENTIAL_H0]]
+        );
     }
 
     /// Persistence by brute force over Z/2: see [`brute_force_mod`].

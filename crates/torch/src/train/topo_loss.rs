@@ -29,7 +29,7 @@ use tch::{Kind, Tensor};
 
 use tglml::error::{Error, Result};
 use tglml::topology::diagram::{wasserstein, Essential, Ground};
-use tglml::topology::{rips_persistence, Diagrams, DistanceMatrix, RipsOptions};
+use tglml::topology::{h0_diagram, rips_persistence, Diagrams, DistanceMatrix, RipsOptions};
 
 /// Which topological loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +271,28 @@ fn diagrams(n: usize, v: &[f64], maxdim: usize) -> Result<Diagrams> {
     )
 }
 
+/// H0 of the detached distances `d` (n × n) by Prim's tree on their
+/// float32 values, read in place: the diagram [`diagrams`] gives with
+/// `maxdim = 0`, without a float64 copy, a distance matrix or a threshold.
+fn h0_of(d: &Tensor) -> Result<Diagrams> {
+    let n = d.size()[0] as usize;
+    let m = Vec::<f32>::try_from(
+        d.detach()
+            .to_kind(Kind::Float)
+            .to_device(tch::Device::Cpu)
+            .contiguous()
+            .view([-1]),
+    )
+    .map_err(|e| Error::invalid("topological loss", format!("reading distances: {e}")))?;
+    if let Some(k) = m.iter().position(|v| v.is_nan() || *v < 0.0) {
+        return Err(Error::invalid(
+            format!("distance matrix entry ({}, {})", k / n, k % n),
+            format!("must be a number >= 0, got {}", m[k]),
+        ));
+    }
+    Ok(h0_diagram(n, |u, v| m[u.max(v) * n + u.min(v)]))
+}
+
 /// The finite bars of dimension k as critical edges: (birth edge, death
 /// edge), H0 births having none.
 fn finite_edges(dg: &Diagrams, k: usize) -> Vec<(Option<[usize; 2]>, [usize; 2])> {
@@ -345,10 +367,13 @@ pub fn topo_loss(
     let maxdim = cfg.dims.iter().copied().max().unwrap_or(0);
     let dx = Space::data(x, cfg.normalize);
     let dz = Space::latent(z, cfg.normalize, latent_scale);
-    let (n, vx) = values(&dx.values)?;
-    let (_, vz) = values(&dz.values)?;
-    let dgx = diagrams(n, &vx, maxdim)?;
-    let dgz = diagrams(n, &vz, maxdim)?;
+    let (dgx, dgz) = if maxdim == 0 {
+        (h0_of(&dx.values)?, h0_of(&dz.values)?)
+    } else {
+        let (n, vx) = values(&dx.values)?;
+        let (_, vz) = values(&dz.values)?;
+        (diagrams(n, &vx, maxdim)?, diagrams(n, &vz, maxdim)?)
+    };
     let mut total = Tensor::zeros([], (z.kind(), z.device()));
     let mut per_dim = Vec::with_capacity(cfg.dims.len());
     for (&k, &w) in cfg.dims.iter().zip(&cfg.weights) {
