@@ -47,21 +47,19 @@ impl DistanceMatrix {
             rows.push((i, row));
             rest = tail;
         }
+        let d = x.ncols();
+        let flat = x.as_slice().expect("standard layout");
+        let point = |i: usize| &flat[i * d..(i + 1) * d];
         rows.into_par_iter()
             .try_for_each(|(i, row)| -> Result<()> {
-                let a = x.row(i);
-                let a = a.as_slice().expect("standard layout");
-                for (j, d) in row.iter_mut().enumerate() {
-                    *d = euclidean(a, x.row(j).as_slice().expect("standard layout"));
-                }
+                let a = point(i);
+                distances_to(a, flat, d, row);
                 // A distance that float32 cannot hold would give a wrong
                 // diagram silently: refuse it. A zero is fine only between
                 // equal points.
-                for (j, &d) in row.iter().enumerate() {
-                    let b = x.row(j);
-                    let b = b.as_slice().expect("standard layout");
-                    if !d.is_finite() || (d < f32::MIN_POSITIVE && (d != 0.0 || a != b)) {
-                        return Err(out_of_f32(i, j, euclidean_f64(a, b)));
+                for (j, &v) in row.iter().enumerate() {
+                    if !v.is_finite() || (v < f32::MIN_POSITIVE && (v != 0.0 || a != point(j))) {
+                        return Err(out_of_f32(i, j, euclidean_f64(a, point(j))));
                     }
                 }
                 Ok(())
@@ -243,30 +241,103 @@ fn euclidean_f64(a: &[f64], b: &[f64]) -> f64 {
         .sqrt()
 }
 
-/// The Euclidean distance of two rows, rounded once to f32. Summed in f64
-/// over eight interleaved partial sums, so that the loop vectorises; the
-/// arithmetic, hence the result, is the same on every x86-64 CPU (AVX2 only
-/// widens the vectors: same operations, same order, no fused multiply-add).
-#[inline]
-fn euclidean(a: &[f64], b: &[f64]) -> f32 {
+/// The Euclidean distances of `a` to the first `out.len()` points of
+/// `flat` (rows of `d` coordinates), each rounded once to f32. Summed in
+/// f64 over eight interleaved partial sums, so that the loop vectorises;
+/// the arithmetic, hence the result, is the same on every x86-64 CPU (AVX2
+/// only widens the vectors: same operations, same order, no fused
+/// multiply-add). The CPU is asked once per row, and the whole row is one
+/// AVX2 loop.
+fn distances_to(a: &[f64], flat: &[f64], d: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { euclidean_avx2(a, b) };
+            return unsafe { distances_to_avx2(a, flat, d, out) };
         }
     }
-    euclidean_lanes(a, b)
+    distances_to_lanes(a, flat, d, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn euclidean_avx2(a: &[f64], b: &[f64]) -> f32 {
-    euclidean_lanes(a, b)
+unsafe fn distances_to_avx2(a: &[f64], flat: &[f64], d: usize, out: &mut [f32]) {
+    distances_with(a, flat, d, out, |a, b| {
+        // SAFETY: this function runs only where AVX2 is supported.
+        unsafe { squared_avx2(a, b) }
+    })
+}
+
+/// [`squared_lanes`] with its eight partial sums held as two 4-wide
+/// vectors: lanes 0–3 and 4–7, the same operations in the same order
+/// (the compiler's own vectorisation of it shuffled the lanes each step).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn squared_avx2(a: &[f64], b: &[f64]) -> f64 {
+    use std::arch::x86_64::*;
+    const L: usize = 8;
+    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    for (p, q) in ca.zip(cb) {
+        // SAFETY: p and q hold 8 values each (chunks_exact).
+        let (p0, p1, q0, q1) = unsafe {
+            (
+                _mm256_loadu_pd(p.as_ptr()),
+                _mm256_loadu_pd(p.as_ptr().add(4)),
+                _mm256_loadu_pd(q.as_ptr()),
+                _mm256_loadu_pd(q.as_ptr().add(4)),
+            )
+        };
+        let (d0, d1) = (_mm256_sub_pd(p0, q0), _mm256_sub_pd(p1, q1));
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(d0, d0));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(d1, d1));
+    }
+    let mut t = [0.0f64; 4];
+    // SAFETY: t holds 4 values.
+    unsafe { _mm256_storeu_pd(t.as_mut_ptr(), _mm256_add_pd(lo, hi)) };
+    let mut s = (t[0] + t[1]) + (t[2] + t[3]);
+    for (p, q) in ra.iter().zip(rb) {
+        s += (p - q) * (p - q);
+    }
+    s
+}
+
+fn distances_to_lanes(a: &[f64], flat: &[f64], d: usize, out: &mut [f32]) {
+    distances_with(a, flat, d, out, squared_lanes)
 }
 
 #[inline(always)]
-fn euclidean_lanes(a: &[f64], b: &[f64]) -> f32 {
+fn distances_with(
+    a: &[f64],
+    flat: &[f64],
+    d: usize,
+    out: &mut [f32],
+    squared: impl Fn(&[f64], &[f64]) -> f64,
+) {
+    if d == 0 {
+        out.fill(0.0);
+        return;
+    }
+    // Squared sums a block at a time, then their square roots in one
+    // vectorised pass (a square root per pair in the loop stalled it).
+    const BLOCK: usize = 64;
+    let mut sq = [0.0f64; BLOCK];
+    for (k, block) in out.chunks_mut(BLOCK).enumerate() {
+        let points = flat[k * BLOCK * d..].chunks_exact(d);
+        for (s, b) in sq.iter_mut().zip(points).take(block.len()) {
+            *s = squared(a, b);
+        }
+        for (v, s) in block.iter_mut().zip(&sq) {
+            *v = s.sqrt() as f32;
+        }
+    }
+}
+
+/// The squared Euclidean distance of two rows (see [`distances_to`]).
+#[inline(always)]
+fn squared_lanes(a: &[f64], b: &[f64]) -> f64 {
     const L: usize = 8;
     let mut acc = [0.0f64; L];
     let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
@@ -281,7 +352,7 @@ fn euclidean_lanes(a: &[f64], b: &[f64]) -> f32 {
     for (p, q) in ra.iter().zip(rb) {
         s += (p - q) * (p - q);
     }
-    s.sqrt() as f32
+    s
 }
 
 #[cfg(test)]
@@ -300,6 +371,46 @@ mod tests {
         let m = array![[0.0, 5.0, 10.0], [5.0, 0.0, 5.0], [10.0, 5.0, 0.0]];
         assert_eq!(DistanceMatrix::from_square(m.view()).unwrap(), d);
         assert_eq!(d.enclosing_radius(), 5.0);
+    }
+
+    /// The vector path gives the portable path's values bit for bit, for
+    /// every remainder of the 8-wide chunks and across the blocks of
+    /// square roots; both are the float64 distance rounded once.
+    #[test]
+    fn vector_and_portable_paths_agree() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 20.0 - 10.0
+        };
+        for d in [0usize, 1, 3, 7, 8, 9, 16, 17, 101] {
+            let n = 150;
+            let flat: Vec<f64> = (0..n * d).map(|_| next()).collect();
+            let a: Vec<f64> = (0..d).map(|_| next()).collect();
+            let mut fast = vec![0f32; n];
+            let mut portable = vec![0f32; n];
+            distances_to(&a, &flat, d, &mut fast);
+            distances_to_lanes(&a, &flat, d, &mut portable);
+            assert_eq!(fast, portable, "d = {d}");
+            // Before the rounding to f32, too.
+            #[cfg(target_arch = "x86_64")]
+            if d > 0 && std::is_x86_feature_detected!("avx2") {
+                for b in flat.chunks_exact(d) {
+                    // SAFETY: the CPU supports AVX2 (checked just above).
+                    let fast = unsafe { squared_avx2(&a, b) };
+                    assert_eq!(fast.to_bits(), squared_lanes(&a, b).to_bits(), "d = {d}");
+                }
+            }
+            for (j, v) in portable.iter().enumerate() {
+                let exact = euclidean_f64(&a, &flat[j * d..(j + 1) * d]);
+                assert!(
+                    (*v as f64 - exact).abs() <= exact * 1e-7,
+                    "d = {d}, point {j}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! our Adam (whose state can be saved), checkpoints, and the data-parallel
 //! training loop.
 
+pub mod ahead;
 pub mod checkpoint;
 pub mod data;
 pub mod optim;

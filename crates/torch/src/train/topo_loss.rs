@@ -83,6 +83,13 @@ impl Default for TopoLossConfig {
     }
 }
 
+impl TopoLossConfig {
+    /// The highest homology dimension compared (0 when none is).
+    pub fn maxdim(&self) -> usize {
+        self.dims.iter().copied().max().unwrap_or(0)
+    }
+}
+
 /// The loss and its parts.
 pub struct TopoLoss {
     /// Σ_k w_k · L_k (a scalar tensor, differentiable w.r.t. Z).
@@ -132,19 +139,17 @@ fn normalized(d: &Tensor, how: Normalize) -> Tensor {
     }
 }
 
-/// One space's distances: the detached matrix that the persistence and the
-/// matching are computed on, and the values at given edges that enter the
-/// loss, live (differentiable) for the latent space.
+/// One space's live distances: the values at given edges that enter the
+/// loss, differentiable for the latent space. (Its diagrams and farthest
+/// pair are its [`Shape`], computed apart.)
 ///
 /// The latent codes' live distances are computed at the edges the loss
-/// reads (critical edges, and the largest distance for `normalize =
-/// "max"`), not as an n × n matrix: the backward pass then costs O(edges ·
-/// d) instead of O(n² · d) (at 256 codes, a few hundred edges instead of
+/// reads (critical edges, and the farthest pair for `normalize = "max"`),
+/// not as an n × n matrix: the backward pass then costs O(edges · d)
+/// instead of O(n² · d) (at 256 codes, a few hundred edges instead of
 /// 65,536 entries). `normalize = "mean"` needs every distance, and keeps
 /// the live matrix.
 struct Space {
-    /// Normalised distances, detached (n × n).
-    values: Tensor,
     live: Live,
 }
 
@@ -158,12 +163,12 @@ enum Live {
 impl Space {
     /// The data batch: no gradient, and the values at edges computed as
     /// the latent space's are (so that identical sets cost exactly 0).
-    fn data(x: &Tensor, how: Normalize) -> Self {
-        Self::latent(&x.detach(), how, None)
+    fn data(x: &Tensor, shape: &Shape, how: Normalize) -> Self {
+        Self::latent(&x.detach(), shape, how, None)
     }
 
     /// The latent codes, divided by `latent_scale` after normalisation.
-    fn latent(z: &Tensor, how: Normalize, latent_scale: Option<&Tensor>) -> Self {
+    fn latent(z: &Tensor, shape: &Shape, how: Normalize, latent_scale: Option<&Tensor>) -> Self {
         if how == Normalize::Mean {
             let d = normalized(&pairwise_distances(z), how);
             let d = match latent_scale {
@@ -171,30 +176,20 @@ impl Space {
                 None => d,
             };
             return Space {
-                values: d.detach(),
                 live: Live::Matrix(d),
             };
         }
-        let raw = pairwise_distances(&z.detach());
         let one = Tensor::ones([], (z.kind(), z.device()));
         // The normaliser, live: the distance of the farthest pair.
-        let (values, scale) = match how {
-            Normalize::Max => {
-                let n = raw.size()[0];
-                let flat = raw.view([-1]);
-                let at = flat.argmax(None, false).int64_value(&[]);
-                let far = Self::norms(z, &[[(at / n) as usize, (at % n) as usize]], &one);
-                // The largest value is the one at the argmax: no second scan.
-                (&raw / flat.get(at), far.reshape([] as [i64; 0]))
-            }
-            _ => (raw, one),
+        let scale = match how {
+            Normalize::Max => Self::norms(z, &[shape.far], &one).reshape([] as [i64; 0]),
+            _ => one,
         };
-        let (values, scale) = match latent_scale {
-            Some(s) => (values / s.detach(), scale * s),
-            None => (values, scale),
+        let scale = match latent_scale {
+            Some(s) => scale * s,
+            None => scale,
         };
         Space {
-            values,
             live: Live::Points {
                 z: z.shallow_clone(),
                 scale,
@@ -235,62 +230,84 @@ impl Space {
         }
     }
 
+    fn tensor(&self) -> &Tensor {
+        match &self.live {
+            Live::Matrix(m) => m,
+            Live::Points { z, .. } => z,
+        }
+    }
+
     fn kind(&self) -> Kind {
-        self.values.kind()
+        self.tensor().kind()
     }
 
     fn device(&self) -> tch::Device {
-        self.values.device()
+        self.tensor().device()
     }
 }
 
-/// The detached distances as f64 values (row-major n × n).
-fn values(d: &Tensor) -> Result<(usize, Vec<f64>)> {
-    let n = d.size()[0] as usize;
-    let v: Vec<f64> = Vec::<f64>::try_from(
-        d.detach()
-            .to_kind(Kind::Double)
-            .to_device(tch::Device::Cpu)
-            .contiguous()
-            .view([-1]),
-    )
-    .map_err(|e| Error::invalid("topological loss", format!("reading distances: {e}")))?;
-    Ok((n, v))
+/// What the loss needs of one point set besides its live distances: its
+/// diagrams up to the highest dimension compared (their critical edges
+/// are the pairing) and its farthest pair (the normaliser of `normalize =
+/// "max"`). Computed by [`tglml::topology`] from the points' distances,
+/// with no libtorch, so on any thread: the trainer computes the next data
+/// batch's shape on a second thread while the current step trains.
+///
+/// The distances are the raw ones: a positive scale (the normalisation, a
+/// latent scale) leaves the pairing as it is, and the loss reads its
+/// values again, live, at the critical edges.
+pub struct Shape {
+    diagrams: Diagrams,
+    far: [usize; 2],
 }
 
-fn diagrams(n: usize, v: &[f64], maxdim: usize) -> Result<Diagrams> {
-    let m = ndarray::ArrayView2::from_shape((n, n), v)
-        .map_err(|e| Error::external("topological loss", e))?;
-    let dist = DistanceMatrix::from_square(m)?;
-    rips_persistence(
-        &dist,
-        &RipsOptions {
-            maxdim,
-            ..RipsOptions::default()
-        },
-    )
-}
-
-/// H0 of the detached distances `d` (n × n) by Prim's tree on their
-/// float32 values, read in place: the diagram [`diagrams`] gives with
-/// `maxdim = 0`, without a float64 copy, a distance matrix or a threshold.
-fn h0_of(d: &Tensor) -> Result<Diagrams> {
-    let n = d.size()[0] as usize;
-    let m = Vec::<f32>::try_from(
-        d.detach()
-            .to_kind(Kind::Float)
-            .to_device(tch::Device::Cpu)
-            .contiguous()
-            .view([-1]),
-    )
-    .map_err(|e| Error::invalid("topological loss", format!("reading distances: {e}")))?;
-    if let Some(k) = m.iter().position(|v| v.is_nan() || *v < 0.0) {
-        return Err(Error::invalid(
-            format!("distance matrix entry ({}, {})", k / n, k % n),
-            format!("must be a number >= 0, got {}", m[k]),
-        ));
+impl Shape {
+    /// The shape of the rows of `points` (n × d, finite), with diagrams up
+    /// to dimension `maxdim`: H0 alone by Prim's tree, higher dimensions
+    /// by the Rips engine at its default threshold (the enclosing radius,
+    /// which cuts no edge of H0's tree).
+    pub fn of(points: ndarray::ArrayView2<'_, f64>, maxdim: usize) -> Result<Shape> {
+        let n = points.nrows();
+        let dist = DistanceMatrix::from_points(points)?;
+        // The first farthest pair in the order of the lower triangle.
+        let mut far = ([0, 0], f32::NEG_INFINITY);
+        for i in 1..n {
+            for j in 0..i {
+                let v = dist.get(i, j);
+                if v > far.1 {
+                    far = ([i, j], v);
+                }
+            }
+        }
+        let far = far.0;
+        let diagrams = if maxdim == 0 {
+            h0_diagram(n, |u, v| dist.get(u, v))
+        } else {
+            rips_persistence(
+                &dist,
+                &RipsOptions {
+                    maxdim,
+                    ..RipsOptions::default()
+                },
+            )?
+        };
+        Ok(Shape { diagrams, far })
     }
-    Ok(h0_diagram(n, |u, v| m[u.max(v) * n + u.min(v)]))
+
+    /// The shape of the rows of a tensor (n × d), as it holds them.
+    pub fn of_tensor(x: &Tensor, maxdim: usize) -> Result<Shape> {
+        let size = x.size();
+        if size.len() != 2 {
+            return Err(Error::invalid(
+                "topological loss",
+                format!("a point set is an n × d tensor, got the shape {size:?}"),
+            ));
+        }
+        let (n, d) = (size[0] as usize, size[1] as usize);
+        let points = ndarray::Array2::from_shape_vec((n, d), to_vec(x))
+            .map_err(|e| Error::external("topological loss", e))?;
+        Shape::of(points.view(), maxdim)
+    }
 }
 
 /// The finite bars of dimension k as critical edges: (birth edge, death
@@ -348,6 +365,19 @@ pub fn topo_loss(
     cfg: &TopoLossConfig,
     latent_scale: Option<&Tensor>,
 ) -> Result<TopoLoss> {
+    let data = Shape::of_tensor(x, cfg.maxdim())?;
+    topo_loss_with(x, &data, z, cfg, latent_scale)
+}
+
+/// [`topo_loss`] with X's shape given: [`Shape::of`] X's rows as the
+/// tensor `x` holds them, up to `cfg.maxdim()`.
+pub fn topo_loss_with(
+    x: &Tensor,
+    data: &Shape,
+    z: &Tensor,
+    cfg: &TopoLossConfig,
+    latent_scale: Option<&Tensor>,
+) -> Result<TopoLoss> {
     if cfg.dims.len() != cfg.weights.len() {
         return Err(Error::invalid(
             "topological loss",
@@ -358,27 +388,25 @@ pub fn topo_loss(
             ),
         ));
     }
-    if x.size()[0] != z.size()[0] {
+    let n = data.diagrams.n_points;
+    if x.size()[0] as usize != n || z.size()[0] as usize != n {
         return Err(Error::invalid(
             "topological loss",
-            format!("X has {} rows, Z has {}", x.size()[0], z.size()[0]),
+            format!(
+                "X has {} rows, its shape {n} points, Z {} rows",
+                x.size()[0],
+                z.size()[0]
+            ),
         ));
     }
-    let maxdim = cfg.dims.iter().copied().max().unwrap_or(0);
-    let dx = Space::data(x, cfg.normalize);
-    let dz = Space::latent(z, cfg.normalize, latent_scale);
-    let (dgx, dgz) = if maxdim == 0 {
-        (h0_of(&dx.values)?, h0_of(&dz.values)?)
-    } else {
-        let (n, vx) = values(&dx.values)?;
-        let (_, vz) = values(&dz.values)?;
-        (diagrams(n, &vx, maxdim)?, diagrams(n, &vz, maxdim)?)
-    };
+    let latent = Shape::of_tensor(z, cfg.maxdim())?;
+    let dx = Space::data(x, data, cfg.normalize);
+    let dz = Space::latent(z, &latent, cfg.normalize, latent_scale);
     let mut total = Tensor::zeros([], (z.kind(), z.device()));
     let mut per_dim = Vec::with_capacity(cfg.dims.len());
     for (&k, &w) in cfg.dims.iter().zip(&cfg.weights) {
-        let ex = finite_edges(&dgx, k);
-        let ez = finite_edges(&dgz, k);
+        let ex = finite_edges(&data.diagrams, k);
+        let ez = finite_edges(&latent.diagrams, k);
         let lk = match cfg.kind {
             TopoKind::Wasserstein => wasserstein_term(&dx, &dz, &ex, &ez, cfg.p)?,
             TopoKind::Landscape => landscape_term(&dx, &dz, &ex, &ez, cfg)?,
@@ -758,8 +786,17 @@ mod tests {
             .total
             .double_value(&[]);
         let bars = |t: &Tensor| -> Vec<(f64, f64)> {
-            let (n, v) = values(&pairwise_distances(t)).unwrap();
-            let dg = diagrams(n, &v, 1).unwrap();
+            // The engine on the Gram distances of libtorch (float64), not
+            // on the loss's own distances of the points.
+            let n = t.size()[0] as usize;
+            let v = to_vec(&pairwise_distances(t));
+            let m = ndarray::ArrayView2::from_shape((n, n), &v).unwrap();
+            let dist = DistanceMatrix::from_square(m).unwrap();
+            let options = RipsOptions {
+                maxdim: 1,
+                ..RipsOptions::default()
+            };
+            let dg = rips_persistence(&dist, &options).unwrap();
             finite_edges(&dg, 1)
                 .iter()
                 .map(|(b, d)| {

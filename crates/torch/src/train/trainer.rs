@@ -13,6 +13,10 @@
 //! and each rank back-propagates through its own rows only. After the
 //! gradients are summed over ranks (one flattened float64 buffer), the
 //! update equals single-process training on the whole batch.
+//!
+//! The loop fetches each batch one step ahead, and a second thread
+//! ([`super::ahead`]) computes what the topological loss needs of the data
+//! alone (its landmarks, its diagrams) while the current step trains.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,10 +27,13 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use tch::{nn, Device, Kind, Tensor};
 
+use super::ahead::Ahead;
 use super::checkpoint::{self, Checkpoint};
 use super::data::{TestSplit, TrainData};
 use super::optim::{Adam, AdamConfig};
-use super::topo_loss::{gamma, to_vec as values, topo_loss, Normalize, TopoKind, TopoLossConfig};
+use super::topo_loss::{
+    gamma, to_vec as values, topo_loss_with, Normalize, Shape, TopoKind, TopoLossConfig,
+};
 use super::vae::{kind_of, Arch, Likelihood, Vae, VaeSpec};
 use tglml::config::{Config, TrainConfig};
 use tglml::dist::Comm;
@@ -94,6 +101,42 @@ fn noise(seed: u64, step: u64, range: std::ops::Range<usize>, latent: usize) -> 
         }
     }
     v
+}
+
+/// What the topological loss needs of a data batch alone: the rows it
+/// compares (maxmin landmarks of the batch, or all of it) and their
+/// [`Shape`].
+struct DataSide {
+    /// Landmark positions in the batch (`None`: every row).
+    landmarks: Option<Vec<usize>>,
+    shape: Shape,
+}
+
+impl DataSide {
+    /// For the global batch `xb` as a tensor of `kind` holds it (its rows
+    /// rounded to float32 for `Kind::Float`), with `landmarks` maxmin
+    /// landmarks when 0 < landmarks < its rows.
+    fn of(xb: &Array2<f64>, landmarks: usize, kind: Kind, maxdim: usize) -> Result<DataSide> {
+        let landmarks = if landmarks > 0 && landmarks < xb.nrows() {
+            let l = tglml::topology::landmarks::select(
+                xb.view(),
+                landmarks,
+                tglml::topology::landmarks::LandmarkMethod::MaxMin,
+            )?;
+            Some(l.indices)
+        } else {
+            None
+        };
+        let mut rows = match &landmarks {
+            Some(at) => xb.select(ndarray::Axis(0), at),
+            None => xb.clone(),
+        };
+        if kind == Kind::Float {
+            rows.mapv_inplace(|v| v as f32 as f64);
+        }
+        let shape = Shape::of(rows.view(), maxdim)?;
+        Ok(DataSide { landmarks, shape })
+    }
 }
 
 fn rows_tensor(x: &Array2<f64>, rows: &[usize], kind: Kind, dev: Device) -> Tensor {
@@ -387,12 +430,41 @@ pub fn run(
         "steps",
     );
     let mut last_saved: Option<PathBuf> = None;
+    // The steps with the topological loss, and what they need of the data
+    // alone, computed a step ahead on a second thread.
+    let topo_on =
+        |step: u64| gamma(step, t.topo.gamma, t.topo.ramp_steps) > 0.0 && !t.topo.dims.is_empty();
+    type Queue = Option<Ahead<(u64, Result<DataSide>)>>;
+    let mut ahead: Queue = if (start..t.steps).any(topo_on) {
+        Some(Ahead::new("tglml-data-side", threads).map_err(|e| {
+            Error::external("starting the thread of the topological loss's data side", e)
+        })?)
+    } else {
+        None
+    };
+    let (landmarks, maxdim) = (t.topo.landmarks, topo_cfg.maxdim());
+    // Every rank gets the whole global batch's rows (the topological loss
+    // needs them all) and encodes its own B; collective, in step order.
+    let fetch = |ahead: &mut Queue, step: u64| -> Result<std::sync::Arc<Array2<f64>>> {
+        let batch = global_batch(t.seed, step, data.n_train(), g);
+        let xb = std::sync::Arc::new(data.batch(comm, &batch)?);
+        if let (Some(a), true) = (ahead.as_mut(), topo_on(step)) {
+            let rows = xb.clone();
+            a.give(move || (step, DataSide::of(&rows, landmarks, kind, maxdim)));
+        }
+        Ok(xb)
+    };
+    let mut next = if start < t.steps {
+        Some(fetch(&mut ahead, start)?)
+    } else {
+        None
+    };
     for step in start..t.steps {
         let t0 = Instant::now();
-        let batch = global_batch(t.seed, step, data.n_train(), g);
-        // Every rank gets the whole global batch's rows (the topological
-        // loss needs them all) and encodes its own B.
-        let xb = data.batch(comm, &batch)?;
+        let xb = next.take().expect("fetched a step ahead");
+        if step + 1 < t.steps {
+            next = Some(fetch(&mut ahead, step + 1)?);
+        }
         let mine: Vec<usize> = (rank * b..(rank + 1) * b).collect();
         let x_local = rows_tensor(&xb, &mine, kind, dev);
         // An autoencoder (train.variational = false) decodes z = μ.
@@ -445,7 +517,7 @@ pub fn run(
         }
         let gam = gamma(step, t.topo.gamma, t.topo.ramp_steps);
         let mut topo_parts = vec![0.0; t.topo.dims.len()];
-        if gam > 0.0 && !t.topo.dims.is_empty() {
+        if topo_on(step) {
             let all_mu = comm.all_gather_f64_slice(&mu_local)?;
             let z_all = Tensor::from_slice(&all_mu)
                 .view([g as i64, t.latent_dim as i64])
@@ -461,23 +533,29 @@ pub fn run(
                 parts.push(z_all.narrow(0, ((rank + 1) * b) as i64, ((p - rank - 1) * b) as i64));
             }
             let z_mix = Tensor::cat(&parts, 0);
-            let (x_all, z_mix) = if t.topo.landmarks > 0 && t.topo.landmarks < g {
+            let side = match ahead.as_mut().and_then(|a| a.take()) {
+                Some((at, side)) if at == step => side,
+                _ => {
+                    unreachable!("the data side of step {step} was given to the background thread")
+                }
+            };
+            let side = comm.agree(side.map_err(|e| {
+                e.context(format!(
+                    "training step {step}, topological loss (data batch)"
+                ))
+            }))?;
+            let (x_all, z_mix) = match &side.landmarks {
                 // Maxmin landmarks of the global batch in data space: the
                 // same rows on every rank.
-                let l = tglml::topology::landmarks::select(
-                    xb.view(),
-                    t.topo.landmarks,
-                    tglml::topology::landmarks::LandmarkMethod::MaxMin,
-                )?;
-                let idx: Vec<i64> = l.indices.iter().map(|&i| i as i64).collect();
-                let sel = Tensor::from_slice(&idx).to_device(dev);
-                (
-                    rows_tensor(&xb, &l.indices, kind, dev),
-                    z_mix.index_select(0, &sel),
-                )
-            } else {
-                let all: Vec<usize> = (0..g).collect();
-                (rows_tensor(&xb, &all, kind, dev), z_mix)
+                Some(at) => {
+                    let idx: Vec<i64> = at.iter().map(|&i| i as i64).collect();
+                    let sel = Tensor::from_slice(&idx).to_device(dev);
+                    (rows_tensor(&xb, at, kind, dev), z_mix.index_select(0, &sel))
+                }
+                None => {
+                    let all: Vec<usize> = (0..g).collect();
+                    (rows_tensor(&xb, &all, kind, dev), z_mix)
+                }
             };
             // Every rank sees all of the batch's distances, so each would
             // add the whole gradient of θ; 1/p of it each sums to one.
@@ -486,7 +564,7 @@ pub fn run(
                 (&fixed + (th - &fixed) / p as f64).exp()
             });
             let tl = comm.agree(
-                topo_loss(&x_all, &z_mix, &topo_cfg, scale.as_ref())
+                topo_loss_with(&x_all, &side.shape, &z_mix, &topo_cfg, scale.as_ref())
                     .map_err(|e| e.context(format!("training step {step}, topological loss"))),
             )?;
             topo_parts = tl.per_dim.clone();
