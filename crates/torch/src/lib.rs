@@ -3,6 +3,7 @@
 //! that need it, for the tglml-torch binary that `tglml` hands them to
 //! ([`tglml::commands::Torch`]).
 
+pub mod eval;
 pub mod train;
 
 use std::path::Path;

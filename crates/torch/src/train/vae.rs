@@ -6,10 +6,17 @@
 //! or Bernoulli logits). Losses are sums over a sample's features, so the
 //! caller divides by the global batch size.
 
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array2};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
+use super::data::TestSplit;
+use super::model::{Batch, Model, Phase, PhaseLoss};
+use crate::eval::{kl_sigma, w_h0};
 use tglml::error::{Error, Result};
+use tglml::io::H5Writer;
 
 /// Encoder/decoder architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +242,122 @@ impl Vae {
     /// The settings it was built with.
     pub fn spec(&self) -> &VaeSpec {
         &self.spec
+    }
+}
+
+/// The VAE as the training loop trains it: one phase (its encoder and
+/// decoder under one Adam), the terms reconstruction and KL (weighted by
+/// β; an autoencoder, `variational = false`, decodes z = μ and has no KL
+/// weight), the latent means μ compared with the data by the topological
+/// loss.
+pub struct VaeModel {
+    vae: Vae,
+    variational: bool,
+    beta: f64,
+    kind: Kind,
+}
+
+impl VaeModel {
+    /// Builds the network's variables under `root`.
+    pub fn new(
+        root: &nn::Path,
+        spec: &VaeSpec,
+        variational: bool,
+        beta: f64,
+        kind: Kind,
+    ) -> Result<Self> {
+        Ok(VaeModel {
+            vae: Vae::new(root, spec)?,
+            variational,
+            beta,
+            kind,
+        })
+    }
+
+    /// The scatter of the test split's latent means.
+    const PLOT: &'static str = "latent.png";
+}
+
+impl Model for VaeModel {
+    fn phases(&self) -> Vec<Phase> {
+        vec![Phase {
+            name: "model",
+            prefixes: vec!["enc.", "dec."],
+            terms: vec!["reconstruction", "kl"],
+            topological: true,
+        }]
+    }
+
+    fn loss(&self, _phase: usize, batch: &Batch) -> PhaseLoss {
+        let latent = self.vae.spec.latent_dim;
+        let eps = if self.variational {
+            batch.normal(0, latent)
+        } else {
+            Tensor::zeros(
+                [batch.rows.len() as i64, latent as i64],
+                (batch.kind, batch.device),
+            )
+        };
+        let beta = if self.variational { self.beta } else { 0.0 };
+        let f = self.vae.forward(batch.x, &eps);
+        let recon_sum = f.recon.sum(batch.kind);
+        let kl_sum = f.kl.sum(batch.kind);
+        let terms = vec![recon_sum.double_value(&[]), kl_sum.double_value(&[])];
+        PhaseLoss {
+            sum: &recon_sum + &kl_sum * beta,
+            terms,
+            live: Some(f.mu),
+        }
+    }
+
+    fn extra_files(&self, out: &Path) -> Vec<PathBuf> {
+        vec![out.join(Self::PLOT)]
+    }
+
+    /// `/eval`: the test split and its latent means (and labels), KL_σ at
+    /// three σ and the H0 Wasserstein scores (docs/hdf5.md), and the
+    /// scatter of the latent means.
+    fn report(&self, w: &H5Writer, out: &Path, split: &TestSplit) -> Result<String> {
+        let n = split.x.nrows();
+        let latent = self.vae.spec.latent_dim;
+        let z = if n > 0 {
+            let x = split.x.as_standard_layout();
+            let x = Tensor::from_slice(x.as_slice().expect("standard layout"))
+                .view([n as i64, split.x.ncols() as i64])
+                .to_kind(self.kind)
+                .to_device(self.vae.enc_mu.ws.device());
+            let (mu, _) = tch::no_grad(|| self.vae.encode(&x));
+            Array2::from_shape_vec((n, latent), crate::train::topo_loss::to_vec(&mu))
+                .map_err(|e| Error::external("eval", e))?
+        } else {
+            Array2::zeros((0, latent))
+        };
+        w.dataset("/eval/x", &split.x)?;
+        w.dataset("/eval/z", &z)?;
+        if let Some(y) = &split.labels {
+            w.dataset("/eval/y", &Array1::from_vec(y.clone()))?;
+        }
+        let mut summary = String::new();
+        if n > 1 {
+            let mut kl_01 = 0.0;
+            for (name, s) in [("kl_0.01", 0.01), ("kl_0.1", 0.1), ("kl_1", 1.0)] {
+                let v = kl_sigma(&split.x, &z, s);
+                if name == "kl_0.1" {
+                    kl_01 = v;
+                }
+                w.attr_f64("/eval", name, v)?;
+            }
+            let wh = w_h0(&split.x, &z)?;
+            w.attr_f64("/eval", "w_h0", wh.w)?;
+            w.attr_f64("/eval", "w_h0_scale", wh.scale)?;
+            w.attr_f64("/eval", "w_h0_max", wh.w_max)?;
+            summary = format!(
+                "; test set ({n} points): KL_0.1 {kl_01:.4}, W(H0) {:.4} (latent scale {:.4})",
+                wh.w, wh.scale
+            );
+        }
+        tglml::io::plot::scatter_png(&z, split.labels.as_deref(), &out.join(Self::PLOT))?;
+        Ok(summary)
     }
 }
 

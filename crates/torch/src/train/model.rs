@@ -1,0 +1,133 @@
+//! The seam between the training loop ([`super::trainer`]) and a model.
+//!
+//! A model says which optimizer phases a step runs (one for a VAE, two
+//! for a GAN: the discriminator's, then the generator's), which of its
+//! variables each phase trains, and the loss of each phase on a batch:
+//! its named terms and, in the phase that carries it, the live points
+//! that the topological loss compares with the data batch (the latent
+//! codes of a VAE, the generated points of a GAN, a diffusion model's
+//! prediction x̂₀). The loop owns everything else: batches, noise, the
+//! topological loss and its weight γ(t), the gradient all-reduce of each
+//! phase, the optimizers, the stop flag, checkpoints and the run file.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use tch::{Device, Kind, Tensor};
+
+use super::data::TestSplit;
+use tglml::error::Result;
+use tglml::io::H5Writer;
+
+/// One optimizer phase of a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    /// Its name: its optimizer's in checkpoints (`/optimizer/<name>`).
+    pub name: &'static str,
+    /// The VarStore name prefixes of the variables it trains (`"enc."`);
+    /// every trainable variable belongs to exactly one phase.
+    pub prefixes: Vec<&'static str>,
+    /// The names of its loss terms, in the order of [`PhaseLoss::terms`]:
+    /// the log's columns `/train/<name>`.
+    pub terms: Vec<&'static str>,
+    /// Whether the topological loss is added to this phase's loss (its
+    /// [`PhaseLoss::live`] then holds the points it compares).
+    pub topological: bool,
+}
+
+/// What a step gives the model: this rank's rows of the global batch, and
+/// noise keyed by the rows' positions in it.
+pub struct Batch<'a> {
+    /// This rank's rows (B × D), of the training kind, on the device.
+    pub x: &'a Tensor,
+    pub step: u64,
+    /// The rows' positions in the global batch.
+    pub rows: Range<usize>,
+    pub seed: u64,
+    pub kind: Kind,
+    pub device: Device,
+}
+
+impl Batch<'_> {
+    /// Standard normal draws, `cols` per row (B × cols), from stream
+    /// `stream` of (seed, step, position): a row's draws do not depend on
+    /// which rank holds it or how many ranks there are.
+    pub fn normal(&self, stream: u64, cols: usize) -> Tensor {
+        let v = normal_rows(self.seed, self.step, stream, self.rows.clone(), cols);
+        Tensor::from_slice(&v)
+            .view([self.rows.len() as i64, cols as i64])
+            .to_kind(self.kind)
+            .to_device(self.device)
+    }
+}
+
+/// The draws of [`Batch::normal`], row-major.
+pub(crate) fn normal_rows(
+    seed: u64,
+    step: u64,
+    stream: u64,
+    rows: Range<usize>,
+    cols: usize,
+) -> Vec<f64> {
+    let mut v = Vec::with_capacity(rows.len() * cols);
+    let key = seed ^ 0xE95 ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for pos in rows {
+        let mut rng = ChaCha8Rng::seed_from_u64(key);
+        rng.set_stream(step.wrapping_mul(1 << 20).wrapping_add(pos as u64));
+        for _ in 0..cols {
+            v.push(rng.sample::<f64, _>(StandardNormal));
+        }
+    }
+    v
+}
+
+/// A phase's loss on this rank's rows.
+pub struct PhaseLoss {
+    /// The phase's objective summed over this rank's rows (differentiable);
+    /// the loop divides it by the global batch size.
+    pub sum: Tensor,
+    /// The sums of its terms over this rank's rows, in [`Phase::terms`]'s
+    /// order: the log's values (summed over ranks, divided by the global
+    /// batch size).
+    pub terms: Vec<f64>,
+    /// This rank's rows of the points the topological loss compares with
+    /// the data batch (B × d, live), in a phase that carries it.
+    pub live: Option<Tensor>,
+}
+
+/// A model the training loop can train.
+pub trait Model {
+    /// The phases of a step, in the order the loop runs them.
+    fn phases(&self) -> Vec<Phase>;
+
+    /// Phase `phase`'s loss on `batch`. Runs inside
+    /// [`tglml::runtime::fallible`]: a failure inside libtorch becomes an
+    /// error on every rank.
+    fn loss(&self, phase: usize, batch: &Batch) -> PhaseLoss;
+
+    /// The files it writes into the output folder besides checkpoint.h5
+    /// and run.h5.
+    fn extra_files(&self, out: &Path) -> Vec<PathBuf>;
+
+    /// After training, on rank 0: its evaluation on the test split into
+    /// the run file `w` (and its extra files); returns a summary for the
+    /// user.
+    fn report(&self, w: &H5Writer, out: &Path, test: &TestSplit) -> Result<String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_does_not_depend_on_ranks() {
+        let all = normal_rows(3, 7, 0, 0..20, 2);
+        let half = normal_rows(3, 7, 0, 10..20, 2);
+        assert_eq!(&all[20..], &half[..]);
+        // Another stream is another draw.
+        assert_ne!(normal_rows(3, 7, 1, 0..20, 2), all);
+    }
+}
