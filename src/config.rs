@@ -38,22 +38,94 @@ pub struct Config {
     pub summary: SummaryConfig,
     /// `tglml data pack`.
     pub pack: PackConfig,
-    /// `tglml train`.
+    /// `tglml train`: the model.
+    pub model: ModelConfig,
+    /// `tglml train`: data, optimisation, the topological loss.
     pub train: TrainConfig,
 }
 
-/// `[train]`: a VAE with the topological loss.
+/// `[model]`: the generative model `tglml train` trains, and its network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub kind: ModelKind,
+    pub network: Network,
+    pub hidden: Vec<usize>,
+    pub latent_dim: usize,
+    pub samples: usize,
+    /// `[model.vae]`.
+    pub vae: VaeConfig,
+    /// `[model.gan]`.
+    pub gan: GanConfig,
+}
+
+/// `[model.gan]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GanConfig {
+    pub disc_hidden: Vec<usize>,
+    pub r1: f64,
+}
+
+/// Which generative model (`model.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// A VAE (or, with `model.vae.variational = false`, an autoencoder).
+    Vae,
+    /// A GAN (non-saturating loss, R1 penalty).
+    Gan,
+}
+
+impl ModelKind {
+    /// Its name in configs, which is also the name of its own section
+    /// `[model.<name>]`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Vae => "vae",
+            ModelKind::Gan => "gan",
+        }
+    }
+
+    /// Every kind.
+    pub const ALL: [ModelKind; 2] = [ModelKind::Vae, ModelKind::Gan];
+}
+
+/// The network's shape (`model.network`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Network {
+    /// Fully connected layers of the widths `model.hidden`.
+    Mlp,
+    /// Convolutions for 28 × 28 images.
+    Conv,
+}
+
+/// `[model.vae]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaeConfig {
+    pub likelihood: Likelihood,
+    pub variational: bool,
+    pub beta: f64,
+}
+
+/// p(x|z) of a VAE (`model.vae.likelihood`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Likelihood {
+    /// Unit-variance Gaussian.
+    Gaussian,
+    /// Independent Bernoulli on [0, 1] data.
+    Bernoulli,
+}
+
+/// `[train]`: data, optimisation and the topological loss.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     pub data: String,
     pub test_data: String,
-    pub model: String,
-    pub hidden: Vec<usize>,
-    pub latent_dim: usize,
-    pub likelihood: String,
-    pub variational: bool,
-    pub beta: f64,
     pub steps: u64,
     pub batch_size: usize,
     pub lr: f64,
@@ -451,9 +523,47 @@ pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Config> {
         set_key(&mut table, o)?;
         origins.insert(o.key.clone(), o.origin.clone());
     }
+    let merged = table.clone();
     let config = from_table(table, &origins)?;
+    other_model_keys(&config, &merged, &origins)?;
     validate(&config, &origins)?;
     Ok(config)
+}
+
+/// Refuses a key of another model kind's section (`[model.gan]` in a VAE
+/// run) set to something other than its default: it would be silently
+/// ignored. (Defaults pass, so that an effective configuration, which
+/// lists every section, loads again as a file.)
+fn other_model_keys(
+    c: &Config,
+    merged: &toml::Table,
+    origins: &BTreeMap<String, String>,
+) -> Result<()> {
+    let defaults: toml::Table = toml::from_str(DEFAULT_TOML).expect("configs/default.toml parses");
+    let at = |t: &toml::Table, key: &str| -> Option<toml::Value> {
+        let mut v = t.get(key.split('.').next()?)?;
+        for seg in key.split('.').skip(1) {
+            v = v.as_table()?.get(seg)?;
+        }
+        Some(v.clone())
+    };
+    for other in ModelKind::ALL.iter().filter(|&&k| k != c.model.kind) {
+        let prefix = format!("model.{}.", other.name());
+        for (key, origin) in origins.iter().filter(|(k, _)| k.starts_with(&prefix)) {
+            if at(merged, key) != at(&defaults, key) {
+                return Err(Error::Config {
+                    origin: origin.clone(),
+                    message: format!(
+                        "key `{key}` belongs to model.kind = \"{}\", but model.kind is \"{}\": remove it, or set model.kind = \"{}\"",
+                        other.name(),
+                        c.model.kind.name(),
+                        other.name()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Line numbers of the keys of a TOML text, for error messages.
@@ -494,16 +604,30 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-/// Keys that moved: (old, new), named in the unknown-key message.
-const MOVED: [(&str, &str); 1] = [("ph.memory_budget_gib", "run.memory_budget_gib")];
+/// Keys that moved: (old, new, why), named in the unknown-key message.
+const MOVED: [(&str, &str, &str); 7] = [
+    (
+        "ph.memory_budget_gib",
+        "run.memory_budget_gib",
+        "the budget of every command",
+    ),
+    ("train.model", "model.network", MODEL_MOVED),
+    ("train.hidden", "model.hidden", MODEL_MOVED),
+    ("train.latent_dim", "model.latent_dim", MODEL_MOVED),
+    ("train.likelihood", "model.vae.likelihood", MODEL_MOVED),
+    ("train.variational", "model.vae.variational", MODEL_MOVED),
+    ("train.beta", "model.vae.beta", MODEL_MOVED),
+];
 
-/// " (it moved to `NEW`)" for a key that moved, else "".
+const MODEL_MOVED: &str = "the model's settings are in [model]";
+
+/// " (`OLD` moved to `NEW`, why)" for a key that moved, else "".
 fn moved(key: &str) -> String {
     MOVED
         .iter()
-        .find(|(old, _)| *old == key)
-        .map_or(String::new(), |(_, new)| {
-            format!(" (`{key}` moved to `{new}`, the budget of every command)")
+        .find(|(old, _, _)| *old == key)
+        .map_or(String::new(), |(_, new, why)| {
+            format!(" (`{key}` moved to `{new}`, {why})")
         })
 }
 
@@ -719,12 +843,6 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
             Err(fail(key, format!("must be one of {allowed:?}, got {v:?}")))
         }
     };
-    one_of("train.model", &t.model, &["mlp", "conv"])?;
-    one_of(
-        "train.likelihood",
-        &t.likelihood,
-        &["gaussian", "bernoulli"],
-    )?;
     one_of("train.dtype", &t.dtype, &["float32", "float64"])?;
     one_of("train.device", &t.device, &["cpu", "cuda", "auto"])?;
     one_of(
@@ -742,22 +860,38 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
         &t.topo.latent_scale,
         &["fixed", "learned"],
     )?;
-    at_least("train.latent_dim", t.latent_dim, 1)?;
-    if let Some(i) = t.hidden.iter().position(|&h| h == 0) {
+    let m = &c.model;
+    at_least("model.latent_dim", m.latent_dim, 1)?;
+    if let Some(i) = m.gan.disc_hidden.iter().position(|&h| h == 0) {
         return Err(fail(
-            "train.hidden",
+            "model.gan.disc_hidden",
             format!(
                 "every width must be at least 1, got {:?} (entry {i})",
-                t.hidden
+                m.gan.disc_hidden
+            ),
+        ));
+    }
+    if !(m.gan.r1.is_finite() && m.gan.r1 >= 0.0) {
+        return Err(fail(
+            "model.gan.r1",
+            format!("must be a finite number >= 0, got {}", m.gan.r1),
+        ));
+    }
+    if let Some(i) = m.hidden.iter().position(|&h| h == 0) {
+        return Err(fail(
+            "model.hidden",
+            format!(
+                "every width must be at least 1, got {:?} (entry {i})",
+                m.hidden
             ),
         ));
     }
     at_least("train.batch_size", t.batch_size, 2)?;
     positive("train.lr", t.lr)?;
-    if !(t.beta.is_finite() && t.beta >= 0.0) {
+    if !(m.vae.beta.is_finite() && m.vae.beta >= 0.0) {
         return Err(fail(
-            "train.beta",
-            format!("must be a finite number >= 0, got {}", t.beta),
+            "model.vae.beta",
+            format!("must be a finite number >= 0, got {}", m.vae.beta),
         ));
     }
     if !(t.test_fraction >= 0.0 && t.test_fraction < 1.0) {
@@ -960,6 +1094,99 @@ mod tests {
         let f = write_config("[ph]\nmemory_budget_gib = 2\n");
         let e = message(load(Some(f.path()), &[]));
         assert!(e.contains("moved to `run.memory_budget_gib`"), "{e}");
+        // The model's keys moved to [model] (issue 14).
+        let f = write_config("[train]\nsteps = 5\nbeta = 0.1\n");
+        let e = message(load(Some(f.path()), &[]));
+        assert!(
+            e.contains(":3")
+                && e.contains(
+                    "`train.beta` moved to `model.vae.beta`, the model's settings are in [model]"
+                ),
+            "{e}"
+        );
+        let e = message(load(
+            None,
+            &[Override::parse_set("train.hidden=[8]").unwrap()],
+        ));
+        assert!(e.contains("`train.hidden` moved to `model.hidden`"), "{e}");
+    }
+
+    /// The model's kind, network and likelihood are typed: a value that is
+    /// not one of them names the key and the accepted values.
+    #[test]
+    fn model_keys_are_typed() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(
+            (c.model.kind, c.model.network, c.model.vae.likelihood),
+            (ModelKind::Vae, Network::Mlp, Likelihood::Gaussian)
+        );
+        for (set, want) in [
+            (
+                "model.kind=\"gann\"",
+                "key `model.kind`: unknown variant `gann`, expected `vae`",
+            ),
+            (
+                "model.network=\"cnn\"",
+                "unknown variant `cnn`, expected `mlp` or `conv`",
+            ),
+            (
+                "model.vae.likelihood=\"poisson\"",
+                "expected `gaussian` or `bernoulli`",
+            ),
+        ] {
+            let e = message(load(None, &[Override::parse_set(set).unwrap()]));
+            assert!(e.contains(want), "{set}: {e}");
+        }
+    }
+
+    /// Every configuration shipped in configs/ loads (keys, types, ranges,
+    /// and no key of another model kind).
+    #[test]
+    fn every_shipped_config_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                load(Some(&path), &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 6, "{n} configs");
+    }
+
+    /// A key of another model kind's section is refused, naming the key,
+    /// where it was set and both kinds; the chosen kind's own keys pass.
+    #[test]
+    fn a_key_of_another_model_kind_is_refused() {
+        let f = write_config("[model]\nkind = \"gan\"\n\n[model.vae]\nbeta = 0.5\n");
+        let e = message(load(Some(f.path()), &[]));
+        assert!(
+            e.contains(":5")
+                && e.contains("key `model.vae.beta` belongs to model.kind = \"vae\", but model.kind is \"gan\""),
+            "{e}"
+        );
+        let e = message(load(
+            None,
+            &[Override::parse_set("model.gan.r1=2").unwrap()],
+        ));
+        assert!(
+            e.contains("`model.gan.r1` belongs to model.kind = \"gan\", but model.kind is \"vae\""),
+            "{e}"
+        );
+        let ok = load(
+            None,
+            &[
+                Override::parse_set("model.kind=\"gan\"").unwrap(),
+                Override::parse_set("model.gan.r1=2").unwrap(),
+            ],
+        )
+        .unwrap();
+        assert_eq!((ok.model.kind, ok.model.gan.r1), (ModelKind::Gan, 2.0));
+        // The effective configuration (every section, defaults elsewhere)
+        // loads again.
+        let f = write_config(&ok.to_toml());
+        assert_eq!(load(Some(f.path()), &[]).unwrap(), ok);
     }
 
     #[test]

@@ -360,11 +360,11 @@ fn sizes_are_guarded() {
     refuse(
         &i,
         true,
-        "lower train.hidden or train.batch_size",
+        "lower model.hidden or train.batch_size",
         &[
             "train",
             "--set",
-            "train.hidden=[100000000]",
+            "model.hidden=[100000000]",
             "--threads",
             "1",
             "--out",
@@ -640,7 +640,7 @@ fn ranks_must_agree() {
     let run = i.p("run");
     let base = short_train(&run);
     let mut other = base.to_vec();
-    other.extend(["--set", "train.hidden=[8]"]);
+    other.extend(["--set", "model.hidden=[8]"]);
     let ph = ["ph", "--input", &i.p("t.h5"), "--out", &i.p("p.h5")];
     let mut ph2 = ph.to_vec();
     ph2.extend(["--maxdim", "2"]);
@@ -650,10 +650,10 @@ fn ranks_must_agree() {
     typo.push("--bogus");
     let cases: [(&str, &[&str], &[&str], &str); 4] = [
         (
-            "train with another train.hidden on rank 1",
+            "train with another model.hidden on rank 1",
             &base,
             &other,
-            "in `[train]`: rank 0 has `hidden = [128, 64]`, rank 1 has `hidden = [8]`",
+            "in `[model]`: rank 0 has `hidden = [128, 64]`, rank 1 has `hidden = [8]`",
         ),
         (
             "ph with another --maxdim on rank 1",
@@ -744,11 +744,11 @@ fn wrong_results_are_refused() {
     refuse(
         &i,
         true,
-        "train.likelihood = \"bernoulli\": needs data in [0, 1]",
+        "model.vae.likelihood = \"bernoulli\": needs data in [0, 1]",
         &[
             "train",
             "--set",
-            "train.likelihood=\"bernoulli\"",
+            "model.vae.likelihood=\"bernoulli\"",
             "--threads",
             "1",
             "--out",

@@ -414,7 +414,7 @@ fn bad_training_input_is_refused() {
         "--steps",
         "2",
         "--set",
-        "train.hidden=[16]",
+        "model.hidden=[16]",
         "--out",
         &s(&other),
     ]));
@@ -425,7 +425,7 @@ fn bad_training_input_is_refused() {
         "4",
         "--resume",
         "--set",
-        "train.hidden=[32]",
+        "model.hidden=[32]",
         "--out",
         &s(&other),
     ]);
@@ -465,4 +465,108 @@ fn bad_training_input_is_refused() {
         "{err}"
     );
     assert!(!fresh.join("checkpoint.h5").exists());
+}
+
+/// Issue 14: the GAN through the same loop. Two ranks give the parameters
+/// of one with the same global batch (float64, the topological loss on
+/// the generated batch on), K + K resumed steps equal 2K in one go bit for
+/// bit, the run file holds the samples, and a VAE's checkpoint is refused
+/// by a GAN run's --resume.
+#[test]
+fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let gan = |v: &mut Vec<String>| {
+        v.extend(
+            [
+                "model.kind=\"gan\"",
+                "model.hidden=[32]",
+                "model.gan.disc_hidden=[32]",
+                "model.samples=50",
+                "train.lr=0.0005",
+            ]
+            .map(String::from),
+        )
+    };
+    let run = |np: usize, batch: usize, steps: u32, tag: &str, extra: &[&str]| {
+        let out = dir.path().join(tag);
+        let mut sets = vec![
+            "train.dtype=\"float64\"".to_string(),
+            format!("train.batch_size={batch}"),
+        ];
+        gan(&mut sets);
+        sets.extend(extra.iter().map(|x| x.to_string()));
+        train_np(np, steps, &sets, &out);
+        out
+    };
+    let one = run(1, 64, 30, "one", &[]);
+    let two = run(2, 32, 30, "two", &[]);
+    let (worst, _) = compare_checkpoints(&one.join("checkpoint.h5"), &two.join("checkpoint.h5"));
+    assert!(worst <= 1e-9, "GAN -np 2 vs -np 1: {worst}");
+    assert!(
+        one.join("samples.png").exists(),
+        "the samples' scatter plot"
+    );
+    let code = format!(
+        "import h5py\nf = h5py.File({:?})\nprint(f['samples'].shape, sorted(f['train']))\n\
+         print(sorted(h5py.File({:?})['optimizer']))",
+        s(&one.join("run.h5")),
+        s(&one.join("checkpoint.h5"))
+    );
+    let o = python_cmd().args(["-c", &code]).output().unwrap();
+    ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("(50, 3)"), "{out}");
+    for col in [
+        "d_real", "d_fake", "r1", "g_loss", "topo_h0", "topo_h1", "gamma",
+    ] {
+        assert!(out.contains(&format!("'{col}'")), "{col}: {out}");
+    }
+    assert!(out.contains("['discriminator', 'generator']"), "{out}");
+
+    // Resume: 15 steps, then 15 more, against 30 in one go.
+    let resume = |out: &Path, steps: &str, resume: bool| {
+        let mut a: Vec<String> = vec!["train".into(), "--steps".into(), steps.into()];
+        a.extend(COMMON.iter().map(|x| x.to_string()));
+        let mut sets = vec!["train.batch_size=64".to_string()];
+        gan(&mut sets);
+        for x in sets {
+            a.extend(["--set".to_string(), x]);
+        }
+        a.extend(["--out".to_string(), s(out)]);
+        if resume {
+            a.push("--resume".into());
+        }
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        tglml(&refs)
+    };
+    let split = dir.path().join("split");
+    let whole = dir.path().join("whole");
+    ok(&resume(&split, "15", false));
+    let r = resume(&split, "30", true);
+    ok(&r);
+    assert!(
+        stderr(&r).contains("resuming from step 15 of 30"),
+        "{}",
+        stderr(&r)
+    );
+    ok(&resume(&whole, "30", false));
+    let (worst, same) =
+        compare_checkpoints(&split.join("checkpoint.h5"), &whole.join("checkpoint.h5"));
+    assert!(same, "resumed GAN differs: {worst:e}");
+
+    // A VAE checkpoint under a GAN run's --resume: one message, nothing
+    // written.
+    let vae = dir.path().join("vae");
+    train_np(1, 5, &["train.batch_size=32".to_string()], &vae);
+    let before = std::fs::read(vae.join("checkpoint.h5")).unwrap();
+    let r = resume(&vae, "10", true);
+    assert!(!r.status.success());
+    let err = stderr(&r);
+    assert!(
+        err.contains("checkpoint.h5")
+            && err.contains("the model's variable gen.fc0.weight has no dataset")
+            && err.contains("it holds the optimizers {\"model\"}, this model trains with {\"discriminator\", \"generator\"}"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(vae.join("checkpoint.h5")).unwrap(), before);
 }

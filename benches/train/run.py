@@ -48,7 +48,7 @@ TGLML = os.path.join(ROOT, "target", "release", "tglml")
 def run(gamma, steps, out, extra=(), one_cpu=False):
     args = (["taskset", "-c", "0"] if one_cpu else []) + [TGLML, "train", "--steps", str(steps), "--threads", "1",
             "--set", 'synth.kind="spheres"', "--set", "train.batch_size=256",
-            "--set", "train.latent_dim=16", "--set", "train.hidden=[256, 128]",
+            "--set", "model.latent_dim=16", "--set", "model.hidden=[256, 128]",
             "--set", "train.topo.dims=[0, 1]", "--set", "train.topo.weights=[1.0, 1.0]",
             "--set", f"train.topo.gamma={gamma}", "--set", "train.topo.ramp_steps=0",
             "--set", "train.checkpoint_every=0", *extra, "--overwrite", "--out", out]

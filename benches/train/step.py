@@ -6,10 +6,10 @@ Models (both as `tglml train` builds them: an MLP encoder giving mu and
 log-variance, z = mu + exp(logvar / 2) * eps, a mirrored decoder; loss
 (sum of 1/2 ||x - x_hat||^2 + beta * KL) / batch; Adam, lr 1e-3):
   * deepae: Fashion-MNIST (784 values), widths 784-1000-500-250-2, batch 64,
-    an autoencoder (eps = 0, beta = 0, as train.variational = false);
+    an autoencoder (eps = 0, beta = 0, as model.vae.variational = false);
   * mlp: Spheres (101 values), widths 101-256-128-16, batch 256, a VAE
     (beta = 1, eps standard normal);
-  * conv: Fashion-MNIST, train.model = "conv" (two stride-2 4x4
+  * conv: Fashion-MNIST, model.network = "conv" (two stride-2 4x4
     convolutions, 32 and 64 channels, and the mirrored transposed ones),
     latent 16, batch 64, a VAE.
 The PyTorch peer is the loop a user writes: rows drawn by index from the
@@ -73,11 +73,11 @@ def make_data(kind, d):
 
 def ours(m, data, threads, steps, out):
     cmd = [TGLML, "train", "--threads", str(threads), "--steps", str(steps),
-           "--set", f'train.data="{data}"', "--set", f"train.hidden={m['hidden']}",
-           "--set", f'train.model="{m.get("arch", "mlp")}"',
-           "--set", f"train.latent_dim={m['latent']}", "--set", f"train.batch_size={m['batch']}",
-           "--set", f"train.variational={str(m['variational']).lower()}",
-           "--set", f"train.beta={m['beta']}", "--set", "train.topo.gamma=0",
+           "--set", f'train.data="{data}"', "--set", f"model.hidden={m['hidden']}",
+           "--set", f'model.network="{m.get("arch", "mlp")}"',
+           "--set", f"model.latent_dim={m['latent']}", "--set", f"train.batch_size={m['batch']}",
+           "--set", f"model.vae.variational={str(m['variational']).lower()}",
+           "--set", f"model.vae.beta={m['beta']}", "--set", "train.topo.gamma=0",
            "--set", "train.checkpoint_every=0", "--set", "train.hash_every=0",
            # Only the size of the evaluation after the last step (W(H0) and
            # KL of the test split), which no step time includes: 1% keeps it

@@ -5,25 +5,30 @@
 //! beside its destination, renamed into place only when complete, so a failed
 //! or interrupted save leaves no file and never replaces an older checkpoint.
 //!
-//! # Layout (format version 1)
+//! # Layout (format version 2)
 //!
 //! | object | content |
 //! | --- | --- |
-//! | root attributes | the [`Stamp`]'s (`tglml_version`, `git_revision`, `command`, `config`, `n_ranks`, `threads_per_rank`), `kind` = `"checkpoint"`, `format_version` = 1, `step`, `adam_step`, `data_position` (u64) |
+//! | root attributes | the [`Stamp`]'s (`tglml_version`, `git_revision`, `command`, `config`, `n_ranks`, `threads_per_rank`), `kind` = `"checkpoint"`, `format_version` = 2, `step`, `data_position` (u64) |
 //! | `/model/<name>` | one dataset per VarStore variable, named by its full VarStore name with its dots (`/model/enc.fc1.weight`: one dataset, no groups per dot), of the tensor's dtype (f32, f64 or i64) and shape (a 0-dim tensor is a scalar dataset) |
-//! | `/optimizer/m/<i>`, `/optimizer/v/<i>` | Adam's first and second moments of parameter `i` (0, 1, … in the optimizer's order), each with the string attribute `param`, the VarStore name of that parameter |
+//! | `/optimizer/<name>` | one group per optimizer, named by its training phase (`model` for a VAE; `discriminator`, `generator` for a GAN), with the u64 attribute `step` (its Adam step count) |
+//! | `/optimizer/<name>/m/<i>`, `/optimizer/<name>/v/<i>` | that optimizer's Adam first and second moments of its parameter `i` (0, 1, … in its order), each with the string attribute `param`, the VarStore name of that parameter |
 //! | `/rng_state` | opaque bytes (u8, 1-D) |
 //! | `/extra` | a group whose f64 attributes are free named values (a learning-rate schedule's state, …) |
 //! | `/log/<name>` | the training log so far, one f64 column per metric (optional: a file without `/log` loads with an empty log) |
 //!
 //! Values are stored bit for bit: the datasets have the tensors' own types.
 //!
+//! Version 1 (before optimizers were named) kept one optimizer's moments in
+//! `/optimizer/m` and `/optimizer/v` and its step in the root attribute
+//! `adam_step`; it is refused with a message that says so.
+//!
 //! # Parameter order
 //!
-//! Adam's moments follow the order of the parameter list the optimizer was
-//! made with. Checkpoints use [`trainable`]'s order (the VarStore's trainable
-//! variables sorted by name); [`Checkpoint::capture`] and [`restore`] check
-//! the names against it, so build the [`Adam`] over `trainable(&vs)`.
+//! Each optimizer's moments follow the order of the parameter list it was
+//! made with, which [`Named::params`] names; [`Checkpoint::capture`] and
+//! [`restore`] check the names and shapes against the VarStore. A
+//! trainable variable belongs to at most one optimizer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -40,7 +45,7 @@ use tglml::io::{H5Writer, Stamp};
 /// The root attribute `kind` of a checkpoint.
 pub const KIND: &str = "checkpoint";
 /// The layout version this build writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
 
 /// Everything needed to resume training.
 #[derive(Debug, Default)]
@@ -50,15 +55,9 @@ pub struct Checkpoint {
     /// Every VarStore variable (trainable or not) by its VarStore name.
     /// [`load`] returns them sorted by name, on the CPU.
     pub tensors: Vec<(String, Tensor)>,
-    /// Adam's step count.
-    pub adam_step: u64,
-    /// The VarStore name of each parameter the optimizer covers, in the
-    /// optimizer's order (see the module documentation).
-    pub adam_names: Vec<String>,
-    /// Adam's first moments, in the order of `adam_names`.
-    pub adam_m: Vec<Tensor>,
-    /// Adam's second moments, in the order of `adam_names`.
-    pub adam_v: Vec<Tensor>,
+    /// The optimizers' states, one per training phase (by name; [`load`]
+    /// returns them sorted by name).
+    pub optimizers: Vec<OptimizerState>,
     /// The random generator's state, opaque.
     pub rng_state: Vec<u8>,
     /// Where the data stream is (samples or batches consumed: the trainer's
@@ -74,6 +73,30 @@ pub struct Checkpoint {
     /// The training log up to `step`: named f64 columns, stored as
     /// `/log/<name>`, so that a resumed run's log covers the whole training.
     pub log: Vec<(String, Vec<f64>)>,
+}
+
+/// One optimizer's state: `/optimizer/<name>`.
+#[derive(Debug, Default)]
+pub struct OptimizerState {
+    /// Its name: its training phase's.
+    pub name: String,
+    /// Its Adam step count.
+    pub step: u64,
+    /// The VarStore name of each parameter it covers, in its order.
+    pub params: Vec<String>,
+    /// Adam's first moments, in the order of `params`.
+    pub m: Vec<Tensor>,
+    /// Adam's second moments, in the order of `params`.
+    pub v: Vec<Tensor>,
+}
+
+/// An optimizer of a run, for [`Checkpoint::capture`] and [`restore`]: its
+/// name, the VarStore names of its parameters in its order, and the
+/// optimizer (`&Adam` or `&mut Adam`).
+pub struct Named<'a, A> {
+    pub name: &'a str,
+    pub params: &'a [String],
+    pub adam: A,
 }
 
 /// The variables of `vs` (trainable or not), sorted by name (shallow
@@ -94,51 +117,70 @@ pub fn trainable(vs: &VarStore) -> Vec<(String, Tensor)> {
 }
 
 impl Checkpoint {
-    /// A snapshot (deep copies) of `vs`'s variables and of `adam`'s state,
-    /// with the optimizer's parameters named by [`trainable`]; the other
-    /// fields are left at their defaults for the caller to fill.
+    /// A snapshot (deep copies) of `vs`'s variables and of each
+    /// optimizer's state; the other fields are left at their defaults for
+    /// the caller to fill.
     ///
-    /// Fails when `adam` does not fit `trainable(vs)` (count or shapes).
-    pub fn capture(vs: &VarStore, adam: &Adam) -> Result<Self> {
-        let params = trainable(vs);
-        let (adam_step, m, v) = adam.state();
-        let misfit = |detail: String| {
-            Error::invalid(
-                "checkpoint",
-                format!(
-                    "the optimizer does not fit the VarStore's trainable variables sorted by \
-                     name (build it over train::checkpoint::trainable): {detail}"
-                ),
-            )
-        };
-        if m.len() != params.len() {
-            return Err(misfit(format!(
-                "it has {} parameters, the VarStore {} trainable variables",
-                m.len(),
-                params.len()
-            )));
-        }
-        for (i, ((name, p), t)) in params.iter().zip(m).enumerate() {
-            if p.size() != t.size() || p.kind() != t.kind() {
+    /// Fails when an optimizer does not fit the trainable variables it
+    /// names (count, names or shapes), or two name one variable.
+    pub fn capture(vs: &VarStore, optimizers: &[Named<&Adam>]) -> Result<Self> {
+        let params: BTreeMap<String, Tensor> = trainable(vs).into_iter().collect();
+        let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+        let snap = |t: &Tensor| tch::no_grad(|| t.detach().copy());
+        let mut states = Vec::with_capacity(optimizers.len());
+        for o in optimizers {
+            let (step, m, v) = o.adam.state();
+            let misfit = |detail: String| {
+                Error::invalid(
+                    "checkpoint",
+                    format!(
+                        "the optimizer {:?} does not fit the parameters it is named with: {detail}",
+                        o.name
+                    ),
+                )
+            };
+            if m.len() != o.params.len() {
                 return Err(misfit(format!(
-                    "its parameter {i} is {} {:?}, {name} is {} {:?}",
-                    kind_name(t.kind()),
-                    t.size(),
-                    kind_name(p.kind()),
-                    p.size()
+                    "it has {} parameters, {} names",
+                    m.len(),
+                    o.params.len()
                 )));
             }
+            for (i, (name, t)) in o.params.iter().zip(m).enumerate() {
+                let Some(p) = params.get(name) else {
+                    return Err(misfit(format!(
+                        "its parameter {i}, {name}, is not a trainable variable"
+                    )));
+                };
+                if p.size() != t.size() || p.kind() != t.kind() {
+                    return Err(misfit(format!(
+                        "its parameter {i} is {} {:?}, {name} is {} {:?}",
+                        kind_name(t.kind()),
+                        t.size(),
+                        kind_name(p.kind()),
+                        p.size()
+                    )));
+                }
+                if let Some(other) = owner.insert(name, o.name) {
+                    return Err(misfit(format!(
+                        "{name} belongs to the optimizer {other:?} too"
+                    )));
+                }
+            }
+            states.push(OptimizerState {
+                name: o.name.to_string(),
+                step,
+                params: o.params.to_vec(),
+                m: m.iter().map(snap).collect(),
+                v: v.iter().map(snap).collect(),
+            });
         }
-        let snap = |t: &Tensor| tch::no_grad(|| t.detach().copy());
         Ok(Checkpoint {
             tensors: variables(vs)
                 .into_iter()
                 .map(|(n, t)| (n, snap(&t)))
                 .collect(),
-            adam_step,
-            adam_names: params.into_iter().map(|(n, _)| n).collect(),
-            adam_m: m.iter().map(snap).collect(),
-            adam_v: v.iter().map(snap).collect(),
+            optimizers: states,
             ..Default::default()
         })
     }
@@ -183,33 +225,55 @@ fn validate(path: &Path, stamp: &Stamp, ck: &Checkpoint) -> Result<()> {
             return Err(bad(path, format!("model tensor {name} is given twice")));
         }
     }
-    let n = ck.adam_names.len();
-    if ck.adam_m.len() != n || ck.adam_v.len() != n {
-        return Err(bad(
-            path,
-            format!(
-                "optimizer state: {n} parameter names, {} m and {} v tensors",
-                ck.adam_m.len(),
-                ck.adam_v.len()
-            ),
-        ));
-    }
-    for (i, name) in ck.adam_names.iter().enumerate() {
-        let Some((shape, kind)) = shapes.get(name.as_str()) else {
+    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut seen_opt = BTreeSet::new();
+    for o in &ck.optimizers {
+        check_name(path, "optimizer", &o.name)?;
+        if !seen_opt.insert(o.name.as_str()) {
+            return Err(bad(path, format!("optimizer {:?} is given twice", o.name)));
+        }
+        let n = o.params.len();
+        if o.m.len() != n || o.v.len() != n {
             return Err(bad(
                 path,
-                format!("optimizer parameter {i} is {name}, which is not a model tensor"),
+                format!(
+                    "optimizer {:?}: {n} parameter names, {} m and {} v tensors",
+                    o.name,
+                    o.m.len(),
+                    o.v.len()
+                ),
             ));
-        };
-        for (which, t) in [("m", &ck.adam_m[i]), ("v", &ck.adam_v[i])] {
-            if &t.size() != shape || t.kind() != *kind {
+        }
+        for (i, name) in o.params.iter().enumerate() {
+            let Some((shape, kind)) = shapes.get(name.as_str()) else {
                 return Err(bad(
                     path,
                     format!(
-                        "optimizer {which}[{i}] is {} {:?}, its parameter {name} is {} {shape:?}",
-                        kind_name(t.kind()),
-                        t.size(),
-                        kind_name(*kind)
+                        "optimizer {:?}: parameter {i} is {name}, which is not a model tensor",
+                        o.name
+                    ),
+                ));
+            };
+            for (which, t) in [("m", &o.m[i]), ("v", &o.v[i])] {
+                if &t.size() != shape || t.kind() != *kind {
+                    return Err(bad(
+                        path,
+                        format!(
+                            "optimizer {:?}: {which}[{i}] is {} {:?}, its parameter {name} is {} {shape:?}",
+                            o.name,
+                            kind_name(t.kind()),
+                            t.size(),
+                            kind_name(*kind)
+                        ),
+                    ));
+                }
+            }
+            if let Some(other) = owner.insert(name, &o.name) {
+                return Err(bad(
+                    path,
+                    format!(
+                        "{name} belongs to the optimizers {other:?} and {:?}",
+                        o.name
                     ),
                 ));
             }
@@ -277,9 +341,18 @@ pub fn save(path: &Path, stamp: &Stamp, ck: &Checkpoint) -> Result<PathBuf> {
     w.attr_str("/", "kind", KIND)?;
     w.attr_u64("/", "format_version", FORMAT_VERSION)?;
     w.attr_u64("/", "step", ck.step)?;
-    w.attr_u64("/", "adam_step", ck.adam_step)?;
     w.attr_u64("/", "data_position", ck.data_position)?;
-    for g in ["model", "optimizer", "optimizer/m", "optimizer/v", "extra"] {
+    let mut groups = vec![
+        "model".to_string(),
+        "optimizer".to_string(),
+        "extra".to_string(),
+    ];
+    for o in &ck.optimizers {
+        for g in ["", "/m", "/v"] {
+            groups.push(format!("optimizer/{}{g}", o.name));
+        }
+    }
+    for g in &groups {
         w.file()
             .create_group(g)
             .map_err(|e| Error::hdf5(path, format!("/{g}"), e))?;
@@ -287,11 +360,14 @@ pub fn save(path: &Path, stamp: &Stamp, ck: &Checkpoint) -> Result<PathBuf> {
     for (name, t) in &ck.tensors {
         write_tensor(&w, &format!("/model/{name}"), t)?;
     }
-    for (i, name) in ck.adam_names.iter().enumerate() {
-        for (which, t) in [("m", &ck.adam_m[i]), ("v", &ck.adam_v[i])] {
-            let obj = format!("/optimizer/{which}/{i}");
-            write_tensor(&w, &obj, t)?;
-            w.attr_str(&obj, "param", name)?;
+    for o in &ck.optimizers {
+        w.attr_u64(&format!("/optimizer/{}", o.name), "step", o.step)?;
+        for (i, name) in o.params.iter().enumerate() {
+            for (which, t) in [("m", &o.m[i]), ("v", &o.v[i])] {
+                let obj = format!("/optimizer/{}/{which}/{i}", o.name);
+                write_tensor(&w, &obj, t)?;
+                w.attr_str(&obj, "param", name)?;
+            }
         }
     }
     w.dataset("/rng_state", &ndarray::ArrayView1::from(&ck.rng_state[..]))?;
@@ -347,10 +423,10 @@ fn attr_string(path: &Path, loc: &hdf5::Location, obj: &str, name: &str) -> Resu
         .map_err(|e| Error::hdf5(path, format!("attribute {name} of {obj}"), e))
 }
 
-/// Reads the optimizer moments of one kind (`m` or `v`) in index order,
-/// with their parameter names.
-fn read_moments(path: &Path, file: &hdf5::File, which: &str) -> Result<Vec<(String, Tensor)>> {
-    let gname = format!("/optimizer/{which}");
+/// Reads the moments in the group `gname` (`/optimizer/<name>/m` or
+/// `…/v`) in index order, with their parameter names.
+fn read_moments(path: &Path, file: &hdf5::File, gname: &str) -> Result<Vec<(String, Tensor)>> {
+    let gname = gname.to_string();
     let group = file
         .group(&gname)
         .map_err(|e| Error::hdf5(path, &gname, e))?;
@@ -410,15 +486,19 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     }
     let version = attr_u64(path, &file, "/", "format_version")?;
     if version != FORMAT_VERSION {
+        let why = if version == 1 {
+            " (written by a tglml from before the training loop had named optimizers, one per phase)"
+        } else {
+            ""
+        };
         return Err(bad(
             path,
             format!(
-                "checkpoint format version {version}; this build reads version {FORMAT_VERSION}"
+                "checkpoint format version {version}{why}; this build reads version {FORMAT_VERSION}: continue that run with the tglml that wrote it, or start over with --overwrite"
             ),
         ));
     }
     let step = attr_u64(path, &file, "/", "step")?;
-    let adam_step = attr_u64(path, &file, "/", "adam_step")?;
     let data_position = attr_u64(path, &file, "/", "data_position")?;
     let config_toml = attr_string(path, &file, "/", "config")?;
 
@@ -434,49 +514,63 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         tensors.push((name, t));
     }
 
-    let m = read_moments(path, &file, "m")?;
-    let v = read_moments(path, &file, "v")?;
-    if m.len() != v.len() {
-        return Err(bad(
-            path,
-            format!(
-                "/optimizer/m has {} tensors, /optimizer/v has {}",
-                m.len(),
-                v.len()
-            ),
-        ));
-    }
     let by_name: BTreeMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    for (i, ((mn, mt), (vn, vt))) in m.iter().zip(&v).enumerate() {
-        if mn != vn {
+    let group = file
+        .group("optimizer")
+        .map_err(|e| Error::hdf5(path, "/optimizer", e))?;
+    let mut optimizers = Vec::new();
+    for name in group
+        .member_names()
+        .map_err(|e| Error::hdf5(path, "/optimizer", e))?
+    {
+        let g = format!("/optimizer/{name}");
+        let opt = file.group(&g).map_err(|e| Error::hdf5(path, &g, e))?;
+        let step = attr_u64(path, &opt, &g, "step")?;
+        let m = read_moments(path, &file, &format!("{g}/m"))?;
+        let v = read_moments(path, &file, &format!("{g}/v"))?;
+        if m.len() != v.len() {
             return Err(bad(
                 path,
-                format!("/optimizer/m/{i} is for {mn}, /optimizer/v/{i} for {vn}"),
+                format!("{g}/m has {} tensors, {g}/v has {}", m.len(), v.len()),
             ));
         }
-        let Some(p) = by_name.get(mn.as_str()) else {
-            return Err(bad(
-                path,
-                format!("/optimizer/m/{i} is for {mn}, which has no dataset /model/{mn}"),
-            ));
-        };
-        for (which, t) in [("m", mt), ("v", vt)] {
-            if t.size() != p.size() || t.kind() != p.kind() {
+        for (i, ((mn, mt), (vn, vt))) in m.iter().zip(&v).enumerate() {
+            if mn != vn {
                 return Err(bad(
                     path,
-                    format!(
-                        "/optimizer/{which}/{i} is {} {:?}, /model/{mn} is {} {:?}",
-                        kind_name(t.kind()),
-                        t.size(),
-                        kind_name(p.kind()),
-                        p.size()
-                    ),
+                    format!("{g}/m/{i} is for {mn}, {g}/v/{i} for {vn}"),
                 ));
             }
+            let Some(p) = by_name.get(mn.as_str()) else {
+                return Err(bad(
+                    path,
+                    format!("{g}/m/{i} is for {mn}, which has no dataset /model/{mn}"),
+                ));
+            };
+            for (which, t) in [("m", mt), ("v", vt)] {
+                if t.size() != p.size() || t.kind() != p.kind() {
+                    return Err(bad(
+                        path,
+                        format!(
+                            "{g}/{which}/{i} is {} {:?}, /model/{mn} is {} {:?}",
+                            kind_name(t.kind()),
+                            t.size(),
+                            kind_name(p.kind()),
+                            p.size()
+                        ),
+                    ));
+                }
+            }
         }
+        let (params, m): (Vec<String>, Vec<Tensor>) = m.into_iter().unzip();
+        optimizers.push(OptimizerState {
+            name,
+            step,
+            params,
+            m,
+            v: v.into_iter().map(|(_, t)| t).collect(),
+        });
     }
-    let (adam_names, adam_m): (Vec<String>, Vec<Tensor>) = m.into_iter().unzip();
-    let adam_v: Vec<Tensor> = v.into_iter().map(|(_, t)| t).collect();
 
     let rng = file
         .dataset("rng_state")
@@ -520,10 +614,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     Ok(Checkpoint {
         step,
         tensors,
-        adam_step,
-        adam_names,
-        adam_m,
-        adam_v,
+        optimizers,
         rng_state,
         data_position,
         config_toml,
@@ -532,17 +623,22 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     })
 }
 
-/// Loads the checkpoint at `path` into `vs` (and, when given, into `adam`,
-/// which must have been built over [`trainable`]`(vs)`), and returns the
-/// checkpoint (its tensors too, on the CPU, for inspection).
+/// Loads the checkpoint at `path` into `vs` and into the `optimizers`
+/// (none: the model alone), and returns the checkpoint (its tensors too,
+/// on the CPU, for inspection).
 ///
 /// Everything is checked before anything is copied: every variable of `vs`
 /// must have a dataset of the same shape and dtype, the file no dataset that
-/// `vs` lacks, and the optimizer state must be for `trainable(vs)`, tensor for
-/// tensor. Otherwise the error names the file and lists each problem
-/// (`ck.h5: /model/enc.fc1.weight has shape [64, 784], the model has [32,
-/// 784]`) and neither `vs` nor `adam` is changed.
-pub fn restore(path: &Path, vs: &mut VarStore, adam: Option<&mut Adam>) -> Result<Checkpoint> {
+/// `vs` lacks; with optimizers, the file must hold exactly these (by name),
+/// each for the same parameters in the same order, tensor for tensor.
+/// Otherwise the error names the file and lists each problem (`ck.h5:
+/// /model/enc.fc1.weight has shape [64, 784], the model has [32, 784]`)
+/// and neither `vs` nor any optimizer is changed.
+pub fn restore(
+    path: &Path,
+    vs: &mut VarStore,
+    optimizers: &mut [Named<&mut Adam>],
+) -> Result<Checkpoint> {
     let ck = load(path)?;
     let vars = variables(vs);
     let in_file: BTreeMap<&str, &Tensor> =
@@ -572,43 +668,56 @@ pub fn restore(path: &Path, vs: &mut VarStore, adam: Option<&mut Adam>) -> Resul
             problems.push(format!("/model/{name} is not a variable of the model"));
         }
     }
-    if let Some(adam) = adam.as_deref() {
-        let want: Vec<String> = trainable(vs).into_iter().map(|(n, _)| n).collect();
-        if ck.adam_names.len() != want.len() {
+    if !optimizers.is_empty() {
+        let given: BTreeSet<&str> = optimizers.iter().map(|o| o.name).collect();
+        let stored: BTreeSet<&str> = ck.optimizers.iter().map(|o| o.name.as_str()).collect();
+        if given != stored {
             problems.push(format!(
-                "the optimizer state is for {} parameters, the model has {} trainable variables",
-                ck.adam_names.len(),
-                want.len()
+                "it holds the optimizers {stored:?}, this model trains with {given:?} (a checkpoint of another model kind?)"
             ));
-        } else if let Some(i) = (0..want.len()).find(|&i| ck.adam_names[i] != want[i]) {
+        }
+    }
+    for o in optimizers.iter() {
+        let Some(st) = ck.optimizers.iter().find(|s| s.name == o.name) else {
+            continue;
+        };
+        let g = format!("/optimizer/{}", o.name);
+        if st.params.len() != o.params.len() {
             problems.push(format!(
-                "/optimizer/m/{i} is for {}, the model's trainable variable {i} (by name) is {}",
-                ck.adam_names[i], want[i]
+                "{g} is for {} parameters, the model's has {}",
+                st.params.len(),
+                o.params.len()
+            ));
+        } else if let Some(i) = (0..o.params.len()).find(|&i| st.params[i] != o.params[i]) {
+            problems.push(format!(
+                "{g}/m/{i} is for {}, the optimizer's parameter {i} is {}",
+                st.params[i], o.params[i]
             ));
         } else if problems.is_empty() {
             // The file's moments have their parameters' shapes (checked by
             // `load`), which match the model's: a misfit here means the
-            // optimizer was not built over `trainable(vs)`.
-            let (_, own, _) = adam.state();
-            for (i, name) in want.iter().enumerate() {
-                if own.get(i).is_none_or(|o| {
-                    o.size() != ck.adam_m[i].size() || o.kind() != ck.adam_m[i].kind()
-                }) {
+            // optimizer was not built over the parameters it is named with.
+            let (_, own, _) = o.adam.state();
+            for (i, name) in o.params.iter().enumerate() {
+                if own
+                    .get(i)
+                    .is_none_or(|t| t.size() != st.m[i].size() || t.kind() != st.m[i].kind())
+                {
                     problems.push(format!(
-                        "/optimizer/m/{i} ({name}) is {} {:?}, the optimizer's parameter {i} is {}",
-                        kind_name(ck.adam_m[i].kind()),
-                        ck.adam_m[i].size(),
-                        own.get(i).map_or("missing".to_string(), |o| format!(
+                        "{g}/m/{i} ({name}) is {} {:?}, the optimizer's parameter {i} is {}",
+                        kind_name(st.m[i].kind()),
+                        st.m[i].size(),
+                        own.get(i).map_or("missing".to_string(), |t| format!(
                             "{} {:?}",
-                            kind_name(o.kind()),
-                            o.size()
+                            kind_name(t.kind()),
+                            t.size()
                         ))
                     ));
                 }
             }
             if problems.is_empty() {
-                if let Err(e) = adam.check_state(&ck.adam_m, &ck.adam_v) {
-                    problems.push(format!("the optimizer does not fit: {e}"));
+                if let Err(e) = o.adam.check_state(&st.m, &st.v) {
+                    problems.push(format!("the optimizer {:?} does not fit: {e}", o.name));
                 }
             }
         }
@@ -622,10 +731,16 @@ pub fn restore(path: &Path, vs: &mut VarStore, adam: Option<&mut Adam>) -> Resul
             dst.copy_(in_file[name.as_str()]);
         }
     });
-    if let Some(adam) = adam {
+    for o in optimizers.iter_mut() {
+        let st = ck
+            .optimizers
+            .iter()
+            .find(|s| s.name == o.name)
+            .expect("checked above");
         let copy = |ts: &[Tensor]| ts.iter().map(|t| t.shallow_clone()).collect::<Vec<_>>();
-        adam.set_state(ck.adam_step, copy(&ck.adam_m), copy(&ck.adam_v))
-            .map_err(|e| bad(path, format!("setting the optimizer state: {e}")))?;
+        o.adam
+            .set_state(st.step, copy(&st.m), copy(&st.v))
+            .map_err(|e| bad(path, format!("setting the optimizer {:?}: {e}", o.name)))?;
     }
     Ok(ck)
 }
@@ -732,12 +847,32 @@ mod tests {
                 .shallow_clone()
                 .copy_(&Tensor::from_slice(&[42i64]))
         });
-        let mut ck = Checkpoint::capture(&vs, &adam).unwrap();
+        let mut ck = Checkpoint::capture(&vs, &[model_opt(&vs, &adam)]).unwrap();
         ck.step = 2;
         ck.rng_state = vec![0, 1, 2, 255, 254];
         ck.data_position = 8;
         ck.extra = vec![("lr_scale".into(), 0.25), ("best_loss".into(), f64::NAN)];
         (vs, adam, ck)
+    }
+
+    /// The names of every trainable variable, in [`trainable`]'s order.
+    fn names(vs: &VarStore) -> &'static [String] {
+        Box::leak(
+            trainable(vs)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        )
+    }
+
+    /// One optimizer, "model", over every trainable variable.
+    fn model_opt<'a, A>(vs: &VarStore, adam: A) -> Named<'a, A> {
+        Named {
+            name: "model",
+            params: names(vs),
+            adam,
+        }
     }
 
     fn fresh(hidden: i64) -> (VarStore, Adam) {
@@ -810,15 +945,27 @@ mod tests {
                         .tr(),
                 ),
             ],
-            adam_step: 9,
-            adam_names: vec!["c.f32".into(), "a.scalar".into()],
-            adam_m: vec![
-                Tensor::full([2, 3], 0.25, (Kind::Float, Device::Cpu)),
-                Tensor::from(3.0f64),
-            ],
-            adam_v: vec![
-                Tensor::full([2, 3], 1e-9, (Kind::Float, Device::Cpu)),
-                Tensor::from(4.0f64),
+            optimizers: vec![
+                OptimizerState {
+                    name: "generator".into(),
+                    step: 9,
+                    params: vec!["c.f32".into(), "a.scalar".into()],
+                    m: vec![
+                        Tensor::full([2, 3], 0.25, (Kind::Float, Device::Cpu)),
+                        Tensor::from(3.0f64),
+                    ],
+                    v: vec![
+                        Tensor::full([2, 3], 1e-9, (Kind::Float, Device::Cpu)),
+                        Tensor::from(4.0f64),
+                    ],
+                },
+                OptimizerState {
+                    name: "discriminator".into(),
+                    step: 4,
+                    params: vec!["d.f64".into()],
+                    m: vec![Tensor::full([3, 1, 1], -1.5, (Kind::Double, Device::Cpu))],
+                    v: vec![Tensor::full([3, 1, 1], 2.5, (Kind::Double, Device::Cpu))],
+                },
             ],
             rng_state: (0..=255).collect(),
             data_position: u64::MAX,
@@ -832,13 +979,22 @@ mod tests {
         assert_eq!(save(&path, &stamp(), &ck).unwrap(), path);
         assert_eq!(dir_names(dir.path()), ["ck.h5"]);
         let back = load(&path).unwrap();
+        assert_eq!((back.step, back.data_position), (11, u64::MAX));
+        // Sorted by name.
+        let opts: Vec<(&str, u64, &[String])> = back
+            .optimizers
+            .iter()
+            .map(|o| (o.name.as_str(), o.step, o.params.as_slice()))
+            .collect();
         assert_eq!(
-            (back.step, back.adam_step, back.data_position),
-            (11, 9, u64::MAX)
+            opts,
+            [
+                ("discriminator", 4, &ck.optimizers[1].params[..]),
+                ("generator", 9, &ck.optimizers[0].params[..])
+            ]
         );
         assert_eq!(back.rng_state, ck.rng_state);
         assert_eq!(back.config_toml, stamp().config_toml);
-        assert_eq!(back.adam_names, ck.adam_names);
         let mut extra = back.extra.clone();
         extra.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
@@ -859,13 +1015,10 @@ mod tests {
         }
         assert_eq!(back.tensors[0].1.dim(), 0, "0-dim stays 0-dim");
         assert_eq!(back.tensors[1].1.size(), [0, 3]);
-        for (a, b) in ck
-            .adam_m
-            .iter()
-            .chain(&ck.adam_v)
-            .zip(back.adam_m.iter().chain(&back.adam_v))
-        {
-            assert!(same(a, b));
+        for (a, b) in ck.optimizers.iter().zip(back.optimizers.iter().rev()) {
+            for (x, y) in a.m.iter().chain(&a.v).zip(b.m.iter().chain(&b.v)) {
+                assert!(same(x, y));
+            }
         }
         // The layout as documented, read with hdf5 directly.
         let f = hdf5::File::open(&path).unwrap();
@@ -874,8 +1027,16 @@ mod tests {
             "dots are kept in dataset names"
         );
         assert!(f.dataset("model/a.scalar").unwrap().is_scalar());
+        let step: u64 = f
+            .group("optimizer/generator")
+            .unwrap()
+            .attr("step")
+            .unwrap()
+            .read_scalar()
+            .unwrap();
+        assert_eq!(step, 9);
         let p: VarLenUnicode = f
-            .dataset("optimizer/v/1")
+            .dataset("optimizer/generator/v/1")
             .unwrap()
             .attr("param")
             .unwrap()
@@ -895,7 +1056,8 @@ mod tests {
 
         let (mut vs2, mut adam2) = fresh(4);
         assert_ne!(param_hash(&vs), param_hash(&vs2));
-        let back = restore(&path, &mut vs2, Some(&mut adam2)).unwrap();
+        let opt = model_opt(&vs, &mut adam2);
+        let back = restore(&path, &mut vs2, &mut [opt]).unwrap();
         assert_eq!((back.step, back.data_position), (2, 8));
         assert_eq!(snapshot(&vs), snapshot(&vs2));
         assert_eq!(vs2.variables()["stats.count"].int64_value(&[0]), 42);
@@ -938,9 +1100,13 @@ mod tests {
     fn assert_unchanged_after_error(path: &Path, hidden: i64, wants: &[&str]) {
         let (mut vs, mut adam) = fresh(hidden);
         let before = snapshot(&vs);
-        let err = restore(path, &mut vs, Some(&mut adam))
-            .unwrap_err()
-            .to_string();
+        let params = names(&vs);
+        let mut opts = [Named {
+            name: "model",
+            params,
+            adam: &mut adam,
+        }];
+        let err = restore(path, &mut vs, &mut opts).unwrap_err().to_string();
         let fname = path.file_name().unwrap().to_string_lossy();
         assert!(err.contains(fname.as_ref()), "names the file: {err}");
         for w in wants {
@@ -989,10 +1155,11 @@ mod tests {
         let missing = dir.path().join("missing.h5");
         ck.tensors
             .retain(|(n, _)| n != "dec.fc3.weight" && n != "scale");
-        let i = ck.adam_names.iter().position(|n| n == "scale").unwrap();
-        ck.adam_names.remove(i);
-        let _ = ck.adam_m.remove(i);
-        let _ = ck.adam_v.remove(i);
+        let o = &mut ck.optimizers[0];
+        let i = o.params.iter().position(|n| n == "scale").unwrap();
+        o.params.remove(i);
+        let _ = o.m.remove(i);
+        let _ = o.v.remove(i);
         save(&missing, &stamp(), &ck).unwrap();
         assert_unchanged_after_error(
             &missing,
@@ -1011,16 +1178,17 @@ mod tests {
                 *t = t.to_kind(Kind::Float);
             }
         }
-        ck.adam_names.clear();
-        ck.adam_m.clear();
-        ck.adam_v.clear();
+        let o = &mut ck.optimizers[0];
+        o.params.clear();
+        o.m.clear();
+        o.v.clear();
         save(&path, &stamp(), &ck).unwrap();
         assert_unchanged_after_error(
             &path,
             4,
             &[
                 "/model/scale has dtype f32, the model has f64",
-                "optimizer state is for 0 parameters",
+                "/optimizer/model is for 0 parameters, the model's has 6",
             ],
         );
     }
@@ -1055,7 +1223,7 @@ mod tests {
         let w = H5Writer::create(&partial, &stamp()).unwrap();
         w.attr_str("/", "kind", KIND).unwrap();
         w.attr_u64("/", "format_version", FORMAT_VERSION).unwrap();
-        for a in ["step", "adam_step", "data_position"] {
+        for a in ["step", "data_position"] {
             w.attr_u64("/", a, 0).unwrap();
         }
         w.commit().unwrap();
@@ -1115,13 +1283,31 @@ mod tests {
             ),
             (
                 Box::new(|c| {
-                    c.adam_m.pop();
+                    c.optimizers[0].m.pop();
                 }),
                 "m and",
             ),
             (
-                Box::new(|c| c.adam_names[0] = "nope".into()),
+                Box::new(|c| c.optimizers[0].params[0] = "nope".into()),
                 "nope, which is not a model tensor",
+            ),
+            (
+                Box::new(|c| {
+                    let o = &c.optimizers[0];
+                    let twin = OptimizerState {
+                        name: "second".into(),
+                        step: 0,
+                        params: o.params[..1].to_vec(),
+                        m: vec![o.m[0].copy()],
+                        v: vec![o.v[0].copy()],
+                    };
+                    c.optimizers.push(twin);
+                }),
+                "belongs to the optimizers \"model\" and \"second\"",
+            ),
+            (
+                Box::new(|c| c.optimizers[0].name = "a/b".into()),
+                "optimizer \"a/b\" cannot be stored",
             ),
             (
                 Box::new(|c| c.config_toml = "other".into()),
@@ -1146,7 +1332,9 @@ mod tests {
         let mut params: Vec<Tensor> = trainable(&vs).into_iter().map(|(_, t)| t).collect();
         params.reverse();
         let adam = Adam::new(&params, AdamConfig::default()).unwrap();
-        let err = Checkpoint::capture(&vs, &adam).unwrap_err().to_string();
+        let err = Checkpoint::capture(&vs, &[model_opt(&vs, &adam)])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("does not fit"), "{err}");
     }
 
@@ -1160,20 +1348,158 @@ mod tests {
         let mut params: Vec<Tensor> = trainable(&vs).into_iter().map(|(_, t)| t).collect();
         params.reverse();
         let mut adam = Adam::new(&params, AdamConfig::default()).unwrap();
-        let err = restore(&path, &mut vs, Some(&mut adam))
-            .unwrap_err()
-            .to_string();
+        let opt = model_opt(&vs, &mut adam);
+        let err = restore(&path, &mut vs, &mut [opt]).unwrap_err().to_string();
         assert!(
             err.contains("order.h5")
-                && err.contains("/optimizer/m/0 (dec.fc2.bias) is f32 [3], the optimizer's parameter 0 is f64 []"),
+                && err.contains("/optimizer/model/m/0 (dec.fc2.bias) is f32 [3], the optimizer's parameter 0 is f64 []"),
             "{err}"
         );
         assert_eq!(snapshot(&vs), before);
         assert_eq!(adam.state().0, 0);
         // Without an optimizer the model alone is restored.
-        let ck = restore(&path, &mut vs, None).unwrap();
-        assert_eq!(ck.adam_step, 2);
+        let ck = restore(&path, &mut vs, &mut []).unwrap();
+        assert_eq!(ck.optimizers[0].step, 2);
         assert_ne!(snapshot(&vs), before);
+    }
+
+    /// Two optimizers over disjoint parameters (a GAN's two phases): each
+    /// comes back to its own Adam, bit for bit; a model that trains with
+    /// other optimizers (another model kind) is refused, nothing changed.
+    #[test]
+    fn named_optimizers_come_back_to_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two.h5");
+        let split = |vs: &VarStore| {
+            let all = trainable(vs);
+            let (enc, rest): (Vec<_>, Vec<_>) =
+                all.into_iter().partition(|(n, _)| n.starts_with("enc."));
+            let names =
+                |v: &[(String, Tensor)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+            let tensors =
+                |v: Vec<(String, Tensor)>| v.into_iter().map(|(_, t)| t).collect::<Vec<_>>();
+            ((names(&enc), tensors(enc)), (names(&rest), tensors(rest)))
+        };
+        let (vs, _, _) = trained(4);
+        let ((ne, te), (nr, tr)) = split(&vs);
+        let (mut a, mut b) = (
+            Adam::new(&te, AdamConfig::default()).unwrap(),
+            Adam::new(&tr, AdamConfig::default()).unwrap(),
+        );
+        for (adam, ps, k) in [(&mut a, &te, 1), (&mut b, &tr, 3)] {
+            for _ in 0..k {
+                Adam::zero_grad(ps);
+                ps.iter()
+                    .map(|p| p.square().sum(Kind::Double))
+                    .fold(Tensor::from(0.0f64), |x, y| x + y)
+                    .backward();
+                adam.step(ps);
+            }
+        }
+        let opts = [
+            Named {
+                name: "encoder",
+                params: &ne,
+                adam: &a,
+            },
+            Named {
+                name: "rest",
+                params: &nr,
+                adam: &b,
+            },
+        ];
+        save(&path, &stamp(), &Checkpoint::capture(&vs, &opts).unwrap()).unwrap();
+
+        let (mut vs2, _) = fresh(4);
+        let ((ne2, te2), (nr2, tr2)) = split(&vs2);
+        let (mut a2, mut b2) = (
+            Adam::new(&te2, AdamConfig::default()).unwrap(),
+            Adam::new(&tr2, AdamConfig::default()).unwrap(),
+        );
+        // Another model kind: one optimizer, "model".
+        let all: Vec<Tensor> = trainable(&vs2).into_iter().map(|(_, t)| t).collect();
+        let mut one = Adam::new(&all, AdamConfig::default()).unwrap();
+        let before = snapshot(&vs2);
+        let opt = model_opt(&vs2, &mut one);
+        let err = restore(&path, &mut vs2, &mut [opt])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("two.h5")
+                && err.contains(
+                    "optimizers {\"encoder\", \"rest\"}, this model trains with {\"model\"}"
+                ),
+            "{err}"
+        );
+        assert_eq!(snapshot(&vs2), before);
+        restore(
+            &path,
+            &mut vs2,
+            &mut [
+                Named {
+                    name: "rest",
+                    params: &nr2,
+                    adam: &mut b2,
+                },
+                Named {
+                    name: "encoder",
+                    params: &ne2,
+                    adam: &mut a2,
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(snapshot(&vs), snapshot(&vs2));
+        for (x, y) in [(&a, &a2), (&b, &b2)] {
+            let ((s1, m1, v1), (s2, m2, v2)) = (x.state(), y.state());
+            assert_eq!(s1, s2);
+            for (p, q) in m1.iter().chain(v1).zip(m2.iter().chain(v2)) {
+                assert!(same(p, q));
+            }
+        }
+        assert_eq!((a2.state().0, b2.state().0), (1, 3));
+        // A variable in two optimizers cannot be captured.
+        let both = [
+            Named {
+                name: "encoder",
+                params: &ne,
+                adam: &a,
+            },
+            Named {
+                name: "again",
+                params: &ne,
+                adam: &a,
+            },
+        ];
+        let err = Checkpoint::capture(&vs, &both).unwrap_err().to_string();
+        assert!(
+            err.contains("belongs to the optimizer \"encoder\" too"),
+            "{err}"
+        );
+    }
+
+    /// A checkpoint of format version 1 (one unnamed optimizer) is refused
+    /// with a message that says what it is and what to do.
+    #[test]
+    fn a_version_1_checkpoint_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.h5");
+        let w = H5Writer::create(&path, &stamp()).unwrap();
+        w.attr_str("/", "kind", KIND).unwrap();
+        w.attr_u64("/", "format_version", 1).unwrap();
+        for a in ["step", "adam_step", "data_position"] {
+            w.attr_u64("/", a, 3).unwrap();
+        }
+        w.commit().unwrap();
+        assert_unchanged_after_error(
+            &path,
+            4,
+            &[
+                "checkpoint format version 1 (written by a tglml from before the training loop had named optimizers",
+                "this build reads version 2",
+                "--overwrite",
+            ],
+        );
     }
 
     #[test]

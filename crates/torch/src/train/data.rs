@@ -24,7 +24,7 @@ use ndarray::{s, Array1, Array2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use tglml::config::Config;
+use tglml::config::{Config, Likelihood};
 use tglml::dist::landmarks::shard_range;
 use tglml::dist::Comm;
 use tglml::error::{Error, Result};
@@ -203,13 +203,13 @@ impl TrainData {
         };
         // A Bernoulli likelihood is a cross-entropy against values in
         // [0, 1]; anything else trains on a meaningless loss.
-        let outside = match t.likelihood.as_str() {
-            "bernoulli" => rows.indexed_iter().find(|(_, v)| !(0.0..=1.0).contains(*v)),
-            _ => None,
+        let outside = match cfg.model.vae.likelihood {
+            Likelihood::Bernoulli => rows.indexed_iter().find(|(_, v)| !(0.0..=1.0).contains(*v)),
+            Likelihood::Gaussian => None,
         };
         comm.agree(outside.map_or(Ok(()), |((i, j), v)| {
             Err(Error::invalid(
-                "train.likelihood = \"bernoulli\"",
+                "model.vae.likelihood = \"bernoulli\"",
                 format!(
                     "needs data in [0, 1], but row {}, column {j} is {v}{}; use \"gaussian\", or data scaled to [0, 1]",
                     block.start + i,

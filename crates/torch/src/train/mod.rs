@@ -5,6 +5,7 @@
 pub mod ahead;
 pub mod checkpoint;
 pub mod data;
+pub mod gan;
 pub mod model;
 pub mod optim;
 pub mod topo_loss;

@@ -27,15 +27,16 @@ use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::ahead::Ahead;
-use super::checkpoint::{self, Checkpoint};
+use super::checkpoint::{self, Checkpoint, Named};
 use super::data::{TestSplit, TrainData};
+use super::gan::{GanModel, GanSpec};
 use super::model::{Batch, Model, Phase};
 use super::optim::{Adam, AdamConfig};
 use super::topo_loss::{
     gamma, to_vec as values, topo_loss_with, Normalize, Shape, TopoKind, TopoLossConfig,
 };
-use super::vae::{kind_of, Arch, Likelihood, VaeModel, VaeSpec};
-use tglml::config::{Config, TrainConfig};
+use super::vae::{kind_of, Arch, VaeModel, VaeSpec};
+use tglml::config::{Config, ModelConfig, ModelKind, Network, TrainConfig};
 use tglml::dist::Comm;
 use tglml::error::{Error, Result};
 use tglml::io::{H5Writer, Stamp};
@@ -236,8 +237,12 @@ pub enum Finish {
 }
 
 /// The files `tglml train` writes into `out` (checked before training).
-pub fn output_files(out: &Path) -> Vec<PathBuf> {
-    ["checkpoint.h5", "run.h5", "latent.png"]
+pub fn output_files(out: &Path, kind: ModelKind) -> Vec<PathBuf> {
+    let plot = match kind {
+        ModelKind::Vae => VaeModel::PLOT,
+        ModelKind::Gan => GanModel::PLOT,
+    };
+    ["checkpoint.h5", "run.h5", plot]
         .iter()
         .map(|f| out.join(f))
         .collect()
@@ -310,7 +315,7 @@ pub fn run(
     }
     tch::manual_seed(t.seed as i64);
     let mut vs = nn::VarStore::new(dev);
-    let model = build_model(comm, &vs, t, data.dim(), b, kind)?;
+    let model = build_model(comm, &vs, &config.model, t, data.dim(), b, kind)?;
     let phases = model.phases();
     // A learned unit of the latent space for the topological loss
     // (train.topo.latent_scale = "learned"): s = exp(θ), θ trained by the
@@ -318,7 +323,7 @@ pub fn run(
     let log_scale = (t.topo.latent_scale == "learned")
         .then(|| vs.root().var(LOG_SCALE, &[1], nn::Init::Const(0.0)));
     vs.set_kind(kind);
-    let params = phase_params(&vs, &phases)?;
+    let (param_names, params) = phase_params(&vs, &phases)?;
     let mut adams = params
         .iter()
         .map(|ps| {
@@ -341,7 +346,17 @@ pub fn run(
     let mut start = 0u64;
     let mut log: Vec<Vec<f64>> = Vec::new();
     if resume {
-        let ck = comm.agree(checkpoint::restore(&ck_path, &mut vs, Some(&mut adams[0])))?;
+        let mut named: Vec<Named<&mut Adam>> = phases
+            .iter()
+            .zip(&param_names)
+            .zip(adams.iter_mut())
+            .map(|((ph, names), adam)| Named {
+                name: ph.name,
+                params: names,
+                adam,
+            })
+            .collect();
+        let ck = comm.agree(checkpoint::restore(&ck_path, &mut vs, &mut named))?;
         // Resuming with other settings (more steps, another γ) is allowed;
         // say so, since the run is then not the one the checkpoint began.
         if comm.is_root() && ck.config_toml != config.to_toml() {
@@ -573,7 +588,17 @@ pub fn run(
         let periodic = t.checkpoint_every > 0 && (step + 1) % t.checkpoint_every == 0;
         if is_last || periodic || stopping {
             let saved = if comm.is_root() {
-                let mut ck = Checkpoint::capture(&vs, &adams[0])?;
+                let named: Vec<Named<&Adam>> = phases
+                    .iter()
+                    .zip(&param_names)
+                    .zip(&adams)
+                    .map(|((ph, names), adam)| Named {
+                        name: ph.name,
+                        params: names,
+                        adam,
+                    })
+                    .collect();
+                let mut ck = Checkpoint::capture(&vs, &named)?;
                 ck.step = step + 1;
                 ck.data_position = step + 1;
                 ck.config_toml = config.to_toml();
@@ -618,54 +643,97 @@ pub fn run(
 /// The VarStore name of the learned latent unit's log (train.topo.latent_scale).
 const LOG_SCALE: &str = "topo_log_scale";
 
-/// The model of `t` (train.model), its memory checked against the budget
-/// first.
+/// The model of `[model]`, its memory checked against the budget first.
 fn build_model(
     comm: &Comm,
     vs: &nn::VarStore,
+    m: &ModelConfig,
     t: &TrainConfig,
     input_dim: usize,
     batch: usize,
     kind: Kind,
 ) -> Result<Box<dyn Model>> {
-    let spec = VaeSpec {
-        arch: if t.model == "conv" {
-            Arch::Conv
-        } else {
-            Arch::Mlp
-        },
-        input_dim,
-        hidden: t.hidden.clone(),
-        latent_dim: t.latent_dim,
-        likelihood: if t.likelihood == "bernoulli" {
-            Likelihood::Bernoulli
-        } else {
-            Likelihood::Gaussian
-        },
+    let elem = if kind == Kind::Double { 8 } else { 4 };
+    let guard = |n_params: Option<u64>, size| {
+        comm.agree(tglml::guard::need(
+            &format!(
+                "training the network ({} parameters, batches of {batch} rows)",
+                n_params.map_or("over 2^64".to_string(), |n: u64| n.to_string())
+            ),
+            size,
+            "model.hidden or train.batch_size",
+        ))
     };
-    let (n_params, size) = spec.memory(batch, if kind == Kind::Double { 8 } else { 4 });
-    comm.agree(tglml::guard::need(
-        &format!(
-            "training the network ({} parameters, batches of {batch} rows)",
-            n_params.map_or("over 2^64".to_string(), |n| n.to_string())
-        ),
-        size,
-        "train.hidden or train.batch_size",
-    ))?;
-    let model = comm.agree(
-        tglml::runtime::fallible("building the network", || {
-            VaeModel::new(&vs.root(), &spec, t.variational, t.beta, kind)
-        })
-        .and_then(|built| built),
-    )?;
-    Ok(Box::new(model))
+    let (samples, seed) = (m.samples, t.seed);
+    let model: Box<dyn Model> = match m.kind {
+        ModelKind::Vae => {
+            let spec = VaeSpec {
+                arch: match m.network {
+                    Network::Mlp => Arch::Mlp,
+                    Network::Conv => Arch::Conv,
+                },
+                input_dim,
+                hidden: m.hidden.clone(),
+                latent_dim: m.latent_dim,
+                likelihood: m.vae.likelihood,
+            };
+            let (n_params, size) = spec.memory(batch, elem);
+            guard(n_params, size)?;
+            let v = &m.vae;
+            Box::new(
+                comm.agree(
+                    tglml::runtime::fallible("building the network", || {
+                        VaeModel::new(
+                            &vs.root(),
+                            &spec,
+                            v.variational,
+                            v.beta,
+                            samples,
+                            seed,
+                            kind,
+                        )
+                    })
+                    .and_then(|built| built),
+                )?,
+            )
+        }
+        ModelKind::Gan => {
+            if m.network != Network::Mlp {
+                return Err(Error::invalid(
+                    "model.network",
+                    "model.kind = \"gan\" has an MLP generator and discriminator only (a convolutional GAN is not built yet): set model.network = \"mlp\"",
+                ));
+            }
+            let spec = GanSpec {
+                input_dim,
+                latent_dim: m.latent_dim,
+                gen_hidden: m.hidden.clone(),
+                disc_hidden: m.gan.disc_hidden.clone(),
+                r1: m.gan.r1,
+            };
+            let (n_params, size) = spec.memory(batch, elem);
+            guard(n_params, size)?;
+            Box::new(
+                comm.agree(
+                    tglml::runtime::fallible("building the networks", || {
+                        GanModel::new(&vs.root(), &spec, samples, seed, kind)
+                    })
+                    .and_then(|built| built),
+                )?,
+            )
+        }
+    };
+    Ok(model)
 }
 
-/// Each phase's parameters: the trainable variables under its prefixes
-/// (the learned latent unit goes with the phase that carries the
-/// topological loss), in [`checkpoint::trainable`]'s order. A variable in
-/// no phase or in two is a bug of the model.
-fn phase_params(vs: &nn::VarStore, phases: &[Phase]) -> Result<Vec<Vec<Tensor>>> {
+/// Each phase's parameters, their names and tensors: the trainable
+/// variables under its prefixes (the learned latent unit goes with the
+/// phase that carries the topological loss), in
+/// [`checkpoint::trainable`]'s order. A variable in no phase or in two is
+/// a bug of the model.
+type PhaseParams = (Vec<Vec<String>>, Vec<Vec<Tensor>>);
+fn phase_params(vs: &nn::VarStore, phases: &[Phase]) -> Result<PhaseParams> {
+    let mut names: Vec<Vec<String>> = phases.iter().map(|_| Vec::new()).collect();
     let mut out: Vec<Vec<Tensor>> = phases.iter().map(|_| Vec::new()).collect();
     for (name, tensor) in checkpoint::trainable(vs) {
         let owners: Vec<usize> = (0..phases.len())
@@ -678,7 +746,10 @@ fn phase_params(vs: &nn::VarStore, phases: &[Phase]) -> Result<Vec<Vec<Tensor>>>
             })
             .collect();
         match owners.as_slice() {
-            [k] => out[*k].push(tensor),
+            [k] => {
+                names[*k].push(name);
+                out[*k].push(tensor);
+            }
             _ => {
                 return Err(Error::invalid(
                     "model",
@@ -690,7 +761,7 @@ fn phase_params(vs: &nn::VarStore, phases: &[Phase]) -> Result<Vec<Vec<Tensor>>>
             }
         }
     }
-    Ok(out)
+    Ok((names, out))
 }
 
 /// The topological loss of the global batch: the data side (X's rows or

@@ -28,14 +28,7 @@ pub enum Arch {
     Conv,
 }
 
-/// p(x|z).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Likelihood {
-    /// Unit-variance Gaussian: ½‖x − x̂‖² per sample (up to a constant).
-    Gaussian,
-    /// Independent Bernoulli on [0, 1] data: binary cross-entropy of logits.
-    Bernoulli,
-}
+pub use tglml::config::Likelihood;
 
 /// The model's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,7 +134,7 @@ impl Vae {
             Arch::Conv => {
                 if spec.input_dim != 784 {
                     return Err(Error::invalid(
-                        "train.model",
+                        "model.network",
                         format!(
                             "\"conv\" takes 28 × 28 images (784 values), the data have {}",
                             spec.input_dim
@@ -254,6 +247,9 @@ pub struct VaeModel {
     vae: Vae,
     variational: bool,
     beta: f64,
+    /// Points in run.h5's `/samples` (model.samples).
+    samples: usize,
+    seed: u64,
     kind: Kind,
 }
 
@@ -264,18 +260,22 @@ impl VaeModel {
         spec: &VaeSpec,
         variational: bool,
         beta: f64,
+        samples: usize,
+        seed: u64,
         kind: Kind,
     ) -> Result<Self> {
         Ok(VaeModel {
             vae: Vae::new(root, spec)?,
             variational,
             beta,
+            samples,
+            seed,
             kind,
         })
     }
 
     /// The scatter of the test split's latent means.
-    const PLOT: &'static str = "latent.png";
+    pub const PLOT: &'static str = "latent.png";
 }
 
 impl Model for VaeModel {
@@ -356,8 +356,30 @@ impl Model for VaeModel {
                 wh.w, wh.scale
             );
         }
+        // Samples: the decoder's mean (Bernoulli: probabilities) at draws
+        // of N(0, I), stream 1 of the seed, after the last step.
+        let k = self.samples;
+        let draws = super::model::normal_rows(self.seed, u64::MAX, 1, 0..k, latent);
+        let dev = self.vae.enc_mu.ws.device();
+        let z0 = Tensor::from_slice(&draws)
+            .view([k as i64, latent as i64])
+            .to_kind(self.kind)
+            .to_device(dev);
+        let out_x = tch::no_grad(|| {
+            let o = self.vae.dec.forward(&z0);
+            match self.vae.spec.likelihood {
+                Likelihood::Gaussian => o,
+                Likelihood::Bernoulli => o.sigmoid(),
+            }
+        });
+        let samples = Array2::from_shape_vec(
+            (k, self.vae.spec.input_dim),
+            crate::train::topo_loss::to_vec(&out_x),
+        )
+        .map_err(|e| Error::external("samples", e))?;
+        w.dataset("/samples", &samples)?;
         tglml::io::plot::scatter_png(&z, split.labels.as_deref(), &out.join(Self::PLOT))?;
-        Ok(summary)
+        Ok(format!("{summary}; {k} samples in /samples"))
     }
 }
 

@@ -1,0 +1,333 @@
+//! The GAN: an MLP generator G(z) and an MLP discriminator D, trained with
+//! the non-saturating loss and an R1 penalty on real data (Mescheder et al.
+//! 2018), in two phases per step: the discriminator's, then the
+//! generator's. The generator's phase carries the topological loss between
+//! the diagrams of the real batch and of the generated batch G(z), both in
+//! data space.
+//!
+//! Why non-saturating + R1 and not WGAN-GP: one discriminator step per
+//! generator step (WGAN-GP wants several critic steps), the penalty needs
+//! the gradient at the real points only (no interpolates between real and
+//! generated rows, which would tie rows of different ranks together), and
+//! R1 is the regulariser with a convergence proof for this loss.
+//!
+//! Losses are sums over a rank's rows; the loop divides by the global
+//! batch size:
+//! - discriminator: softplus(−D(x)) + softplus(D(G(z))) + (r1 / 2)·‖∇ₓD(x)‖²,
+//!   G(z) detached;
+//! - generator: softplus(−D(G(z))).
+
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+use super::data::TestSplit;
+use super::model::{Batch, Model, Phase, PhaseLoss};
+use super::topo_loss::to_vec;
+use tglml::error::{Error, Result};
+use tglml::io::H5Writer;
+
+/// The GAN's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GanSpec {
+    /// Dimension of the data (the generator's output, the discriminator's
+    /// input).
+    pub input_dim: usize,
+    /// Dimension of z.
+    pub latent_dim: usize,
+    /// Widths of the generator's hidden layers (z → … → x).
+    pub gen_hidden: Vec<usize>,
+    /// Widths of the discriminator's hidden layers (x → … → 1).
+    pub disc_hidden: Vec<usize>,
+    /// Weight of the R1 penalty (0: none).
+    pub r1: f64,
+}
+
+/// Parameters of an MLP through `widths` (weights and biases), `None` on
+/// overflow.
+fn mlp_params(widths: &[u64]) -> Option<u64> {
+    widths.windows(2).try_fold(0u64, |acc, w| {
+        w[0].checked_add(1)
+            .and_then(|a| a.checked_mul(w[1]))
+            .and_then(|p| acc.checked_add(p))
+    })
+}
+
+impl GanSpec {
+    fn widths(&self) -> (Vec<u64>, Vec<u64>) {
+        let gen: Vec<u64> = std::iter::once(self.latent_dim as u64)
+            .chain(self.gen_hidden.iter().map(|&h| h as u64))
+            .chain(std::iter::once(self.input_dim as u64))
+            .collect();
+        let disc: Vec<u64> = std::iter::once(self.input_dim as u64)
+            .chain(self.disc_hidden.iter().map(|&h| h as u64))
+            .chain(std::iter::once(1))
+            .collect();
+        (gen, disc)
+    }
+
+    /// The estimated memory of training it on batches of `batch` rows with
+    /// values of `elem` bytes: parameters with their gradients, Adam's two
+    /// moments and the float64 all-reduce buffer, and the activations of
+    /// both networks (the discriminator runs on real and generated rows,
+    /// with a second backward pass for R1). `None` inside the size when
+    /// the widths overflow.
+    pub fn memory(&self, batch: usize, elem: u64) -> (Option<u64>, tglml::guard::Size) {
+        use tglml::guard::Size;
+        let (gen, disc) = self.widths();
+        let params = mlp_params(&gen)
+            .zip(mlp_params(&disc))
+            .and_then(|(a, b)| a.checked_add(b));
+        let acts = gen
+            .iter()
+            .chain(&disc)
+            .try_fold(0u64, |a, &w| a.checked_add(w))
+            .and_then(|s| s.checked_mul(4));
+        let size = match (params, acts) {
+            (Some(p), Some(a)) => Size::of(p, elem.saturating_mul(4).saturating_add(16))
+                .plus(Size::array(&[a, batch as u64, 3], elem)),
+            _ => Size::array(&[u64::MAX, 2], 1),
+        };
+        (params, size)
+    }
+}
+
+/// A GAN whose variables live in a VarStore (names `gen.*`, `disc.*`).
+pub struct Gan {
+    spec: GanSpec,
+    gen: nn::Sequential,
+    disc: nn::Sequential,
+}
+
+impl Gan {
+    /// Builds the networks' variables under `root`.
+    pub fn new(root: &nn::Path, spec: &GanSpec) -> Result<Self> {
+        if spec.latent_dim == 0 || spec.input_dim == 0 {
+            return Err(Error::invalid(
+                "model",
+                "input and latent dimensions must be at least 1",
+            ));
+        }
+        let (gw, dw) = spec.widths();
+        let layers = |p: nn::Path, w: &[u64], act: fn(&Tensor) -> Tensor| {
+            let mut s = nn::seq();
+            for (i, pair) in w.windows(2).enumerate() {
+                s = s.add(nn::linear(
+                    &p / format!("fc{i}"),
+                    pair[0] as i64,
+                    pair[1] as i64,
+                    Default::default(),
+                ));
+                if i + 2 < w.len() {
+                    s = s.add_fn(act);
+                }
+            }
+            s
+        };
+        Ok(Gan {
+            spec: spec.clone(),
+            gen: layers(root / "gen", &gw, |x| x.relu()),
+            // Leaky ReLU of slope 0.2, as DCGAN's discriminator.
+            disc: layers(root / "disc", &dw, |x| x.maximum(&(x * 0.2))),
+        })
+    }
+
+    /// G(z): n × input_dim.
+    pub fn generate(&self, z: &Tensor) -> Tensor {
+        self.gen.forward(z)
+    }
+
+    /// D(x): the logits, n.
+    pub fn discriminate(&self, x: &Tensor) -> Tensor {
+        self.disc.forward(x).squeeze_dim(1)
+    }
+}
+
+/// The GAN as the training loop trains it.
+pub struct GanModel {
+    gan: Gan,
+    device: tch::Device,
+    /// Samples in run.h5's `/samples` (model.samples).
+    samples: usize,
+    seed: u64,
+    kind: Kind,
+}
+
+impl GanModel {
+    /// Builds the networks under `root`.
+    pub fn new(
+        root: &nn::Path,
+        spec: &GanSpec,
+        samples: usize,
+        seed: u64,
+        kind: Kind,
+    ) -> Result<Self> {
+        Ok(GanModel {
+            gan: Gan::new(root, spec)?,
+            device: root.device(),
+            samples,
+            seed,
+            kind,
+        })
+    }
+
+    /// The scatter of the samples over the test split.
+    pub const PLOT: &'static str = "samples.png";
+
+    /// z of this rank's rows of a step: stream 0 of (seed, step, position),
+    /// the same in both phases.
+    fn z(&self, batch: &Batch) -> Tensor {
+        batch.normal(0, self.gan.spec.latent_dim)
+    }
+}
+
+impl Model for GanModel {
+    fn phases(&self) -> Vec<Phase> {
+        vec![
+            Phase {
+                name: "discriminator",
+                prefixes: vec!["disc."],
+                terms: vec!["d_real", "d_fake", "r1"],
+                topological: false,
+            },
+            Phase {
+                name: "generator",
+                prefixes: vec!["gen."],
+                terms: vec!["g_loss"],
+                topological: true,
+            },
+        ]
+    }
+
+    fn loss(&self, phase: usize, batch: &Batch) -> PhaseLoss {
+        let kind = batch.kind;
+        let fake = self.gan.generate(&self.z(batch));
+        if phase == 0 {
+            let x = batch.x.detach().set_requires_grad(self.gan.spec.r1 > 0.0);
+            let d_real = self.gan.discriminate(&x);
+            let real = (-&d_real).softplus().sum(kind);
+            let gen = self.gan.discriminate(&fake.detach()).softplus().sum(kind);
+            let r1 = if self.gan.spec.r1 > 0.0 {
+                let g = Tensor::run_backward(&[d_real.sum(kind)], &[&x], true, true);
+                g[0].square().sum(kind) * 0.5
+            } else {
+                Tensor::zeros([], (kind, batch.device))
+            };
+            let terms = vec![
+                real.double_value(&[]),
+                gen.double_value(&[]),
+                r1.double_value(&[]),
+            ];
+            PhaseLoss {
+                sum: real + gen + r1 * self.gan.spec.r1,
+                terms,
+                live: None,
+            }
+        } else {
+            let g = (-self.gan.discriminate(&fake)).softplus().sum(kind);
+            PhaseLoss {
+                terms: vec![g.double_value(&[])],
+                sum: g,
+                live: Some(fake),
+            }
+        }
+    }
+
+    fn extra_files(&self, out: &Path) -> Vec<PathBuf> {
+        vec![out.join(Self::PLOT)]
+    }
+
+    /// `/samples`: model.samples generated points (z from the seeded
+    /// stream 1), and a scatter of them (orange) over the test split
+    /// (blue), its first two coordinates.
+    fn report(&self, w: &H5Writer, out: &Path, split: &TestSplit) -> Result<String> {
+        let (n, d) = (self.samples, self.gan.spec.input_dim);
+        let z = super::model::normal_rows(self.seed, u64::MAX, 1, 0..n, self.gan.spec.latent_dim);
+        let dev = self.device;
+        let x = tch::no_grad(|| {
+            self.gan.generate(
+                &Tensor::from_slice(&z)
+                    .view([n as i64, self.gan.spec.latent_dim as i64])
+                    .to_kind(self.kind)
+                    .to_device(dev),
+            )
+        });
+        let samples = Array2::from_shape_vec((n, d), to_vec(&x))
+            .map_err(|e| Error::external("samples", e))?;
+        w.dataset("/samples", &samples)?;
+        let both = ndarray::concatenate(ndarray::Axis(0), &[split.x.view(), samples.view()])
+            .map_err(|e| Error::external("samples plot", e))?;
+        let labels: Vec<i64> = std::iter::repeat_n(0, split.x.nrows())
+            .chain(std::iter::repeat_n(1, n))
+            .collect();
+        tglml::io::plot::scatter_png(&both, Some(&labels), &out.join(Self::PLOT))?;
+        Ok(format!("; {n} samples in /samples"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With no hidden layer the discriminator is linear, D(x) = w·x + b:
+    /// ∇ₓD = w at every row, so the R1 term is n·‖w‖²/2, and the
+    /// non-saturating terms are the softplus sums of the logits.
+    #[test]
+    fn losses_have_their_closed_forms_for_a_linear_discriminator() {
+        tch::manual_seed(3);
+        let mut vs = nn::VarStore::new(tch::Device::Cpu);
+        let spec = GanSpec {
+            input_dim: 3,
+            latent_dim: 2,
+            gen_hidden: vec![4],
+            disc_hidden: vec![],
+            r1: 0.7,
+        };
+        let m = GanModel::new(&vs.root(), &spec, 5, 1, Kind::Double).unwrap();
+        vs.set_kind(Kind::Double);
+        let x = Tensor::randn([6, 3], (Kind::Double, tch::Device::Cpu));
+        let batch = Batch {
+            x: &x,
+            step: 4,
+            rows: 0..6,
+            seed: 9,
+            kind: Kind::Double,
+            device: tch::Device::Cpu,
+        };
+        let d = m.loss(0, &batch);
+        let w = vs.variables()["disc.fc0.weight"].copy();
+        let b = vs.variables()["disc.fc0.bias"].copy();
+        let logits = |t: &Tensor| (t.matmul(&w.tr()) + &b).squeeze_dim(1);
+        let r1 = 6.0 * w.square().sum(Kind::Double).double_value(&[]) / 2.0;
+        let real = (-logits(&x)).softplus().sum(Kind::Double).double_value(&[]);
+        let fake = m.gan.generate(&batch.normal(0, 2));
+        let gen = logits(&fake).softplus().sum(Kind::Double).double_value(&[]);
+        for (got, want) in d.terms.iter().zip([real, gen, r1]) {
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+                "{got} vs {want}"
+            );
+        }
+        let total = d.sum.double_value(&[]);
+        assert!((total - (real + gen + 0.7 * r1)).abs() <= 1e-12 * total.abs());
+        assert!(d.live.is_none());
+        let g = m.loss(1, &batch);
+        let want = (-logits(&fake))
+            .softplus()
+            .sum(Kind::Double)
+            .double_value(&[]);
+        assert!((g.terms[0] - want).abs() <= 1e-12 * want.abs());
+        assert_eq!(g.live.unwrap().size(), [6, 3]);
+        // The phases' variables are disjoint and cover the networks.
+        let phases = m.phases();
+        for (name, _) in vs.variables() {
+            let owners = phases
+                .iter()
+                .filter(|p| p.prefixes.iter().any(|q| name.starts_with(q)))
+                .count();
+            assert_eq!(owners, 1, "{name}");
+        }
+    }
+}
