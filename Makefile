@@ -10,6 +10,7 @@
 #   make bench-train-step  a training step beside PyTorch eager (benches/train/step.py; needs setup-bench.sh --torch, 4.7 GB)
 #   make bench-train     step time of training with and without the topological loss (benches/train/run.py)
 #   make compare-topology  TGLML vs the same model without the loss, 3 seeds, KL_sigma and W(H0) (benches/train/compare.py)
+#   make compare-samples   a GAN with and without the loss, 3 seeds: W2 of H0/H1 of samples vs held-out data (benches/train/samples.py)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -25,7 +26,7 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-topology
+.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology
 
 help:
 	@sed -n '2,12p' Makefile
@@ -38,14 +39,17 @@ build: setup
 	@cargo build --release
 
 run: build
-	@echo "== main job 1/3: tglml data synth (built-in defaults) -> $(OUT)/synth.h5"
+	@echo "== main job 1/4: tglml data synth (built-in defaults) -> $(OUT)/synth.h5"
 	@$(TGLML) data synth --out $(OUT)/synth.h5
-	@echo "== main job 2/3: mpirun -np 2 tglml ph (H0-H2 on 400 maxmin landmarks, rows sharded over 2 ranks) -> $(OUT)/ph.h5"
+	@echo "== main job 2/4: mpirun -np 2 tglml ph (H0-H2 on 400 maxmin landmarks, rows sharded over 2 ranks) -> $(OUT)/ph.h5"
 	@mpirun -np 2 --oversubscribe --bind-to none $(TGLML) ph --input $(OUT)/synth.h5 --maxdim 2 --landmarks 400 --out $(OUT)/ph.h5
 	@h5ls -r $(OUT)/ph.h5
-	@echo "== main job 3/3: mpirun -np 2 tglml train (a VAE with the H0 topological loss on the torus, 1,000 steps) -> $(OUT)/train/"
+	@echo "== main job 3/4: mpirun -np 2 tglml train (a VAE with the H0 topological loss on the torus, 1,000 steps) -> $(OUT)/train/"
 	@mpirun -np 2 --oversubscribe --bind-to none $(TGLML) train --overwrite --out $(OUT)/train
 	@h5ls -r $(OUT)/train/run.h5
+	@echo "== main job 4/4: mpirun -np 2 tglml train (a GAN with the H0 + H1 topological loss on the torus, configs/gan_torus.toml, 500 steps) -> $(OUT)/gan/"
+	@mpirun -np 2 --oversubscribe --bind-to none $(TGLML) train --config configs/gan_torus.toml --steps 500 --overwrite --out $(OUT)/gan
+	@h5ls $(OUT)/gan/run.h5
 
 lint: setup
 	@echo "== cargo fmt --check"
@@ -109,6 +113,10 @@ bench-train-step: build
 bench-train: build
 	@echo "== cost of the topological loss: step time with and without (benches/train/run.py $(BENCH_ARGS))"
 	@$(BENCH_PY) benches/train/run.py $(BENCH_ARGS)
+
+compare-samples: build
+	@echo "== samples keep the topology? a GAN with and without the loss on a circle and a torus, 3 seeds (benches/train/samples.py $(BENCH_ARGS))"
+	@$(BENCH_PY) benches/train/samples.py --md benches/train/samples-results.md $(BENCH_ARGS)
 
 compare-topology: build
 	@echo "== topology preserved? TGLML vs gamma = 0 on configs/spheres.toml, 3 seeds (benches/train/compare.py $(BENCH_ARGS))"
