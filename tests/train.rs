@@ -498,16 +498,29 @@ fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
         train_np(np, steps, &sets, &out);
         out
     };
-    let one = run(1, 64, 30, "one", &[]);
-    let two = run(2, 32, 30, "two", &[]);
-    let (worst, _) = compare_checkpoints(&one.join("checkpoint.h5"), &two.join("checkpoint.h5"));
-    assert!(worst <= 1e-9, "GAN -np 2 vs -np 1: {worst}");
+    let one = run(1, 96, 50, "one", &[]);
+    for np in [2, 4] {
+        let many = run(np, 96 / np, 50, &format!("np{np}"), &[]);
+        let (worst, _) =
+            compare_checkpoints(&one.join("checkpoint.h5"), &many.join("checkpoint.h5"));
+        eprintln!(
+            "GAN float64: -np {np} vs -np 1, largest relative parameter difference {worst:.3e}"
+        );
+        assert!(worst <= 1e-9, "GAN -np {np} vs -np 1: {worst}");
+    }
+    let f32_one = run(1, 96, 50, "f32-one", &["train.dtype=\"float32\""]);
+    let f32_two = run(2, 48, 50, "f32-two", &["train.dtype=\"float32\""]);
+    let (worst, _) = compare_checkpoints(
+        &f32_one.join("checkpoint.h5"),
+        &f32_two.join("checkpoint.h5"),
+    );
+    eprintln!("GAN float32: -np 2 vs -np 1, largest relative parameter difference {worst:.3e}");
     assert!(
         one.join("samples.png").exists(),
         "the samples' scatter plot"
     );
     let code = format!(
-        "import h5py\nf = h5py.File({:?})\nprint(f['samples'].shape, sorted(f['train']))\n\
+        "import h5py\nf = h5py.File({:?})\nprint(f['samples'].shape, f['eval/x'].shape, sorted(f['train']))\n\
          print(sorted(h5py.File({:?})['optimizer']))",
         s(&one.join("run.h5")),
         s(&one.join("checkpoint.h5"))
@@ -515,7 +528,7 @@ fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
     let o = python_cmd().args(["-c", &code]).output().unwrap();
     ok(&o);
     let out = stdout(&o);
-    assert!(out.contains("(50, 3)"), "{out}");
+    assert!(out.contains("(50, 3) (120, 3)"), "{out}");
     for col in [
         "d_real", "d_fake", "r1", "g_loss", "topo_h0", "topo_h1", "gamma",
     ] {
@@ -541,7 +554,18 @@ fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
     };
     let split = dir.path().join("split");
     let whole = dir.path().join("whole");
+    let perturbed = dir.path().join("perturbed");
     ok(&resume(&split, "15", false));
+    // A copy of the step-15 checkpoint with one generator weight moved.
+    std::fs::create_dir(&perturbed).unwrap();
+    std::fs::copy(split.join("checkpoint.h5"), perturbed.join("checkpoint.h5")).unwrap();
+    {
+        let f = hdf5::File::open_rw(perturbed.join("checkpoint.h5")).unwrap();
+        let ds = f.dataset("model/gen.fc0.weight").unwrap();
+        let mut v: Vec<f32> = ds.read_raw().unwrap();
+        v[0] += 1e-2;
+        ds.write_raw(&v).unwrap();
+    }
     let r = resume(&split, "30", true);
     ok(&r);
     assert!(
@@ -549,10 +573,20 @@ fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
         "{}",
         stderr(&r)
     );
+    ok(&resume(&perturbed, "30", true));
     ok(&resume(&whole, "30", false));
     let (worst, same) =
         compare_checkpoints(&split.join("checkpoint.h5"), &whole.join("checkpoint.h5"));
     assert!(same, "resumed GAN differs: {worst:e}");
+    // Resuming reads the checkpoint: a changed one changes the result.
+    let (worst, same) = compare_checkpoints(
+        &perturbed.join("checkpoint.h5"),
+        &whole.join("checkpoint.h5"),
+    );
+    assert!(
+        !same && worst > 1e-7,
+        "a changed checkpoint must change the result: {worst:e}"
+    );
 
     // A VAE checkpoint under a GAN run's --resume: one message, nothing
     // written.

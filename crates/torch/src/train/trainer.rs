@@ -907,6 +907,11 @@ fn write_run(
             w.dataset(&format!("/train/{name}"), &Array1::from_vec(col))?;
         }
     }
+    // The test split (every model's reference), then the model's own.
+    w.dataset("/eval/x", &test.x)?;
+    if let Some(y) = &test.labels {
+        w.dataset("/eval/y", &Array1::from_vec(y.clone()))?;
+    }
     let report = model.report(&w, out, test)?;
     let path = w.commit()?;
     let mut wrote = vec![path.display().to_string()];

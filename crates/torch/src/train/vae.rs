@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -314,9 +314,9 @@ impl Model for VaeModel {
         vec![out.join(Self::PLOT)]
     }
 
-    /// `/eval`: the test split and its latent means (and labels), KL_σ at
-    /// three σ and the H0 Wasserstein scores (docs/hdf5.md), and the
-    /// scatter of the latent means.
+    /// `/eval`: the test split's latent means, KL_σ at three σ and the H0
+    /// Wasserstein scores (docs/hdf5.md), `/samples`, and the scatter of
+    /// the latent means.
     fn report(&self, w: &H5Writer, out: &Path, split: &TestSplit) -> Result<String> {
         let n = split.x.nrows();
         let latent = self.vae.spec.latent_dim;
@@ -332,11 +332,7 @@ impl Model for VaeModel {
         } else {
             Array2::zeros((0, latent))
         };
-        w.dataset("/eval/x", &split.x)?;
         w.dataset("/eval/z", &z)?;
-        if let Some(y) = &split.labels {
-            w.dataset("/eval/y", &Array1::from_vec(y.clone()))?;
-        }
         let mut summary = String::new();
         if n > 1 {
             let mut kl_01 = 0.0;
