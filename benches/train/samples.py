@@ -106,7 +106,22 @@ def main():
     print(summ)
     if a.md:
         with open(a.md, "w") as f:
-            f.write(table + "\n\n" + summ + "\n")
+            f.write(header(a) + table + "\n\n" + summ + "\n")
+
+
+def header(a):
+    """Date, revision, machine and settings of this run, for the results file."""
+    import datetime
+    import platform
+    rev = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                         capture_output=True, text=True).stdout.strip()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                if l.startswith("model name")), platform.processor())
+    return (f"# Do generated samples keep the data's topology? (`make compare-samples`)\n\n"
+            f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}\n"
+            f"- revision: {rev}; machine: {cpu}, {os.cpu_count()} CPUs\n"
+            f"- configs: {a.configs}; seeds: {a.seeds}; extra settings: {a.set or 'none'}\n"
+            f"- what it measures: the docstring of benches/train/samples.py\n\n")
 
 
 if __name__ == "__main__":

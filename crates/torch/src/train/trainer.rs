@@ -507,8 +507,9 @@ pub fn run(
                     // to all-reduce.
                     loss += th.sum(kind) * 0.0;
                 }
-                if let (true, Some(live), Some(live_local)) = (topo_on(step), &l.live, &live_local)
-                {
+                if topo_on(step) {
+                    // Taken whatever follows, so that the queue stays in
+                    // step with the loop.
                     let side = match ahead.as_mut().and_then(|a| a.take()) {
                         Some((at, side)) if at == step => side,
                         _ => unreachable!(
@@ -519,6 +520,12 @@ pub fn run(
                         comm.agree(side.map_err(|e| {
                             e.context(format!("{at}, topological loss (data batch)"))
                         }))?;
+                    let (Some(live), Some(live_local)) = (&l.live, &live_local) else {
+                        unreachable!(
+                            "the phase {:?} carries the topological loss but gave no live points",
+                            phase.name
+                        )
+                    };
                     let tl = global_topo_loss(
                         comm, &xb, &side, live, live_local, &topo_cfg, &log_scale, g, kind, dev,
                     )
@@ -733,6 +740,12 @@ fn build_model(
 /// a bug of the model.
 type PhaseParams = (Vec<Vec<String>>, Vec<Vec<Tensor>>);
 fn phase_params(vs: &nn::VarStore, phases: &[Phase]) -> Result<PhaseParams> {
+    if phases.iter().filter(|p| p.topological).count() > 1 {
+        return Err(Error::invalid(
+            "model",
+            "more than one optimizer phase carries the topological loss (an internal error)",
+        ));
+    }
     let mut names: Vec<Vec<String>> = phases.iter().map(|_| Vec::new()).collect();
     let mut out: Vec<Vec<Tensor>> = phases.iter().map(|_| Vec::new()).collect();
     for (name, tensor) in checkpoint::trainable(vs) {
