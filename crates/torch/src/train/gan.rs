@@ -203,12 +203,13 @@ impl Model for GanModel {
 
     fn loss(&self, phase: usize, batch: &Batch) -> PhaseLoss {
         let kind = batch.kind;
-        let fake = self.gan.generate(&self.z(batch));
         if phase == 0 {
+            // G(z) as a constant: no graph through the generator.
+            let fake = tch::no_grad(|| self.gan.generate(&self.z(batch)));
             let x = batch.x.detach().set_requires_grad(self.gan.spec.r1 > 0.0);
             let d_real = self.gan.discriminate(&x);
             let real = (-&d_real).softplus().sum(kind);
-            let gen = self.gan.discriminate(&fake.detach()).softplus().sum(kind);
+            let gen = self.gan.discriminate(&fake).softplus().sum(kind);
             let r1 = if self.gan.spec.r1 > 0.0 {
                 let g = Tensor::run_backward(&[d_real.sum(kind)], &[&x], true, true);
                 g[0].square().sum(kind) * 0.5
@@ -226,6 +227,7 @@ impl Model for GanModel {
                 live: None,
             }
         } else {
+            let fake = self.gan.generate(&self.z(batch));
             let g = (-self.gan.discriminate(&fake)).softplus().sum(kind);
             PhaseLoss {
                 terms: vec![g.double_value(&[])],
