@@ -28,7 +28,12 @@ goal 4). So that a reader sees what that thread buys, ours also runs
 pinned to one CPU (`taskset -c 0`, the column "one CPU"): the same work
 with no second core to hide it on.
 
-Usage: python3 benches/train/run.py [--steps S] [--repeat R] [--landmarks L]  (make bench-train)
+The GAN (issue 14, acceptance 4; `--models`): generator 16-128-256-101,
+discriminator 101-256-128-1, the same data, batch and thread count, with
+and without the loss between the real and the generated batch; its
+overhead is against the GAN's own step. No peer is timed for it.
+
+Usage: python3 benches/train/run.py [--steps S] [--repeat R] [--landmarks L] [--models vae,gan]  (make bench-train)
 """
 import argparse
 import json
@@ -119,17 +124,33 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--landmarks", type=int, default=64,
                     help="also time the loss on this many landmarks of each batch")
+    ap.add_argument("--models", default="vae,gan",
+                    help="the models to time: vae (with the peer), gan")
     a = ap.parse_args()
     h0 = ["--set", "train.topo.dims=[0]", "--set", "train.topo.weights=[1.0]"]
-    # (name, gamma, extra arguments, the peer's variant or None)
+    # (name, gamma, extra arguments, the peer's variant or None, the variant
+    # whose step the overhead is measured against)
+    vae0 = "without the topological loss"
     variants = [
-        ("without the topological loss", 0, [], "base"),
-        ("H0 Wasserstein loss", 1, h0, "h0w"),
-        ("H0 signature loss", 1, h0 + ["--set", 'train.topo.kind="signature"'], "h0sig"),
-        ("H0 + H1 Wasserstein loss", 1, [], "h01w"),
+        (vae0, 0, [], "base", vae0),
+        ("H0 Wasserstein loss", 1, h0, "h0w", vae0),
+        ("H0 signature loss", 1, h0 + ["--set", 'train.topo.kind="signature"'], "h0sig", vae0),
+        ("H0 + H1 Wasserstein loss", 1, [], "h01w", vae0),
         (f"H0 + H1 Wasserstein on {a.landmarks} maxmin landmarks of each batch", 1,
-         ["--set", f"train.topo.landmarks={a.landmarks}"], None),
+         ["--set", f"train.topo.landmarks={a.landmarks}"], None, vae0),
     ]
+    if "gan" in a.models.split(","):
+        # The GAN (issue 14): generator 16-128-256-101 (the widths of the
+        # VAE's decoder), discriminator 101-256-128-1 (its encoder's), the
+        # loss between the real and the generated batch.
+        gan = ["--set", 'model.kind="gan"', "--set", "model.hidden=[128, 256]",
+               "--set", "model.gan.disc_hidden=[256, 128]"]
+        gan0 = "GAN without the topological loss"
+        variants += [
+            (gan0, 0, gan, None, gan0),
+            ("GAN, H0 Wasserstein loss", 1, gan + h0, None, gan0),
+            ("GAN, H0 + H1 Wasserstein loss", 1, gan, None, gan0),
+        ]
     try:
         import torch  # noqa: F401
         import torch_topological  # noqa: F401
@@ -137,15 +158,15 @@ def main():
     except ImportError:
         with_peer = False
         print("(no torch / torch-topological here: ours only; bash scripts/setup-bench.sh --torch)")
-    times = {name: [] for name, _, _, _ in variants}
-    one_cpu = {name: [] for name, _, _, _ in variants}
-    peer_times = {name: [] for name, _, _, _ in variants}
+    times = {v[0]: [] for v in variants}
+    one_cpu = {v[0]: [] for v in variants}
+    peer_times = {v[0]: [] for v in variants}
     with tempfile.TemporaryDirectory() as d:
         data = os.path.join(d, "spheres.h5")
         subprocess.run([TGLML, "data", "synth", "--set", 'synth.kind="spheres"', "--out", data],
                        check=True, capture_output=True, env=dict(os.environ, TGLML_PROGRESS="off"))
         for r in range(a.repeat):  # interleaved, so that drift hits every variant
-            for k, (name, gamma, extra, pv) in enumerate(variants):
+            for k, (name, gamma, extra, pv, _) in enumerate(variants):
                 times[name] += run(gamma, a.steps, os.path.join(d, f"v{k}r{r}"), extra)
                 one_cpu[name] += run(gamma, a.steps, os.path.join(d, f"v{k}r{r}c"), extra, True)
                 if with_peer and pv:
@@ -154,17 +175,18 @@ def main():
                                        check=True, capture_output=True, text=True,
                                        env=dict(os.environ, OMP_NUM_THREADS="1"))
                     peer_times[name] += json.loads(p.stdout)
-    base = statistics.median(times[variants[0][0]])
-    pbase = statistics.median(peer_times[variants[0][0]]) if with_peer else None
-    base1 = statistics.median(one_cpu[variants[0][0]])
-    print("| variant | tglml ms | overhead | tglml on one CPU ms | overhead | "
+    pbase = statistics.median(peer_times[vae0]) if with_peer else None
+    print("| variant | tglml ms | overhead | loss's share of the step | tglml on one CPU ms | overhead | "
           "PyTorch + torch-topological ms | overhead | tglml / peer | tglml on one CPU / peer |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, _, _, pv in variants:
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, _, _, pv, base_name in variants:
         m = statistics.median(times[name])
         m1 = statistics.median(one_cpu[name])
-        first = name == variants[0][0]
+        base = statistics.median(times[base_name])
+        base1 = statistics.median(one_cpu[base_name])
+        first = name == base_name
         over = "–" if first else f"{100 * (m / base - 1):+.0f}%"
+        share = "–" if first else f"{100 * (1 - base / m):.0f}%"
         over1 = "–" if first else f"{100 * (m1 / base1 - 1):+.0f}%"
         if with_peer and pv:
             pm = statistics.median(peer_times[name])
@@ -172,7 +194,7 @@ def main():
             cells = f"{pm * 1e3:.2f} | {pover} | {m / pm:.2f} | {m1 / pm:.2f}"
         else:
             cells = "– | – | – | –"
-        print(f"| {name} | {m * 1e3:.2f} | {over} | {m1 * 1e3:.2f} | {over1} | {cells} |")
+        print(f"| {name} | {m * 1e3:.2f} | {over} | {share} | {m1 * 1e3:.2f} | {over1} | {cells} |")
     print(f"({len(times[variants[0][0]])} steps per variant and side; goals of issue 13: "
           "the H0 loss at most +25%; the H0 + H1 Wasserstein step at most 0.33x the peer's)")
 
