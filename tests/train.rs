@@ -37,6 +37,15 @@ fn compare_checkpoints(a: &Path, b: &Path) -> (f64, bool) {
     )
 }
 
+/// Adds `delta` to the first value of the float32 dataset `obj` of `path`.
+fn nudge(path: &Path, obj: &str, delta: f32) {
+    let f = hdf5::File::open_rw(path).unwrap();
+    let ds = f.dataset(obj).unwrap();
+    let mut v: Vec<f32> = ds.read_raw().unwrap();
+    v[0] += delta;
+    ds.write_raw(&v).unwrap();
+}
+
 const COMMON: [&str; 10] = [
     "--set",
     "train.topo.dims=[0, 1]",
@@ -171,15 +180,15 @@ fn resume_is_exact() {
     // A copy of the step-20 checkpoint with one weight changed by 1e-3.
     std::fs::create_dir(&perturbed).unwrap();
     std::fs::copy(split.join("checkpoint.h5"), perturbed.join("checkpoint.h5")).unwrap();
-    {
-        let f = hdf5::File::open_rw(perturbed.join("checkpoint.h5")).unwrap();
-        let g = f.group("model").unwrap();
-        let name = g.member_names().unwrap()[0].clone();
-        let ds = g.dataset(&name).unwrap();
-        let mut v: Vec<f32> = ds.read_raw().unwrap();
-        v[0] += 1e-3;
-        ds.write_raw(&v).unwrap();
-    }
+    let first = {
+        let f = hdf5::File::open(perturbed.join("checkpoint.h5")).unwrap();
+        f.group("model").unwrap().member_names().unwrap()[0].clone()
+    };
+    nudge(
+        &perturbed.join("checkpoint.h5"),
+        &format!("model/{first}"),
+        1e-3,
+    );
     let resumed = run("40", &split, true);
     // Batches and noise depend only on (seed, step), so a run that ignored
     // the checkpoint and started from step 0 would end with the same bits:
@@ -559,13 +568,11 @@ fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
     // A copy of the step-15 checkpoint with one generator weight moved.
     std::fs::create_dir(&perturbed).unwrap();
     std::fs::copy(split.join("checkpoint.h5"), perturbed.join("checkpoint.h5")).unwrap();
-    {
-        let f = hdf5::File::open_rw(perturbed.join("checkpoint.h5")).unwrap();
-        let ds = f.dataset("model/gen.fc0.weight").unwrap();
-        let mut v: Vec<f32> = ds.read_raw().unwrap();
-        v[0] += 1e-2;
-        ds.write_raw(&v).unwrap();
-    }
+    nudge(
+        &perturbed.join("checkpoint.h5"),
+        "model/gen.fc0.weight",
+        1e-2,
+    );
     let r = resume(&split, "30", true);
     ok(&r);
     assert!(

@@ -1597,6 +1597,21 @@ mod tests {
     /// critical edges included: random clouds, a grid (every distance tied
     /// many times), repeated points (zero-length edges), and thresholds
     /// that cut the complex into pieces.
+    /// Point sets with ties everywhere and repeated points: a 7 × 7 grid,
+    /// and 30 points on 10 positions of a line.
+    fn tie_clouds() -> [Array2<f64>; 2] {
+        [
+            Array2::from_shape_fn((49, 2), |(i, j)| {
+                if j == 0 {
+                    (i / 7) as f64
+                } else {
+                    (i % 7) as f64
+                }
+            }),
+            Array2::from_shape_fn((30, 2), |(i, j)| ((i / 3) * (j + 1)) as f64),
+        ]
+    }
+
     #[test]
     fn dense_h0_is_the_union_find() {
         let mut rng = ChaCha8Rng::seed_from_u64(21);
@@ -1606,16 +1621,7 @@ mod tests {
                 Array2::from_shape_fn((n, 3), |_| rng.random::<f64>())
             })
             .collect();
-        clouds.push(Array2::from_shape_fn((49, 2), |(i, j)| {
-            if j == 0 {
-                (i / 7) as f64
-            } else {
-                (i % 7) as f64
-            }
-        }));
-        clouds.push(Array2::from_shape_fn((30, 2), |(i, j)| {
-            ((i / 3) * (j + 1)) as f64
-        }));
+        clouds.extend(tie_clouds());
         for (c, x) in clouds.iter().enumerate() {
             let d = DistanceMatrix::from_points(x.view()).unwrap();
             for threshold in [None, Some(0.2), Some(1.0), Some(0.0)] {
@@ -1647,16 +1653,7 @@ mod tests {
             .map(|&n| Array2::from_shape_fn((n, 5), |_| rng.random::<f64>()))
             .collect();
         // Ties everywhere, repeated points.
-        clouds.push(Array2::from_shape_fn((49, 2), |(i, j)| {
-            if j == 0 {
-                (i / 7) as f64
-            } else {
-                (i % 7) as f64
-            }
-        }));
-        clouds.push(Array2::from_shape_fn((30, 2), |(i, j)| {
-            ((i / 3) * (j + 1)) as f64
-        }));
+        clouds.extend(tie_clouds());
         for (c, x) in clouds.iter().enumerate() {
             let d = DistanceMatrix::from_points(x.view()).unwrap();
             let want = rips_persistence(

@@ -75,7 +75,6 @@ impl GanSpec {
     /// with a second backward pass for R1). `None` inside the size when
     /// the widths overflow.
     pub fn memory(&self, batch: usize, elem: u64) -> (Option<u64>, tglml::guard::Size) {
-        use tglml::guard::Size;
         let (gen, disc) = self.widths();
         let params = mlp_params(&gen)
             .zip(mlp_params(&disc))
@@ -85,12 +84,10 @@ impl GanSpec {
             .chain(&disc)
             .try_fold(0u64, |a, &w| a.checked_add(w))
             .and_then(|s| s.checked_mul(4));
-        let size = match (params, acts) {
-            (Some(p), Some(a)) => Size::of(p, elem.saturating_mul(4).saturating_add(16))
-                .plus(Size::array(&[a, batch as u64, 3], elem)),
-            _ => Size::array(&[u64::MAX, 2], 1),
-        };
-        (params, size)
+        (
+            params,
+            super::model::training_memory(params, acts, batch, elem),
+        )
     }
 }
 

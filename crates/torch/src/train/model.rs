@@ -84,6 +84,26 @@ pub(crate) fn normal_rows(
     v
 }
 
+/// The memory estimate of training a network of `params` parameters whose
+/// layers hold `acts` activations per row, on batches of `batch` rows of
+/// `elem`-byte values: each parameter with its gradient, Adam's two
+/// moments (4 × elem) and its float64 all-reduce slot (16 bytes), and the
+/// activations three times (forward, backward, a spare). `None` (an
+/// overflow of the widths) gives a size no budget holds.
+pub fn training_memory(
+    params: Option<u64>,
+    acts: Option<u64>,
+    batch: usize,
+    elem: u64,
+) -> tglml::guard::Size {
+    use tglml::guard::Size;
+    match (params, acts) {
+        (Some(p), Some(a)) => Size::of(p, elem.saturating_mul(4).saturating_add(16))
+            .plus(Size::array(&[a, batch as u64, 3], elem)),
+        _ => Size::array(&[u64::MAX, 2], 1),
+    }
+}
+
 /// A phase's loss on this rank's rows.
 pub struct PhaseLoss {
     /// The phase's objective summed over this rank's rows (differentiable);

@@ -67,7 +67,6 @@ impl VaeSpec {
     /// the widths overflow; checked by [`tglml::guard::need`] before
     /// anything is built.
     pub fn memory(&self, batch: usize, elem: u64) -> (Option<u64>, tglml::guard::Size) {
-        use tglml::guard::Size;
         let l = self.latent_dim as u64;
         let widths: Vec<u64> = match self.arch {
             Arch::Mlp => std::iter::once(self.input_dim as u64)
@@ -94,12 +93,10 @@ impl VaeSpec {
             .iter()
             .try_fold(0u64, |a, &w| a.checked_add(w))
             .and_then(|s| s.checked_mul(2));
-        let size = match (params, acts) {
-            (Some(p), Some(a)) => Size::of(p, elem.saturating_mul(4).saturating_add(16))
-                .plus(Size::array(&[a, batch as u64, 3], elem)),
-            _ => Size::array(&[u64::MAX, 2], 1),
-        };
-        (params, size)
+        (
+            params,
+            super::model::training_memory(params, acts, batch, elem),
+        )
     }
 }
 
