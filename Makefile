@@ -10,7 +10,7 @@
 #   make bench-train-step  a training step beside PyTorch eager (benches/train/step.py; needs setup-bench.sh --torch, 4.7 GB)
 #   make bench-train     step time of training with and without the topological loss (benches/train/run.py)
 #   make compare-topology  TGLML vs the same model without the loss, 3 seeds, KL_sigma and W(H0) (benches/train/compare.py)
-#   make compare-samples   a GAN with and without the loss, 3 seeds: W2 of H0/H1 of samples vs held-out data (benches/train/samples.py)
+#   make compare-samples   GAN and diffusion with and without the loss, 3 seeds: W2 of H0/H1 of samples vs held-out (benches/train/samples.py)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -115,7 +115,7 @@ bench-train: build
 	@$(BENCH_PY) benches/train/run.py $(BENCH_ARGS)
 
 compare-samples: build
-	@echo "== samples keep the topology? a GAN with and without the loss on a circle and a torus, 3 seeds (benches/train/samples.py $(BENCH_ARGS))"
+	@echo "== samples keep the topology? a GAN and a diffusion model with and without the loss on a circle and a torus, 3 seeds (benches/train/samples.py $(BENCH_ARGS))"
 	@$(BENCH_PY) benches/train/samples.py --md benches/train/samples-results.md $(BENCH_ARGS)
 
 compare-topology: build

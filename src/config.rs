@@ -57,6 +57,46 @@ pub struct ModelConfig {
     pub vae: VaeConfig,
     /// `[model.gan]`.
     pub gan: GanConfig,
+    /// `[model.diffusion]` (also latent diffusion's).
+    pub diffusion: DiffusionConfig,
+    /// Latent diffusion: the checkpoint.h5 of the trained VAE whose latent
+    /// space it generates in.
+    pub vae_checkpoint: String,
+}
+
+/// `[model.diffusion]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffusionConfig {
+    pub timesteps: usize,
+    pub schedule: Schedule,
+    pub beta_start: f64,
+    pub beta_end: f64,
+    pub time_dim: usize,
+    pub ema: f64,
+    pub topo_t_max: usize,
+    pub sampler: Sampler,
+    pub sample_steps: usize,
+}
+
+/// The noise schedule β₁..β_T (`model.diffusion.schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// β linear from beta_start to beta_end (Ho et al. 2020).
+    Linear,
+    /// ᾱ(t) = cos²(((t/T) + s)/(1 + s) · π/2), s = 0.008 (Nichol & Dhariwal 2021).
+    Cosine,
+}
+
+/// How samples are drawn (`model.diffusion.sampler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sampler {
+    /// Ancestral sampling through all T steps.
+    Ddpm,
+    /// Deterministic DDIM (η = 0) through sample_steps steps.
+    Ddim,
 }
 
 /// `[model.gan]`.
@@ -75,20 +115,53 @@ pub enum ModelKind {
     Vae,
     /// A GAN (non-saturating loss, R1 penalty).
     Gan,
+    /// A denoising diffusion model (DDPM, ε-prediction) on the data.
+    Diffusion,
+    /// The same diffusion model in the latent space of a trained VAE
+    /// (`model.vae_checkpoint`), its samples decoded by the VAE.
+    LatentDiffusion,
 }
 
 impl ModelKind {
-    /// Its name in configs, which is also the name of its own section
-    /// `[model.<name>]`.
+    /// Its name in configs.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Vae => "vae",
             ModelKind::Gan => "gan",
+            ModelKind::Diffusion => "diffusion",
+            ModelKind::LatentDiffusion => "latent-diffusion",
         }
     }
 
+    /// The keys of `[model]` that only this kind reads: a whole section
+    /// (a prefix ending in "."), or one key.
+    pub fn own_keys(self) -> &'static [&'static str] {
+        match self {
+            ModelKind::Vae => &["model.vae."],
+            ModelKind::Gan => &["model.gan."],
+            ModelKind::Diffusion => &["model.diffusion."],
+            ModelKind::LatentDiffusion => &["model.diffusion.", "model.vae_checkpoint"],
+        }
+    }
+
+    /// Whether `key` is one of [`Self::own_keys`].
+    pub fn owns(self, key: &str) -> bool {
+        self.own_keys().iter().any(|k| {
+            if k.ends_with('.') {
+                key.starts_with(k)
+            } else {
+                key == *k
+            }
+        })
+    }
+
     /// Every kind.
-    pub const ALL: [ModelKind; 2] = [ModelKind::Vae, ModelKind::Gan];
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::Vae,
+        ModelKind::Gan,
+        ModelKind::Diffusion,
+        ModelKind::LatentDiffusion,
+    ];
 }
 
 /// The network's shape (`model.network`).
@@ -504,19 +577,34 @@ impl Override {
 
 /// Builds the effective configuration: defaults, then `file`, then `overrides`.
 pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Config> {
+    let text = match file {
+        Some(path) => Some((
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::io(path, "reading the config file", e))?,
+            path.display().to_string(),
+        )),
+        None => None,
+    };
+    load_text(
+        text.as_ref().map(|(t, o)| (t.as_str(), o.as_str())),
+        overrides,
+    )
+}
+
+/// [`load`] of a config text (`text`, and where it came from for
+/// messages), such as the one a checkpoint stores.
+pub fn load_text(file: Option<(&str, &str)>, overrides: &[Override]) -> Result<Config> {
     let mut table: toml::Table = toml::from_str(DEFAULT_TOML).expect("configs/default.toml parses");
     // Where each key that differs from the defaults was set, for messages.
     let mut origins: BTreeMap<String, String> = BTreeMap::new();
 
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(path, "reading the config file", e))?;
-        let origin = path.display().to_string();
-        let user: toml::Table = toml::from_str(&text).map_err(|e| Error::Config {
+    if let Some((text, origin)) = file {
+        let origin = origin.to_string();
+        let user: toml::Table = toml::from_str(text).map_err(|e| Error::Config {
             origin: origin.clone(),
             message: format!("not valid TOML: {}", e.to_string().trim_end()),
         })?;
-        let lines = KeyLines::new(&text);
+        let lines = KeyLines::new(text);
         merge_file(&mut table, user, "", &origin, &lines, &mut origins)?;
     }
     for o in overrides {
@@ -547,20 +635,29 @@ fn other_model_keys(
         }
         Some(v.clone())
     };
-    for other in ModelKind::ALL.iter().filter(|&&k| k != c.model.kind) {
-        let prefix = format!("model.{}.", other.name());
-        for (key, origin) in origins.iter().filter(|(k, _)| k.starts_with(&prefix)) {
-            if at(merged, key) != at(&defaults, key) {
-                return Err(Error::Config {
-                    origin: origin.clone(),
-                    message: format!(
-                        "key `{key}` belongs to model.kind = \"{}\", but model.kind is \"{}\": remove it, or set model.kind = \"{}\"",
-                        other.name(),
-                        c.model.kind.name(),
-                        other.name()
-                    ),
-                });
-            }
+    let kind = c.model.kind;
+    for (key, origin) in origins {
+        let Some(owner) = ModelKind::ALL
+            .iter()
+            .find(|k| **k != kind && k.owns(key) && !kind.owns(key))
+        else {
+            continue;
+        };
+        if at(merged, key) != at(&defaults, key) {
+            let users: Vec<String> = ModelKind::ALL
+                .iter()
+                .filter(|k| k.owns(key))
+                .map(|k| format!("\"{}\"", k.name()))
+                .collect();
+            return Err(Error::Config {
+                origin: origin.clone(),
+                message: format!(
+                    "key `{key}` belongs to model.kind = {}, but model.kind is \"{}\": remove it, or set model.kind = \"{}\"",
+                    users.join(" or "),
+                    kind.name(),
+                    owner.name()
+                ),
+            });
         }
     }
     Ok(())
@@ -877,6 +974,59 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
             format!("must be a finite number >= 0, got {}", m.gan.r1),
         ));
     }
+    let d = &m.diffusion;
+    at_least("model.diffusion.timesteps", d.timesteps, 1)?;
+    if !(d.beta_start > 0.0 && d.beta_start < d.beta_end && d.beta_end < 1.0) {
+        return Err(fail(
+            "model.diffusion.beta_end",
+            format!(
+                "the linear schedule needs 0 < beta_start < beta_end < 1, got beta_start = {}, beta_end = {}",
+                d.beta_start, d.beta_end
+            ),
+        ));
+    }
+    if d.time_dim < 2 || d.time_dim % 2 != 0 {
+        return Err(fail(
+            "model.diffusion.time_dim",
+            format!(
+                "must be even and at least 2 (sines and cosines), got {}",
+                d.time_dim
+            ),
+        ));
+    }
+    if !(d.ema >= 0.0 && d.ema < 1.0) {
+        return Err(fail(
+            "model.diffusion.ema",
+            format!("must be in [0, 1), got {}", d.ema),
+        ));
+    }
+    for (key, v) in [
+        ("model.diffusion.topo_t_max", d.topo_t_max),
+        ("model.diffusion.sample_steps", d.sample_steps),
+    ] {
+        if !(1..=d.timesteps).contains(&v) {
+            return Err(fail(
+                key,
+                format!(
+                    "must be in 1..={} (model.diffusion.timesteps), got {v}",
+                    d.timesteps
+                ),
+            ));
+        }
+    }
+    if (m.kind == ModelKind::LatentDiffusion) == m.vae_checkpoint.is_empty() {
+        return Err(fail(
+            "model.vae_checkpoint",
+            if m.vae_checkpoint.is_empty() {
+                "model.kind = \"latent-diffusion\" generates in the latent space of a trained VAE: name its checkpoint.h5 (the --out folder of a `tglml train` run with model.kind = \"vae\")".to_string()
+            } else {
+                format!(
+                    "is read by model.kind = \"latent-diffusion\" only, but model.kind is \"{}\"",
+                    m.kind.name()
+                )
+            },
+        ));
+    }
     if let Some(i) = m.hidden.iter().position(|&h| h == 0) {
         return Err(fail(
             "model.hidden",
@@ -1123,7 +1273,7 @@ mod tests {
         for (set, want) in [
             (
                 "model.kind=\"gann\"",
-                "key `model.kind`: unknown variant `gann`, expected `vae`",
+                "key `model.kind`: unknown variant `gann`, expected one of `vae`, `gan`, `diffusion`, `latent-diffusion`",
             ),
             (
                 "model.network=\"cnn\"",

@@ -476,33 +476,39 @@ fn bad_training_input_is_refused() {
     assert!(!fresh.join("checkpoint.h5").exists());
 }
 
-/// Issue 14: the GAN through the same loop. Two ranks give the parameters
-/// of one with the same global batch (float64, the topological loss on
-/// the generated batch on), K + K resumed steps equal 2K in one go bit for
-/// bit, the run file holds the samples, and a VAE's checkpoint is refused
-/// by a GAN run's --resume.
-#[test]
-fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let gan = |v: &mut Vec<String>| {
-        v.extend(
-            [
-                "model.kind=\"gan\"",
-                "model.hidden=[32]",
-                "model.gan.disc_hidden=[32]",
-                "model.samples=50",
-                "train.lr=0.0005",
-            ]
-            .map(String::from),
-        )
-    };
+/// What [`trains_alike_and_resumes`] checks of one model kind.
+struct KindCheck<'a> {
+    label: &'a str,
+    /// `--set` values that choose and size the model.
+    sets: Vec<String>,
+    /// Log columns run.h5's /train must hold.
+    columns: &'a [&'a str],
+    /// sorted(checkpoint.h5's /optimizer), as Python prints it.
+    optimizers: &'a str,
+    /// `(samples, eval/x)` shapes as Python prints them.
+    shapes: &'a str,
+    /// A float32 trained variable of the checkpoint to nudge.
+    nudged: &'a str,
+}
+
+/// Issue 14, acceptance 1, for one model kind: -np 2 and -np 4 give the
+/// parameters of -np 1 with the same global batch within 1e-9 relative
+/// after 50 float64 steps (the topological loss on), float32 is reported;
+/// the run file holds the samples and the log's columns; 15 + 15 resumed
+/// steps equal 30 in one go bit for bit, and a nudged checkpoint changes
+/// the result (so resume reads it). Returns the closure that runs
+/// `tglml train` with the resume test's settings.
+fn trains_alike_and_resumes<'a>(
+    dir: &'a Path,
+    k: &'a KindCheck<'a>,
+) -> impl Fn(&Path, &str, bool) -> std::process::Output + 'a {
     let run = |np: usize, batch: usize, steps: u32, tag: &str, extra: &[&str]| {
-        let out = dir.path().join(tag);
+        let out = dir.join(format!("{}-{tag}", k.label));
         let mut sets = vec![
             "train.dtype=\"float64\"".to_string(),
             format!("train.batch_size={batch}"),
         ];
-        gan(&mut sets);
+        sets.extend(k.sets.iter().cloned());
         sets.extend(extra.iter().map(|x| x.to_string()));
         train_np(np, steps, &sets, &out);
         out
@@ -513,9 +519,10 @@ fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
         let (worst, _) =
             compare_checkpoints(&one.join("checkpoint.h5"), &many.join("checkpoint.h5"));
         eprintln!(
-            "GAN float64: -np {np} vs -np 1, largest relative parameter difference {worst:.3e}"
+            "{} float64: -np {np} vs -np 1, largest relative parameter difference {worst:.3e}",
+            k.label
         );
-        assert!(worst <= 1e-9, "GAN -np {np} vs -np 1: {worst}");
+        assert!(worst <= 1e-9, "{} -np {np} vs -np 1: {worst}", k.label);
     }
     let f32_one = run(1, 96, 50, "f32-one", &["train.dtype=\"float32\""]);
     let f32_two = run(2, 48, 50, "f32-two", &["train.dtype=\"float32\""]);
@@ -523,7 +530,10 @@ fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
         &f32_one.join("checkpoint.h5"),
         &f32_two.join("checkpoint.h5"),
     );
-    eprintln!("GAN float32: -np 2 vs -np 1, largest relative parameter difference {worst:.3e}");
+    eprintln!(
+        "{} float32: -np 2 vs -np 1, largest relative parameter difference {worst:.3e}",
+        k.label
+    );
     assert!(
         one.join("samples.png").exists(),
         "the samples' scatter plot"
@@ -537,20 +547,18 @@ fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
     let o = python_cmd().args(["-c", &code]).output().unwrap();
     ok(&o);
     let out = stdout(&o);
-    assert!(out.contains("(50, 3) (120, 3)"), "{out}");
-    for col in [
-        "d_real", "d_fake", "r1", "g_loss", "topo_h0", "topo_h1", "gamma",
-    ] {
+    assert!(out.contains(k.shapes), "{out}");
+    for col in k.columns.iter().chain(&["topo_h0", "topo_h1", "gamma"]) {
         assert!(out.contains(&format!("'{col}'")), "{col}: {out}");
     }
-    assert!(out.contains("['discriminator', 'generator']"), "{out}");
+    assert!(out.contains(k.optimizers), "{out}");
 
     // Resume: 15 steps, then 15 more, against 30 in one go.
-    let resume = |out: &Path, steps: &str, resume: bool| {
+    let resume = move |out: &Path, steps: &str, resume: bool| {
         let mut a: Vec<String> = vec!["train".into(), "--steps".into(), steps.into()];
         a.extend(COMMON.iter().map(|x| x.to_string()));
         let mut sets = vec!["train.batch_size=64".to_string()];
-        gan(&mut sets);
+        sets.extend(k.sets.iter().cloned());
         for x in sets {
             a.extend(["--set".to_string(), x]);
         }
@@ -561,18 +569,14 @@ fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
         tglml(&refs)
     };
-    let split = dir.path().join("split");
-    let whole = dir.path().join("whole");
-    let perturbed = dir.path().join("perturbed");
+    let split = dir.join(format!("{}-split", k.label));
+    let whole = dir.join(format!("{}-whole", k.label));
+    let perturbed = dir.join(format!("{}-perturbed", k.label));
     ok(&resume(&split, "15", false));
-    // A copy of the step-15 checkpoint with one generator weight moved.
+    // A copy of the step-15 checkpoint with one trained weight moved.
     std::fs::create_dir(&perturbed).unwrap();
     std::fs::copy(split.join("checkpoint.h5"), perturbed.join("checkpoint.h5")).unwrap();
-    nudge(
-        &perturbed.join("checkpoint.h5"),
-        "model/gen.fc0.weight",
-        1e-2,
-    );
+    nudge(&perturbed.join("checkpoint.h5"), k.nudged, 1e-2);
     let r = resume(&split, "30", true);
     ok(&r);
     assert!(
@@ -584,7 +588,7 @@ fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
     ok(&resume(&whole, "30", false));
     let (worst, same) =
         compare_checkpoints(&split.join("checkpoint.h5"), &whole.join("checkpoint.h5"));
-    assert!(same, "resumed GAN differs: {worst:e}");
+    assert!(same, "resumed {} differs: {worst:e}", k.label);
     // Resuming reads the checkpoint: a changed one changes the result.
     let (worst, same) = compare_checkpoints(
         &perturbed.join("checkpoint.h5"),
@@ -592,8 +596,34 @@ fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
     );
     assert!(
         !same && worst > 1e-7,
-        "a changed checkpoint must change the result: {worst:e}"
+        "{}: a changed checkpoint must change the result: {worst:e}",
+        k.label
     );
+    resume
+}
+
+/// Issue 14: the GAN through the same loop ([`trains_alike_and_resumes`]),
+/// and a VAE's checkpoint is refused by a GAN run's --resume.
+#[test]
+fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = KindCheck {
+        label: "gan",
+        sets: [
+            "model.kind=\"gan\"",
+            "model.hidden=[32]",
+            "model.gan.disc_hidden=[32]",
+            "model.samples=50",
+            "train.lr=0.0005",
+        ]
+        .map(String::from)
+        .to_vec(),
+        columns: &["d_real", "d_fake", "r1", "g_loss"],
+        optimizers: "['discriminator', 'generator']",
+        shapes: "(50, 3) (120, 3)",
+        nudged: "model/gen.fc0.weight",
+    };
+    let resume = trains_alike_and_resumes(dir.path(), &k);
 
     // A VAE checkpoint under a GAN run's --resume: one message, nothing
     // written.
@@ -610,4 +640,222 @@ fn a_gan_trains_alike_on_any_rank_count_and_resumes_exactly() {
         "{err}"
     );
     assert_eq!(std::fs::read(vae.join("checkpoint.h5")).unwrap(), before);
+}
+
+/// The denoiser's settings of the diffusion tests: small, few levels, the
+/// topological loss at every level (topo_t_max = T), EMA on.
+const DIFFUSION: [&str; 7] = [
+    "model.hidden=[32]",
+    "model.samples=50",
+    "model.diffusion.timesteps=50",
+    "model.diffusion.topo_t_max=50",
+    "model.diffusion.ema=0.9",
+    "model.diffusion.sampler=\"ddim\"",
+    "model.diffusion.sample_steps=10",
+];
+
+/// Issue 14: the diffusion model through the same loop
+/// ([`trains_alike_and_resumes`]; its EMA copy is in the checkpoint, so
+/// resume equals one run in it too), and a GAN's checkpoint is refused by
+/// a diffusion run's --resume.
+#[test]
+fn a_diffusion_model_trains_alike_on_any_rank_count_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sets = vec!["model.kind=\"diffusion\"".to_string()];
+    sets.extend(DIFFUSION.map(String::from));
+    let k = KindCheck {
+        label: "diffusion",
+        sets,
+        columns: &["noise"],
+        optimizers: "['model']",
+        shapes: "(50, 3) (120, 3)",
+        nudged: "model/eps.fc0.weight",
+    };
+    let resume = trains_alike_and_resumes(dir.path(), &k);
+    // The EMA copy moved away from the trained weights, and is saved.
+    let code = format!(
+        "import h5py, numpy as np\nm = h5py.File({:?})['model']\n\
+         print(sorted(m), float(np.max(np.abs(m['ema.fc0.weight'][()] - m['eps.fc0.weight'][()]))))",
+        s(&dir.path().join("diffusion-whole").join("checkpoint.h5"))
+    );
+    let o = python_cmd().args(["-c", &code]).output().unwrap();
+    ok(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains("'ema.fc1.bias'") && out.contains("'eps.fc1.bias'"),
+        "{out}"
+    );
+    let gap: f64 = out.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(gap > 0.0, "the EMA copy equals the weights: {out}");
+
+    // A GAN's checkpoint under a diffusion run's --resume: one message,
+    // nothing written.
+    let gan = dir.path().join("gan");
+    train_np(
+        1,
+        3,
+        &[
+            "train.batch_size=32".to_string(),
+            "model.kind=\"gan\"".to_string(),
+        ],
+        &gan,
+    );
+    let before = std::fs::read(gan.join("checkpoint.h5")).unwrap();
+    let r = resume(&gan, "10", true);
+    assert!(!r.status.success());
+    let err = stderr(&r);
+    assert_eq!(error_lines(&err), 1, "{err}");
+    assert!(
+        err.contains("checkpoint.h5") && err.contains("eps.fc0.weight has no dataset"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(gan.join("checkpoint.h5")).unwrap(), before);
+}
+
+/// Issue 14: latent diffusion in the latent space of a trained VAE, through
+/// the same loop ([`trains_alike_and_resumes`]; the frozen VAE is copied
+/// into the checkpoint and stays as trained); its samples are the VAE's
+/// decodings of the latent samples. Bad input (acceptance 5): a missing
+/// model.vae_checkpoint, a GAN's checkpoint, a VAE of other data, and the
+/// key in another kind's run: one message each, nothing written.
+#[test]
+fn latent_diffusion_trains_alike_and_refuses_a_wrong_vae() {
+    let dir = tempfile::tempdir().unwrap();
+    let vae = dir.path().join("vae");
+    train_np(
+        1,
+        20,
+        &[
+            "train.batch_size=32".to_string(),
+            "model.hidden=[16]".to_string(),
+        ],
+        &vae,
+    );
+    let ck = vae.join("checkpoint.h5");
+    let mut sets = vec![
+        "model.kind=\"latent-diffusion\"".to_string(),
+        format!("model.vae_checkpoint={:?}", s(&ck)),
+    ];
+    sets.extend(DIFFUSION.map(String::from));
+    let k = KindCheck {
+        label: "latent",
+        sets,
+        columns: &["noise"],
+        optimizers: "['model']",
+        shapes: "(50, 3) (120, 3)",
+        nudged: "model/eps.fc0.weight",
+    };
+    let _resume = trains_alike_and_resumes(dir.path(), &k);
+    // The frozen VAE in the run's checkpoint is the VAE's own; the latent
+    // samples decode to /samples through it (its decoder, recomputed here
+    // in NumPy from the checkpoint's weights).
+    let code = format!(
+        "import h5py, numpy as np\n\
+         a = h5py.File({:?})['model']; b = h5py.File({:?})['model']\n\
+         same = all(np.array_equal(a[k][()], b['vae.' + k][()]) for k in a if k != 'topo_log_scale')\n\
+         r = h5py.File({:?})\n\
+         z = r['samples_latent'][()].astype(np.float64)\n\
+         h = np.maximum(z @ a['dec.fc0.weight'][()].T.astype(np.float64) + a['dec.fc0.bias'][()], 0)\n\
+         x = h @ a['dec.out.weight'][()].T.astype(np.float64) + a['dec.out.bias'][()]\n\
+         print(same, z.shape, float(np.max(np.abs(x - r['samples'][()]))))",
+        s(&ck),
+        s(&dir.path().join("latent-whole").join("checkpoint.h5")),
+        s(&dir.path().join("latent-f32-one").join("run.h5")),
+    );
+    let o = python_cmd().args(["-c", &code]).output().unwrap();
+    ok(&o);
+    let out = stdout(&o);
+    assert!(out.starts_with("True (50, 2)"), "{out}");
+    let err: f64 = out.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(err < 1e-5, "decoded samples: {out}");
+
+    // Bad input: each refused with one message naming the key and file,
+    // and no output folder.
+    let gan = dir.path().join("gan");
+    train_np(
+        1,
+        3,
+        &[
+            "train.batch_size=32".to_string(),
+            "model.kind=\"gan\"".to_string(),
+        ],
+        &gan,
+    );
+    let circle = dir.path().join("circle");
+    train_np(
+        1,
+        3,
+        &[
+            "train.batch_size=32".to_string(),
+            "synth.kind=\"circles\"".to_string(),
+        ],
+        &circle,
+    );
+    let missing = dir.path().join("nowhere").join("checkpoint.h5");
+    for (i, (vae_ck, want)) in [
+        (missing.clone(), "cannot be opened as HDF5"),
+        (
+            gan.join("checkpoint.h5"),
+            "is the checkpoint of a model.kind = \"gan\" run; latent diffusion needs a VAE's",
+        ),
+        (
+            circle.join("checkpoint.h5"),
+            "is a VAE of data with 2 values per row, but this run's data have 3",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = dir.path().join(format!("bad{i}"));
+        let r = mpirun(
+            2,
+            &[
+                "train",
+                "--steps",
+                "5",
+                "--set",
+                "model.kind=\"latent-diffusion\"",
+                "--set",
+                &format!("model.vae_checkpoint={:?}", s(vae_ck)),
+                "--out",
+                &s(&out),
+            ],
+        );
+        assert!(!r.status.success());
+        let err = stderr(&r);
+        assert_eq!(error_lines(&err), 1, "{err}");
+        assert!(
+            err.contains("model.vae_checkpoint") && err.contains(&s(vae_ck)) && err.contains(want),
+            "{err}"
+        );
+        assert!(!out.exists(), "{}", out.display());
+    }
+    for (sets, want) in [
+        (
+            vec!["model.kind=\"latent-diffusion\""],
+            "key `model.vae_checkpoint`: model.kind = \"latent-diffusion\" generates in the latent space of a trained VAE",
+        ),
+        (
+            vec!["model.kind=\"gan\"", "model.diffusion.timesteps=10"],
+            "key `model.diffusion.timesteps` belongs to model.kind = \"diffusion\" or \"latent-diffusion\", but model.kind is \"gan\"",
+        ),
+        (
+            vec!["model.kind=\"diffusion\"", "model.vae_checkpoint=\"x.h5\""],
+            "key `model.vae_checkpoint` belongs to model.kind = \"latent-diffusion\", but model.kind is \"diffusion\"",
+        ),
+    ] {
+        let out = dir.path().join("badkey");
+        let mut a = vec!["train", "--steps", "5"];
+        for x in &sets {
+            a.extend(["--set", x]);
+        }
+        let o = s(&out);
+        a.extend(["--out", &o]);
+        let r = tglml(&a);
+        assert!(!r.status.success());
+        let err = stderr(&r);
+        assert_eq!(error_lines(&err), 1, "{err}");
+        assert!(err.contains(want), "{err}");
+        assert!(!out.exists());
+    }
 }

@@ -31,9 +31,16 @@ with no second core to hide it on.
 The GAN (issue 14, acceptance 4; `--models`): generator 16-128-256-101,
 discriminator 101-256-128-1, the same data, batch and thread count, with
 and without the loss between the real and the generated batch; its
-overhead is against the GAN's own step. No peer is timed for it.
+overhead is against the GAN's own step. The diffusion model: a denoiser
+101-256-256-101 (SiLU, the 32-dimensional time embedding joined to every
+layer's input), with and without the loss between the real batch and the
+prediction x̂₀ of it (a second noising of the batch below topo_t_max); and
+latent diffusion in the 16-dimensional latent space of a VAE trained here
+first (the VAE's rows' widths, 50 steps), the loss between the real batch
+and x̂₀ of its latent means. No peer is timed for these.
 
-Usage: python3 benches/train/run.py [--steps S] [--repeat R] [--landmarks L] [--models vae,gan]  (make bench-train)
+Usage: python3 benches/train/run.py [--steps S] [--repeat R] [--landmarks L]
+                                    [--models vae,gan,diffusion,latent-diffusion]  (make bench-train)
 """
 import argparse
 import json
@@ -124,9 +131,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--landmarks", type=int, default=64,
                     help="also time the loss on this many landmarks of each batch")
-    ap.add_argument("--models", default="vae,gan",
-                    help="the models to time: vae (with the peer), gan")
+    ap.add_argument("--models", default="vae,gan,diffusion,latent-diffusion",
+                    help="the models to time: vae (with the peer), gan, diffusion, latent-diffusion")
     a = ap.parse_args()
+    models = a.models.split(",")
     h0 = ["--set", "train.topo.dims=[0]", "--set", "train.topo.weights=[1.0]"]
     # (name, gamma, extra arguments, the peer's variant or None, the variant
     # whose step the overhead is measured against)
@@ -139,7 +147,7 @@ def main():
         (f"H0 + H1 Wasserstein on {a.landmarks} maxmin landmarks of each batch", 1,
          ["--set", f"train.topo.landmarks={a.landmarks}"], None, vae0),
     ]
-    if "gan" in a.models.split(","):
+    if "gan" in models:
         # The GAN (issue 14): generator 16-128-256-101 (the widths of the
         # VAE's decoder), discriminator 101-256-128-1 (its encoder's), the
         # loss between the real and the generated batch.
@@ -150,6 +158,27 @@ def main():
             (gan0, 0, gan, None, gan0),
             ("GAN, H0 Wasserstein loss", 1, gan + h0, None, gan0),
             ("GAN, H0 + H1 Wasserstein loss", 1, gan, None, gan0),
+        ]
+    denoiser = ["--set", "model.hidden=[256, 256]"]
+    if "diffusion" in models:
+        dif = ["--set", 'model.kind="diffusion"', *denoiser]
+        dif0 = "diffusion without the topological loss"
+        variants += [
+            (dif0, 0, dif, None, dif0),
+            ("diffusion, H0 Wasserstein loss on x̂₀", 1, dif + h0, None, dif0),
+            ("diffusion, H0 + H1 Wasserstein loss on x̂₀", 1, dif, None, dif0),
+        ]
+    tmp = tempfile.TemporaryDirectory()
+    if "latent-diffusion" in models:
+        vae_out = os.path.join(tmp.name, "vae")
+        run(1, 50, vae_out)
+        lat = ["--set", 'model.kind="latent-diffusion"', *denoiser,
+               "--set", f'model.vae_checkpoint="{os.path.join(vae_out, "checkpoint.h5")}"']
+        lat0 = "latent diffusion without the topological loss"
+        variants += [
+            (lat0, 0, lat, None, lat0),
+            ("latent diffusion, H0 Wasserstein loss on x̂₀", 1, lat + h0, None, lat0),
+            ("latent diffusion, H0 + H1 Wasserstein loss on x̂₀", 1, lat, None, lat0),
         ]
     try:
         import torch  # noqa: F401

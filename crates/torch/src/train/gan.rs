@@ -24,7 +24,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::data::TestSplit;
-use super::model::{Batch, Model, Phase, PhaseLoss};
+use super::model::{mlp_params, Batch, Model, Phase, PhaseLoss};
 use super::topo_loss::to_vec;
 use tglml::error::{Error, Result};
 use tglml::io::H5Writer;
@@ -43,16 +43,6 @@ pub struct GanSpec {
     pub disc_hidden: Vec<usize>,
     /// Weight of the R1 penalty (0: none).
     pub r1: f64,
-}
-
-/// Parameters of an MLP through `widths` (weights and biases), `None` on
-/// overflow.
-fn mlp_params(widths: &[u64]) -> Option<u64> {
-    widths.windows(2).try_fold(0u64, |acc, w| {
-        w[0].checked_add(1)
-            .and_then(|a| a.checked_mul(w[1]))
-            .and_then(|p| acc.checked_add(p))
-    })
 }
 
 impl GanSpec {
@@ -294,6 +284,7 @@ mod tests {
             seed: 9,
             kind: Kind::Double,
             device: tch::Device::Cpu,
+            topological: true,
         };
         let d = m.loss(0, &batch);
         let w = vs.variables()["disc.fc0.weight"].copy();

@@ -1,10 +1,11 @@
-//! Training (tch / libtorch): the VAE, the differentiable topological loss,
+//! Training (tch / libtorch): the VAE, the GAN, the diffusion models, the differentiable topological loss,
 //! our Adam (whose state can be saved), checkpoints, and the data-parallel
 //! training loop.
 
 pub mod ahead;
 pub mod checkpoint;
 pub mod data;
+pub mod diffusion;
 pub mod gan;
 pub mod model;
 pub mod optim;

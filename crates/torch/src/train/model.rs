@@ -49,6 +49,9 @@ pub struct Batch<'a> {
     pub seed: u64,
     pub kind: Kind,
     pub device: Device,
+    /// Whether the loop adds the topological loss at this step (a model
+    /// may skip computing its live points when not).
+    pub topological: bool,
 }
 
 impl Batch<'_> {
@@ -62,6 +65,23 @@ impl Batch<'_> {
             .to_kind(self.kind)
             .to_device(self.device)
     }
+
+    /// One integer uniform on 0..n per row, from stream `stream` of
+    /// (seed, step, position), as [`Self::normal`]'s draws.
+    pub fn uniform_index(&self, stream: u64, n: usize) -> Vec<usize> {
+        self.rows
+            .clone()
+            .map(|pos| row_rng(self.seed, self.step, stream, pos).random_range(0..n))
+            .collect()
+    }
+}
+
+/// The generator of row `pos` of step `step` in stream `stream`.
+fn row_rng(seed: u64, step: u64, stream: u64, pos: usize) -> ChaCha8Rng {
+    let key = seed ^ 0xE95 ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut rng = ChaCha8Rng::seed_from_u64(key);
+    rng.set_stream(step.wrapping_mul(1 << 20).wrapping_add(pos as u64));
+    rng
 }
 
 /// The draws of [`Batch::normal`], row-major.
@@ -73,15 +93,39 @@ pub(crate) fn normal_rows(
     cols: usize,
 ) -> Vec<f64> {
     let mut v = Vec::with_capacity(rows.len() * cols);
-    let key = seed ^ 0xE95 ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     for pos in rows {
-        let mut rng = ChaCha8Rng::seed_from_u64(key);
-        rng.set_stream(step.wrapping_mul(1 << 20).wrapping_add(pos as u64));
+        let mut rng = row_rng(seed, step, stream, pos);
         for _ in 0..cols {
             v.push(rng.sample::<f64, _>(StandardNormal));
         }
     }
     v
+}
+
+/// [`normal_rows`] as a `n × cols` tensor of `kind` on `device`.
+pub(crate) fn normal_tensor(
+    seed: u64,
+    step: u64,
+    stream: u64,
+    n: usize,
+    cols: usize,
+    kind: Kind,
+    device: Device,
+) -> Tensor {
+    Tensor::from_slice(&normal_rows(seed, step, stream, 0..n, cols))
+        .view([n as i64, cols as i64])
+        .to_kind(kind)
+        .to_device(device)
+}
+
+/// Parameters of an MLP through `widths` (weights and biases), `None` on
+/// overflow.
+pub(crate) fn mlp_params(widths: &[u64]) -> Option<u64> {
+    widths.windows(2).try_fold(0u64, |acc, w| {
+        w[0].checked_add(1)
+            .and_then(|a| a.checked_mul(w[1]))
+            .and_then(|p| acc.checked_add(p))
+    })
 }
 
 /// The memory estimate of training a network of `params` parameters whose
@@ -127,6 +171,10 @@ pub trait Model {
     /// [`tglml::runtime::fallible`]: a failure inside libtorch becomes an
     /// error on every rank.
     fn loss(&self, phase: usize, batch: &Batch) -> PhaseLoss;
+
+    /// After the optimizers' updates of step `step` (0-based), on every
+    /// rank alike: a model's own state, such as an average of its weights.
+    fn after_step(&self, _step: u64) {}
 
     /// The files it writes into the output folder besides checkpoint.h5
     /// and run.h5.

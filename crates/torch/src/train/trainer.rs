@@ -29,6 +29,7 @@ use tch::{nn, Device, Kind, Tensor};
 use super::ahead::Ahead;
 use super::checkpoint::{self, Checkpoint, Named};
 use super::data::{TestSplit, TrainData};
+use super::diffusion::{DiffusionModel, DiffusionSpec};
 use super::gan::{GanModel, GanSpec};
 use super::model::{Batch, Model, Phase};
 use super::optim::{Adam, AdamConfig};
@@ -241,6 +242,7 @@ pub fn output_files(out: &Path, kind: ModelKind) -> Vec<PathBuf> {
     let plot = match kind {
         ModelKind::Vae => VaeModel::PLOT,
         ModelKind::Gan => GanModel::PLOT,
+        ModelKind::Diffusion | ModelKind::LatentDiffusion => DiffusionModel::PLOT,
     };
     ["checkpoint.h5", "run.h5", plot]
         .iter()
@@ -450,6 +452,7 @@ pub fn run(
             seed: t.seed,
             kind,
             device: dev,
+            topological: topo_on(step),
         };
         let gam = gamma(step, t.topo.gamma, t.topo.ramp_steps);
         let mut row = vec![step as f64];
@@ -573,6 +576,7 @@ pub fn run(
             adams[k].step(&params[k]);
             row.extend(summed[..nt].iter().map(|v| v / g as f64));
         }
+        model.after_step(step);
         if t.hash_every > 0 && (step + 1) % t.hash_every == 0 {
             let h = checkpoint::param_hash(&vs);
             let all = comm.all_gather_u64(h);
@@ -724,6 +728,37 @@ fn build_model(
                 comm.agree(
                     tglml::runtime::fallible("building the networks", || {
                         GanModel::new(&vs.root(), &spec, samples, seed, kind)
+                    })
+                    .and_then(|built| built),
+                )?,
+            )
+        }
+        ModelKind::Diffusion | ModelKind::LatentDiffusion => {
+            if m.network != Network::Mlp {
+                return Err(Error::invalid(
+                    "model.network",
+                    format!(
+                        "model.kind = \"{}\" has an MLP denoiser only (a U-Net for images is not built yet): set model.network = \"mlp\"",
+                        m.kind.name()
+                    ),
+                ));
+            }
+            let ck =
+                (m.kind == ModelKind::LatentDiffusion).then(|| PathBuf::from(&m.vae_checkpoint));
+            let spec = DiffusionSpec {
+                cfg: &m.diffusion,
+                input_dim,
+                hidden: &m.hidden,
+                vae_checkpoint: ck.as_deref(),
+            };
+            let dim = comm.agree(DiffusionModel::dim_of(&spec))?;
+            let (n_params, size) =
+                DiffusionModel::memory(dim, &m.hidden, &m.diffusion, batch, elem);
+            guard(n_params, size)?;
+            Box::new(
+                comm.agree(
+                    tglml::runtime::fallible("building the networks", || {
+                        DiffusionModel::new(vs, &spec, samples, seed, kind)
                     })
                     .and_then(|built| built),
                 )?,

@@ -229,6 +229,15 @@ impl Vae {
         Forward { mu, recon, kl }
     }
 
+    /// The decoder's mean of p(x|z) (Bernoulli: the probabilities).
+    pub fn decode_mean(&self, z: &Tensor) -> Tensor {
+        let o = self.dec.forward(z);
+        match self.spec.likelihood {
+            Likelihood::Gaussian => o,
+            Likelihood::Bernoulli => o.sigmoid(),
+        }
+    }
+
     /// The settings it was built with.
     pub fn spec(&self) -> &VaeSpec {
         &self.spec
@@ -358,13 +367,7 @@ impl Model for VaeModel {
             .view([k as i64, latent as i64])
             .to_kind(self.kind)
             .to_device(dev);
-        let out_x = tch::no_grad(|| {
-            let o = self.vae.dec.forward(&z0);
-            match self.vae.spec.likelihood {
-                Likelihood::Gaussian => o,
-                Likelihood::Bernoulli => o.sigmoid(),
-            }
-        });
+        let out_x = tch::no_grad(|| self.vae.decode_mean(&z0));
         let samples = Array2::from_shape_vec(
             (k, self.vae.spec.input_dim),
             crate::train::topo_loss::to_vec(&out_x),
