@@ -859,3 +859,65 @@ fn latent_diffusion_trains_alike_and_refuses_a_wrong_vae() {
         assert!(!out.exists());
     }
 }
+
+/// The convolutional networks (the GAN's DCGAN-style pair, the diffusion
+/// model's U-Net with group normalisation) on 28 × 28 images: two ranks
+/// give the parameters of one with the same global batch (float64, 4
+/// steps, the topological loss on).
+#[test]
+fn convolutional_networks_train_alike_on_two_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("images.h5");
+    let code = format!(
+        "import h5py, numpy as np\nr = np.random.default_rng(0)\n\
+         with h5py.File({:?}, 'w') as f: f['x'] = r.random((300, 784))",
+        s(&data)
+    );
+    ok(&python_cmd().args(["-c", &code]).output().unwrap());
+    for (label, sets) in [
+        (
+            "conv GAN",
+            vec![
+                "model.kind=\"gan\"",
+                "model.hidden=[8, 8]",
+                "model.gan.disc_hidden=[8, 8]",
+            ],
+        ),
+        (
+            "U-Net diffusion",
+            vec![
+                "model.kind=\"diffusion\"",
+                "model.hidden=[16, 16]",
+                "model.diffusion.timesteps=20",
+                "model.diffusion.topo_t_max=20",
+                "model.diffusion.sampler=\"ddim\"",
+                "model.diffusion.sample_steps=2",
+            ],
+        ),
+    ] {
+        let run = |np: usize, batch: usize| {
+            let out = dir.path().join(format!("{label}-{np}"));
+            let mut all = vec![
+                "train.dtype=\"float64\"".to_string(),
+                format!("train.batch_size={batch}"),
+                format!("train.data={:?}", s(&data)),
+                "train.standardize=false".to_string(),
+                "model.network=\"conv\"".to_string(),
+                "model.samples=4".to_string(),
+                "train.topo.dims=[0]".to_string(),
+                "train.topo.weights=[1.0]".to_string(),
+            ];
+            all.extend(sets.iter().map(|x| x.to_string()));
+            train_np(np, 4, &all, &out);
+            out
+        };
+        let (one, two) = (run(1, 16), run(2, 8));
+        let (worst, _) =
+            compare_checkpoints(&one.join("checkpoint.h5"), &two.join("checkpoint.h5"));
+        eprintln!(
+            "{label} float64: -np 2 vs -np 1, largest relative parameter difference {worst:.3e}"
+        );
+        assert!(worst <= 1e-9, "{label}: {worst}");
+        assert!(one.join("samples.png").exists());
+    }
+}

@@ -92,6 +92,8 @@ def main():
     ap.add_argument("--md", default=None)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     a = ap.parse_args()
+    a.revision = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                                capture_output=True, text=True).stdout.strip()
     lines = ["| config | seed | variant | W2 H0 | W2 H1 | H1 bars > tau | data's H1 bars > tau | tau |",
              "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     summary = []
@@ -133,8 +135,7 @@ def header(a):
     """Date, revision, machine and settings of this run, for the results file."""
     import datetime
     import platform
-    rev = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
-                         capture_output=True, text=True).stdout.strip()
+    rev = a.revision  # at the start, the binary's
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                 if l.startswith("model name")), platform.processor())
     return (f"# Do generated samples keep the data's topology? (`make compare-samples`)\n\n"

@@ -57,6 +57,12 @@ pub fn scatter_png(z: &Array2<f64>, labels: Option<&[i64]>, path: &Path) -> Resu
             }
         }
     }
+    save_atomic(&img, path)
+}
+
+/// Writes `img` to `path` as a PNG through a temporary file (removed on
+/// failure).
+fn save_atomic(img: &image::RgbImage, path: &Path) -> Result<()> {
     let tmp = super::output::temp_name(path)?;
     super::output::track(&tmp);
     let done = img
@@ -70,9 +76,85 @@ pub fn scatter_png(z: &Array2<f64>, labels: Option<&[i64]>, path: &Path) -> Resu
     done
 }
 
+/// A grid of grey images, `cols` per row, 2 pixels of white between them,
+/// each image scaled up `zoom` times: the first `cols`² (at most) rows of
+/// `images`, each a `side` × `side` image in row-major order, its values
+/// mapped from [lo, hi] to black..white (`range`; values outside it are
+/// clipped), written atomically as a PNG.
+pub fn image_grid_png(
+    images: &Array2<f64>,
+    side: usize,
+    cols: usize,
+    range: (f64, f64),
+    path: &Path,
+) -> Result<()> {
+    if side == 0 || images.ncols() != side * side || cols == 0 {
+        return Err(Error::invalid(
+            path.display().to_string(),
+            format!(
+                "an image grid needs rows of {side} × {side} values, got {}",
+                images.ncols()
+            ),
+        ));
+    }
+    const ZOOM: usize = 2;
+    const GAP: usize = 2;
+    let n = images.nrows().min(cols * cols);
+    let rows = n.div_ceil(cols).max(1);
+    let cell = side * ZOOM + GAP;
+    let (w, h) = ((cols * cell + GAP) as u32, (rows * cell + GAP) as u32);
+    let mut img = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
+    let (lo, hi) = range;
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    for k in 0..n {
+        let (r0, c0) = (GAP + (k / cols) * cell, GAP + (k % cols) * cell);
+        for (j, &v) in images.row(k).iter().enumerate() {
+            let g = (((v - lo) / span).clamp(0.0, 1.0) * 255.0).round() as u8;
+            // Fashion-MNIST's convention: ink is bright; drawn dark on white.
+            let g = 255 - g;
+            let (y, x) = (j / side, j % side);
+            for dy in 0..ZOOM {
+                for dx in 0..ZOOM {
+                    img.put_pixel(
+                        (c0 + x * ZOOM + dx) as u32,
+                        (r0 + y * ZOOM + dy) as u32,
+                        image::Rgb([g, g, g]),
+                    );
+                }
+            }
+        }
+    }
+    save_atomic(&img, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each image lands in its cell, its values mapped to grey (high
+    /// values dark), clipped to the range.
+    #[test]
+    fn image_grid_places_each_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grid.png");
+        // Three 2 × 2 images: all low, all high, one high pixel (top right).
+        let x = ndarray::array![
+            [0.0, 0.0, 0.0, 0.0],
+            [1.0, 1.0, 2.0, 1.0],
+            [0.0, 0.5, 0.0, 0.0]
+        ];
+        image_grid_png(&x, 2, 2, (0.0, 1.0), &path).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        // 2 columns, 2 rows of cells of 2·2 + 2 pixels, and the border.
+        assert_eq!(img.dimensions(), (14, 14));
+        assert_eq!(img.get_pixel(2, 2).0, [255, 255, 255]); // image 0
+        assert_eq!(img.get_pixel(8, 2).0, [0, 0, 0]); // image 1, clipped
+        assert_eq!(img.get_pixel(11, 5).0, [0, 0, 0]);
+        assert_eq!(img.get_pixel(4, 8).0, [127, 127, 127]); // image 2: (0, 1), 255 − 128
+        assert_eq!(img.get_pixel(2, 8).0, [255, 255, 255]);
+        assert_eq!(img.get_pixel(6, 6).0, [255, 255, 255]); // a gap
+        assert!(image_grid_png(&x, 3, 2, (0.0, 1.0), &path).is_err());
+    }
 
     #[test]
     fn scatter_plot_draws_every_label() {

@@ -11,7 +11,10 @@
 #                     signal 50 s before it: it must checkpoint, requeue and
 #                     finish in a second allocation, identical to one
 #                     uninterrupted run
-#   5. a failing rank ph.sbatch on a matrix whose last row (rank 1's block)
+#   5. every config train.sbatch all: each gan_/diffusion_ config of configs/,
+#                     and each latent_diffusion_ one after its VAE, 10 steps
+#                     each, one run.h5 per run
+#   6. a failing rank ph.sbatch on a matrix whose last row (rank 1's block)
 #                     holds a NaN: the job must end FAILED with a non-zero
 #                     exit code in `scontrol show job`, the error in its
 #                     output file, and no output file
@@ -98,8 +101,10 @@ J_WALL=$(sub --time=1 --signal=B:USR1@50 -o wall.out "$ROOT/slurm/train.sbatch" 
 J_PH=$(sub -o ph.out "$ROOT/slurm/ph.sbatch" synth.h5 ph-slurm.h5 -- "${PH_ARGS[@]}")
 J_TRAIN=$(sub -o train.out "$ROOT/slurm/train.sbatch" "$ROOT/configs/default.toml" train-slurm -- "${TRAIN_ARGS[@]}")
 J_SWEEP=$(sub --array=0-1 -o sweep-%a.out "$ROOT/slurm/sweep.sbatch" "$ROOT/configs/default.toml" sweep-slurm train.topo.gamma 0 2 -- "${TRAIN_ARGS[@]}")
+export TGLML_CONFIGS="$ROOT/configs"
+J_ALL=$(sub -o all.out "$ROOT/slurm/train.sbatch" all all-slurm -- --steps 10 --set model.samples=100)
 J_FAIL=$(sub -o fail.out "$ROOT/slurm/ph.sbatch" nan.h5 fail.h5 -- --landmarks 50)
-say "submitted: wall time $J_WALL, ph $J_PH, train $J_TRAIN, sweep $J_SWEEP (array 0-1), failing $J_FAIL"
+say "submitted: wall time $J_WALL, ph $J_PH, train $J_TRAIN, sweep $J_SWEEP (array 0-1), every config $J_ALL, failing $J_FAIL"
 
 # --- the same runs under plain mpirun, meanwhile --------------------------------
 say "reference runs under mpirun -np 2"
@@ -149,6 +154,16 @@ for a in 0 1; do
     same "sweep.sbatch task $a vs mpirun: checkpoint" "sweep-slurm/gamma-$g/checkpoint.h5" "sweep-mpirun/gamma-$g/checkpoint.h5"
     same "sweep.sbatch task $a vs mpirun: run file" "sweep-slurm/gamma-$g/run.h5" "sweep-mpirun/gamma-$g/run.h5"
 done
+
+check_ok "$J_ALL" "train.sbatch all" all.out
+# One run per gan_/diffusion_ config, two (the VAE, then it) per latent_diffusion_ one.
+want=$(cd "$ROOT/configs" && echo $(( $(ls gan_*.toml diffusion_*.toml | wc -l) + 2 * $(ls latent_diffusion_*.toml | wc -l) )))
+got=$(ls all-slurm/*/run.h5 2>/dev/null | wc -l)
+if [[ $got -ge 1 && $got == "$want" ]] && grep -q 'model.vae_checkpoint=' all.out && grep -q "all: every run done" all.out; then
+    pass "train.sbatch all: $got runs, each with its run.h5 ($(ls all-slurm | tr '\n' ' '))"
+else
+    fail "train.sbatch all: $got of $want run files; its output:"; cat all.out
+fi
 
 check_ok "$J_WALL" "wall time" wall.out
 restarts=$(job_field "$J_WALL" Restarts)

@@ -143,25 +143,18 @@ fn layer_shapes(dim: usize, hidden: &[usize], time_dim: usize) -> Vec<(usize, us
 }
 
 impl Denoiser {
-    /// Under `path`: trained variables initialised as PyTorch's linear
-    /// layers (uniform in ±1/√fan_in), or untrained zeros (the EMA copy).
-    fn new(path: nn::Path, shapes: &[(usize, usize)], trained: bool) -> Self {
+    /// Under `path`, initialised as PyTorch's linear layers (uniform in
+    /// ±1/√fan_in).
+    fn new(path: nn::Path, shapes: &[(usize, usize)]) -> Self {
         let layers = shapes
             .iter()
             .enumerate()
             .map(|(k, &(fan_in, fan_out))| {
                 let p = &path / format!("fc{k}");
                 let (o, i) = (fan_out as i64, fan_in as i64);
-                if trained {
-                    let r = 1.0 / (fan_in as f64).sqrt();
-                    let u = Init::Uniform { lo: -r, up: r };
-                    (p.var("weight", &[o, i], u), p.var("bias", &[o], u))
-                } else {
-                    (
-                        p.zeros_no_train("weight", &[o, i]),
-                        p.zeros_no_train("bias", &[o]),
-                    )
-                }
+                let r = 1.0 / (fan_in as f64).sqrt();
+                let u = Init::Uniform { lo: -r, up: r };
+                (p.var("weight", &[o, i], u), p.var("bias", &[o], u))
             })
             .collect();
         Denoiser { layers }
@@ -178,6 +171,186 @@ impl Denoiser {
         }
         h
     }
+}
+
+/// A small U-Net for 28 × 28 images (one channel): channels c₀ at 28 × 28
+/// and c₁ at 14 × 14 and 7 × 7 (`model.hidden = [c₀, c₁]`), one residual
+/// block per level on the way down, in the middle and on the way up (with
+/// the skip connections joined), group normalisation (8 groups of at least
+/// two channels, per image: independent of how a batch is split over
+/// ranks) and SiLU; the time
+/// embedding goes through a two-layer MLP into every block.
+struct UNet {
+    time: nn::Sequential,
+    input: nn::Conv2D,
+    down0: ResBlock,
+    pool0: nn::Conv2D,
+    down1: ResBlock,
+    pool1: nn::Conv2D,
+    mid: ResBlock,
+    up1: nn::Conv2D,
+    dec1: ResBlock,
+    up0: nn::Conv2D,
+    dec0: ResBlock,
+    out_norm: nn::GroupNorm,
+    output: nn::Conv2D,
+}
+
+/// GroupNorm → SiLU → conv 3 × 3, plus the time embedding's projection,
+/// twice; the input added back (through a 1 × 1 conv when the channels
+/// change).
+struct ResBlock {
+    norm0: nn::GroupNorm,
+    conv0: nn::Conv2D,
+    time: nn::Linear,
+    norm1: nn::GroupNorm,
+    conv1: nn::Conv2D,
+    skip: Option<nn::Conv2D>,
+}
+
+const GROUPS: i64 = 8;
+
+fn conv3(p: nn::Path, cin: i64, cout: i64, stride: i64) -> nn::Conv2D {
+    let c = nn::ConvConfig {
+        stride,
+        padding: 1,
+        ..Default::default()
+    };
+    nn::conv2d(p, cin, cout, 3, c)
+}
+
+impl ResBlock {
+    fn new(p: nn::Path, cin: i64, cout: i64, temb: i64) -> Self {
+        ResBlock {
+            norm0: nn::group_norm(&p / "norm0", GROUPS, cin, Default::default()),
+            conv0: conv3(&p / "conv0", cin, cout, 1),
+            time: nn::linear(&p / "time", temb, cout, Default::default()),
+            norm1: nn::group_norm(&p / "norm1", GROUPS, cout, Default::default()),
+            conv1: conv3(&p / "conv1", cout, cout, 1),
+            skip: (cin != cout).then(|| nn::conv2d(&p / "skip", cin, cout, 1, Default::default())),
+        }
+    }
+
+    fn forward(&self, x: &Tensor, temb: &Tensor) -> Tensor {
+        let h = x.apply(&self.norm0).silu().apply(&self.conv0);
+        let h = h + temb.apply(&self.time).unsqueeze(-1).unsqueeze(-1);
+        let h = h.apply(&self.norm1).silu().apply(&self.conv1);
+        match &self.skip {
+            Some(s) => h + x.apply(s),
+            None => h + x,
+        }
+    }
+}
+
+impl UNet {
+    fn new(p: nn::Path, c0: i64, c1: i64, time_dim: i64) -> Self {
+        let e = 4 * c0;
+        UNet {
+            time: nn::seq()
+                .add(nn::linear(&p / "time0", time_dim, e, Default::default()))
+                .add_fn(|x| x.silu())
+                .add(nn::linear(&p / "time1", e, e, Default::default())),
+            input: conv3(&p / "input", 1, c0, 1),
+            down0: ResBlock::new(&p / "down0", c0, c0, e),
+            pool0: conv3(&p / "pool0", c0, c0, 2),
+            down1: ResBlock::new(&p / "down1", c0, c1, e),
+            pool1: conv3(&p / "pool1", c1, c1, 2),
+            mid: ResBlock::new(&p / "mid", c1, c1, e),
+            up1: conv3(&p / "up1", c1, c1, 1),
+            dec1: ResBlock::new(&p / "dec1", 2 * c1, c1, e),
+            up0: conv3(&p / "up0", c1, c1, 1),
+            dec0: ResBlock::new(&p / "dec0", c1 + c0, c0, e),
+            out_norm: nn::group_norm(&p / "out_norm", GROUPS, c0, Default::default()),
+            output: conv3(&p / "output", c0, 1, 1),
+        }
+    }
+
+    /// ε̂ of x (n × 784) at the embedded levels `temb` (n × time_dim).
+    fn forward(&self, x: &Tensor, temb: &Tensor) -> Tensor {
+        let t = temb.apply(&self.time);
+        let t = t.silu();
+        let x = x.view([-1, 1, 28, 28]).apply(&self.input);
+        let s0 = self.down0.forward(&x, &t); // c0 × 28 × 28
+        let s1 = self.down1.forward(&s0.apply(&self.pool0), &t); // c1 × 14 × 14
+        let m = self.mid.forward(&s1.apply(&self.pool1), &t); // c1 × 7 × 7
+        let up = |h: &Tensor, conv: &nn::Conv2D| {
+            h.upsample_nearest2d([h.size()[2] * 2, h.size()[3] * 2], None, None)
+                .apply(conv)
+        };
+        let h = self
+            .dec1
+            .forward(&Tensor::cat(&[up(&m, &self.up1), s1], 1), &t);
+        let h = self
+            .dec0
+            .forward(&Tensor::cat(&[up(&h, &self.up0), s0], 1), &t);
+        h.apply(&self.out_norm)
+            .silu()
+            .apply(&self.output)
+            .flatten(1, -1)
+    }
+}
+
+/// The denoiser ε_θ(x, i) of a model.network.
+enum Net {
+    Mlp(Denoiser),
+    Unet(Box<UNet>),
+}
+
+impl Net {
+    fn new(
+        path: nn::Path,
+        network: Network,
+        dim: usize,
+        hidden: &[usize],
+        time_dim: usize,
+    ) -> Result<Net> {
+        match network {
+            Network::Mlp => Ok(Net::Mlp(Denoiser::new(
+                path,
+                &layer_shapes(dim, hidden, time_dim),
+            ))),
+            Network::Conv => {
+                unet_channels(dim, hidden)?;
+                Ok(Net::Unet(Box::new(UNet::new(
+                    path,
+                    hidden[0] as i64,
+                    hidden[1] as i64,
+                    time_dim as i64,
+                ))))
+            }
+        }
+    }
+
+    fn forward(&self, x: &Tensor, temb: &Tensor) -> Tensor {
+        match self {
+            Net::Mlp(n) => n.forward(x, temb),
+            Net::Unet(n) => n.forward(x, temb),
+        }
+    }
+}
+
+/// Checks a U-Net's settings: 28 × 28 images, two channel counts that
+/// group normalisation (8 groups) can divide.
+fn unet_channels(dim: usize, hidden: &[usize]) -> Result<()> {
+    if dim != 784 {
+        return Err(Error::invalid(
+            "model.network",
+            format!("\"conv\" (a U-Net) takes 28 × 28 images (784 values), the data have {dim}"),
+        ));
+    }
+    // At least two channels per group: with one, a group's normalisation
+    // removes every per-channel constant, so the biases before it have a
+    // gradient that is zero but for rounding, which Adam's normalised step
+    // turns into moves that depend on the rounding (and so on the number
+    // of ranks).
+    let unit = 2 * GROUPS as usize;
+    if hidden.len() != 2 || hidden.iter().any(|&c| c == 0 || c % unit != 0) {
+        return Err(Error::invalid(
+            "model.hidden",
+            format!("a diffusion U-Net (model.network = \"conv\") takes two channel counts, at 28 × 28 and at 14 × 14 and 7 × 7, each a multiple of {unit} (group normalisation in {GROUPS} groups of at least 2 channels); got {hidden:?}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Samples n points of `dim` values with the noise prediction `eps(x, i)`
@@ -240,9 +413,11 @@ pub struct DiffusionModel {
     /// Dimension of the space it generates in (the data's, or the VAE's
     /// latent dimension).
     dim: usize,
-    net: Denoiser,
-    /// The EMA copy (`None` with model.diffusion.ema = 0).
-    ema: Option<Denoiser>,
+    net: Net,
+    /// The EMA copy (`None` with model.diffusion.ema = 0): the same
+    /// network under `ema.*`, frozen, and its variables paired with the
+    /// trained ones.
+    ema: Option<(Net, Vec<(Tensor, Tensor)>)>,
     frozen: Option<Frozen>,
     device: Device,
     samples: usize,
@@ -255,7 +430,9 @@ pub struct DiffusionSpec<'a> {
     pub cfg: &'a DiffusionConfig,
     /// The data's dimension.
     pub input_dim: usize,
-    /// The denoiser's hidden widths.
+    /// The denoiser's network: an MLP, or a U-Net for 28 × 28 images.
+    pub network: Network,
+    /// The MLP's hidden widths, or the U-Net's two channel counts.
     pub hidden: &'a [usize],
     /// Latent diffusion: the VAE checkpoint (model.vae_checkpoint).
     pub vae_checkpoint: Option<&'a Path>,
@@ -360,9 +537,6 @@ fn frozen_vae(vs: &nn::VarStore, path: &Path, input_dim: usize, kind: Kind) -> R
 }
 
 impl DiffusionModel {
-    /// The scatter of the samples over the test split.
-    pub const PLOT: &'static str = "samples.png";
-
     /// Builds the denoiser (and its EMA copy) under `vs`'s root; latent
     /// diffusion also loads its frozen VAE.
     pub fn new(
@@ -379,18 +553,32 @@ impl DiffusionModel {
         let dim = frozen
             .as_ref()
             .map_or(spec.input_dim, |f| f.vae.spec().latent_dim);
-        let shapes = layer_shapes(dim, spec.hidden, spec.cfg.time_dim);
-        let net = Denoiser::new(vs.root() / "eps", &shapes, true);
-        let ema = (spec.cfg.ema > 0.0).then(|| {
-            let e = Denoiser::new(vs.root() / "ema", &shapes, false);
-            tch::no_grad(|| {
-                for ((we, be), (w, b)) in e.layers.iter().zip(&net.layers) {
-                    we.shallow_clone().copy_(w);
-                    be.shallow_clone().copy_(b);
+        let build = |name: &str| {
+            Net::new(
+                vs.root() / name,
+                spec.network,
+                dim,
+                spec.hidden,
+                spec.cfg.time_dim,
+            )
+        };
+        let net = build("eps")?;
+        let ema = if spec.cfg.ema > 0.0 {
+            let copy = build("ema")?;
+            let vars = vs.variables();
+            let mut pairs = Vec::new();
+            for (name, e) in checkpoint::variables(vs) {
+                if let Some(rest) = name.strip_prefix("ema.") {
+                    let live = vars[&format!("eps.{rest}")].shallow_clone();
+                    let e = e.set_requires_grad(false);
+                    tch::no_grad(|| e.shallow_clone().copy_(&live));
+                    pairs.push((e, live));
                 }
-            });
-            e
-        });
+            }
+            Some((copy, pairs))
+        } else {
+            None
+        };
         Ok(DiffusionModel {
             cfg: spec.cfg.clone(),
             sched: NoiseSchedule::new(spec.cfg),
@@ -410,27 +598,41 @@ impl DiffusionModel {
     /// latent dimension; the frozen VAE adds its parameters once).
     pub fn memory(
         dim: usize,
+        network: Network,
         hidden: &[usize],
         cfg: &DiffusionConfig,
         batch: usize,
         elem: u64,
     ) -> (Option<u64>, tglml::guard::Size) {
-        let shapes = layer_shapes(dim, hidden, cfg.time_dim);
-        let widths: Vec<u64> = std::iter::once(dim as u64)
-            .chain(hidden.iter().map(|&h| h as u64))
-            .chain(std::iter::once(dim as u64))
-            .collect();
-        let params = shapes.iter().try_fold(0u64, |acc, &(i, o)| {
-            (i as u64)
-                .checked_add(1)
-                .and_then(|a| a.checked_mul(o as u64))
-                .and_then(|p| acc.checked_add(p))
-        });
-        // Two forward passes on steps with the topological loss.
-        let acts = widths
-            .iter()
-            .try_fold(0u64, |a, &w| a.checked_add(w + cfg.time_dim as u64))
-            .and_then(|s| s.checked_mul(4));
+        let (params, acts) = match network {
+            Network::Mlp => {
+                let shapes = layer_shapes(dim, hidden, cfg.time_dim);
+                let params = shapes.iter().try_fold(0u64, |acc, &(i, o)| {
+                    (i as u64)
+                        .checked_add(1)
+                        .and_then(|a| a.checked_mul(o as u64))
+                        .and_then(|p| acc.checked_add(p))
+                });
+                let acts = std::iter::once(dim)
+                    .chain(hidden.iter().copied())
+                    .try_fold(0u64, |a, w| a.checked_add((w + cfg.time_dim) as u64));
+                (params, acts)
+            }
+            Network::Conv => {
+                // Convolutions 3 × 3 between up to 3·c₁ channels, about 16
+                // of them; activations about 12 maps of c₁ at 28 × 28.
+                let c = hidden.iter().copied().max().unwrap_or(1) as u64;
+                let params = c
+                    .checked_mul(c)
+                    .and_then(|cc| cc.checked_mul(9 * 16 * 3))
+                    .and_then(|p| p.checked_add((cfg.time_dim as u64 + 1) * 4 * c));
+                let acts = c.checked_mul(784 * 12);
+                (params, acts)
+            }
+        };
+        // The forward and backward passes; a second noising on steps with
+        // the topological loss; the EMA copy.
+        let acts = acts.and_then(|a| a.checked_mul(4));
         let size = super::model::training_memory(params, acts, batch, elem)
             .plus(tglml::guard::Size::of(params.unwrap_or(u64::MAX), elem));
         (params, size)
@@ -462,13 +664,13 @@ impl DiffusionModel {
         (x0 * &a + eps * &s, a, s)
     }
 
-    fn predict(&self, net: &Denoiser, x: &Tensor, levels: &[usize]) -> Tensor {
+    fn predict(&self, net: &Net, x: &Tensor, levels: &[usize]) -> Tensor {
         net.forward(x, &embed(levels, self.cfg.time_dim, x.kind(), x.device()))
     }
 
     /// `n` samples in the space it generates in, with the EMA weights.
     fn generate(&self, n: usize) -> Tensor {
-        let net = self.ema.as_ref().unwrap_or(&self.net);
+        let net = self.ema.as_ref().map_or(&self.net, |(e, _)| e);
         let (kind, dev, dim, seed) = (self.kind, self.device, self.dim, self.seed);
         let eps = |x: &Tensor, i: usize| self.predict(net, x, &vec![i; x.size()[0] as usize]);
         // Stream 1 of (seed, step u64::MAX − k), as the other models'
@@ -522,27 +724,26 @@ impl Model for DiffusionModel {
 
     /// The EMA update, decay min(ema, (1 + n)/(10 + n)) after n steps.
     fn after_step(&self, step: u64) {
-        let Some(ema) = &self.ema else {
+        let Some((_, pairs)) = &self.ema else {
             return;
         };
         let n = (step + 1) as f64;
         let decay = self.cfg.ema.min((1.0 + n) / (10.0 + n));
         tch::no_grad(|| {
-            for ((we, be), (w, b)) in ema.layers.iter().zip(&self.net.layers) {
-                let _ = we.shallow_clone().lerp_(w, 1.0 - decay);
-                let _ = be.shallow_clone().lerp_(b, 1.0 - decay);
+            for (e, live) in pairs {
+                let _ = e.shallow_clone().lerp_(live, 1.0 - decay);
             }
         });
     }
 
     fn extra_files(&self, out: &Path) -> Vec<PathBuf> {
-        vec![out.join(Self::PLOT)]
+        vec![out.join(super::model::SAMPLES_PLOT)]
     }
 
     /// `/samples`: model.samples points by model.diffusion.sampler with the
     /// EMA weights (latent diffusion: decoded by the VAE, the latent
-    /// samples in `/samples_latent`), and a scatter of them (orange) over
-    /// the test split (blue).
+    /// samples in `/samples_latent`), and their picture
+    /// ([`super::model::write_samples`]).
     fn report(&self, w: &H5Writer, out: &Path, split: &TestSplit) -> Result<String> {
         let n = self.samples;
         let z = self.generate(n);
@@ -558,13 +759,7 @@ impl Model for DiffusionModel {
         let d = split.x.ncols();
         let samples = Array2::from_shape_vec((n, d), to_vec(&x))
             .map_err(|e| Error::external("samples", e))?;
-        w.dataset("/samples", &samples)?;
-        let both = ndarray::concatenate(ndarray::Axis(0), &[split.x.view(), samples.view()])
-            .map_err(|e| Error::external("samples plot", e))?;
-        let labels: Vec<i64> = std::iter::repeat_n(0, split.x.nrows())
-            .chain(std::iter::repeat_n(1, n))
-            .collect();
-        tglml::io::plot::scatter_png(&both, Some(&labels), &out.join(Self::PLOT))?;
+        super::model::write_samples(w, out, split, &samples)?;
         let how = match self.cfg.sampler {
             Sampler::Ddpm => format!("DDPM, {} steps", self.cfg.timesteps),
             Sampler::Ddim => format!(
@@ -718,6 +913,7 @@ mod tests {
         let spec = DiffusionSpec {
             cfg: &c,
             input_dim: 3,
+            network: Network::Mlp,
             hidden: &[8],
             vae_checkpoint: None,
         };
@@ -730,7 +926,13 @@ mod tests {
         assert!(f64::try_from((back - &x0).abs().max()).unwrap() < 1e-12);
         // EMA: equal at the start; after a change θ → θ + 1 and one step
         // (decay min(0.9, 2/11)), it moved 9/11 of the way.
-        let (we, w) = (&m.ema.as_ref().unwrap().layers[0].0, &m.net.layers[0].0);
+        let Net::Mlp(net) = &m.net else {
+            unreachable!()
+        };
+        let Some((Net::Mlp(ema), _)) = &m.ema else {
+            unreachable!()
+        };
+        let (we, w) = (&ema.layers[0].0, &net.layers[0].0);
         assert!(f64::try_from((we - w).abs().max()).unwrap() == 0.0);
         let before = we.copy();
         tch::no_grad(|| {

@@ -43,6 +43,10 @@ pub struct GanSpec {
     pub disc_hidden: Vec<usize>,
     /// Weight of the R1 penalty (0: none).
     pub r1: f64,
+    /// DCGAN-style convolutions for 28 × 28 images instead of MLPs: the
+    /// generator's channels at 7 × 7 and 14 × 14 are `gen_hidden`, the
+    /// discriminator's at 14 × 14 and 7 × 7 `disc_hidden`.
+    pub conv: bool,
 }
 
 impl GanSpec {
@@ -65,6 +69,36 @@ impl GanSpec {
     /// with a second backward pass for R1). `None` inside the size when
     /// the widths overflow.
     pub fn memory(&self, batch: usize, elem: u64) -> (Option<u64>, tglml::guard::Size) {
+        if self.conv {
+            let l = self.latent_dim as u64;
+            let (g0, g1) = (self.gen_hidden[0] as u64, self.gen_hidden[1] as u64);
+            let (d0, d1) = (self.disc_hidden[0] as u64, self.disc_hidden[1] as u64);
+            // linear z → g0·7·7, convT g0 → g1 and g1 → 1 (4 × 4); conv
+            // 1 → d0 and d0 → d1 (4 × 4), linear d1·7·7 → 1.
+            let terms = [
+                (l + 1, g0 * 49),
+                (g0 * 16, g1),
+                (1, g1),
+                (g1 * 16, 1),
+                (1, 1),
+                (16, d0),
+                (1, d0),
+                (d0 * 16, d1),
+                (1, d1),
+                (d1 * 49 + 1, 1),
+            ];
+            let params = terms.iter().try_fold(0u64, |acc, &(a, b)| {
+                a.checked_mul(b).and_then(|p| acc.checked_add(p))
+            });
+            let acts = [l, g0 * 49, g1 * 196, 784, d0 * 196, d1 * 49, 1]
+                .iter()
+                .try_fold(0u64, |a, &w| a.checked_add(w))
+                .and_then(|s| s.checked_mul(4));
+            return (
+                params,
+                super::model::training_memory(params, acts, batch, elem),
+            );
+        }
         let (gen, disc) = self.widths();
         let params = mlp_params(&gen)
             .zip(mlp_params(&disc))
@@ -113,6 +147,53 @@ impl Gan {
             }
             s
         };
+        if spec.conv {
+            if spec.input_dim != 784 {
+                return Err(Error::invalid(
+                    "model.network",
+                    format!(
+                        "\"conv\" takes 28 × 28 images (784 values), the data have {}",
+                        spec.input_dim
+                    ),
+                ));
+            }
+            let (g, d) = (root / "gen", root / "disc");
+            let up = nn::ConvTransposeConfig {
+                stride: 2,
+                padding: 1,
+                ..Default::default()
+            };
+            let down = nn::ConvConfig {
+                stride: 2,
+                padding: 1,
+                ..Default::default()
+            };
+            let l = spec.latent_dim as i64;
+            let (g0, g1) = (spec.gen_hidden[0] as i64, spec.gen_hidden[1] as i64);
+            let (d0, d1) = (spec.disc_hidden[0] as i64, spec.disc_hidden[1] as i64);
+            // DCGAN's shape without batch normalisation (whose batch
+            // statistics would depend on how the batch is split over
+            // ranks): 7 × 7 → 14 × 14 → 28 × 28, a linear output.
+            let gen = nn::seq()
+                .add(nn::linear(&g / "fc", l, g0 * 49, Default::default()))
+                .add_fn(move |x| x.relu().view([-1, g0, 7, 7]))
+                .add(nn::conv_transpose2d(&g / "deconv0", g0, g1, 4, up))
+                .add_fn(|x| x.relu())
+                .add(nn::conv_transpose2d(&g / "deconv1", g1, 1, 4, up))
+                .add_fn(|x| x.flatten(1, -1));
+            let disc = nn::seq()
+                .add_fn(|x| x.view([-1, 1, 28, 28]))
+                .add(nn::conv2d(&d / "conv0", 1, d0, 4, down))
+                .add_fn(|x| x.maximum(&(x * 0.2)))
+                .add(nn::conv2d(&d / "conv1", d0, d1, 4, down))
+                .add_fn(|x| x.maximum(&(x * 0.2)).flatten(1, -1))
+                .add(nn::linear(&d / "fc", d1 * 49, 1, Default::default()));
+            return Ok(Gan {
+                spec: spec.clone(),
+                gen,
+                disc,
+            });
+        }
         Ok(Gan {
             spec: spec.clone(),
             gen: layers(root / "gen", &gw, |x| x.relu()),
@@ -159,9 +240,6 @@ impl GanModel {
             kind,
         })
     }
-
-    /// The scatter of the samples over the test split.
-    pub const PLOT: &'static str = "samples.png";
 
     /// z of this rank's rows of a step: stream 0 of (seed, step, position),
     /// the same in both phases.
@@ -225,12 +303,11 @@ impl Model for GanModel {
     }
 
     fn extra_files(&self, out: &Path) -> Vec<PathBuf> {
-        vec![out.join(Self::PLOT)]
+        vec![out.join(super::model::SAMPLES_PLOT)]
     }
 
     /// `/samples`: model.samples generated points (z from the seeded
-    /// stream 1), and a scatter of them (orange) over the test split
-    /// (blue), its first two coordinates.
+    /// stream 1), and their picture ([`super::model::write_samples`]).
     fn report(&self, w: &H5Writer, out: &Path, split: &TestSplit) -> Result<String> {
         let (n, d) = (self.samples, self.gan.spec.input_dim);
         let z = super::model::normal_rows(self.seed, u64::MAX, 1, 0..n, self.gan.spec.latent_dim);
@@ -245,13 +322,7 @@ impl Model for GanModel {
         });
         let samples = Array2::from_shape_vec((n, d), to_vec(&x))
             .map_err(|e| Error::external("samples", e))?;
-        w.dataset("/samples", &samples)?;
-        let both = ndarray::concatenate(ndarray::Axis(0), &[split.x.view(), samples.view()])
-            .map_err(|e| Error::external("samples plot", e))?;
-        let labels: Vec<i64> = std::iter::repeat_n(0, split.x.nrows())
-            .chain(std::iter::repeat_n(1, n))
-            .collect();
-        tglml::io::plot::scatter_png(&both, Some(&labels), &out.join(Self::PLOT))?;
+        super::model::write_samples(w, out, split, &samples)?;
         Ok(format!("; {n} samples in /samples"))
     }
 }
@@ -273,6 +344,7 @@ mod tests {
             gen_hidden: vec![4],
             disc_hidden: vec![],
             r1: 0.7,
+            conv: false,
         };
         let m = GanModel::new(&vs.root(), &spec, 5, 1, Kind::Double).unwrap();
         vs.set_kind(Kind::Double);

@@ -148,6 +148,35 @@ pub fn training_memory(
     }
 }
 
+/// The file of the samples' picture.
+pub const SAMPLES_PLOT: &str = "samples.png";
+
+/// Writes `/samples` into `w` and their picture to `out`/[`SAMPLES_PLOT`]:
+/// a grid of the first 64 when the data are 28 × 28 images (grey levels
+/// over the value range of the test split), else a scatter of the samples
+/// (orange) over the test split (blue), their first two coordinates.
+pub fn write_samples(
+    w: &H5Writer,
+    out: &Path,
+    split: &TestSplit,
+    samples: &ndarray::Array2<f64>,
+) -> Result<()> {
+    w.dataset("/samples", samples)?;
+    let path = out.join(SAMPLES_PLOT);
+    if samples.ncols() == 784 {
+        let lo = split.x.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = split.x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let range = if lo < hi { (lo, hi) } else { (0.0, 1.0) };
+        return tglml::io::plot::image_grid_png(samples, 28, 8, range, &path);
+    }
+    let both = ndarray::concatenate(ndarray::Axis(0), &[split.x.view(), samples.view()])
+        .map_err(|e| tglml::error::Error::external("samples plot", e))?;
+    let labels: Vec<i64> = std::iter::repeat_n(0, split.x.nrows())
+        .chain(std::iter::repeat_n(1, samples.nrows()))
+        .collect();
+    tglml::io::plot::scatter_png(&both, Some(&labels), &path)
+}
+
 /// A phase's loss on this rank's rows.
 pub struct PhaseLoss {
     /// The phase's objective summed over this rank's rows (differentiable);

@@ -239,15 +239,11 @@ pub enum Finish {
 
 /// The files `tglml train` writes into `out` (checked before training).
 pub fn output_files(out: &Path, kind: ModelKind) -> Vec<PathBuf> {
-    let plot = match kind {
-        ModelKind::Vae => VaeModel::PLOT,
-        ModelKind::Gan => GanModel::PLOT,
-        ModelKind::Diffusion | ModelKind::LatentDiffusion => DiffusionModel::PLOT,
-    };
-    ["checkpoint.h5", "run.h5", plot]
-        .iter()
-        .map(|f| out.join(f))
-        .collect()
+    let mut files = vec!["checkpoint.h5", "run.h5", super::model::SAMPLES_PLOT];
+    if kind == ModelKind::Vae {
+        files.push(VaeModel::PLOT);
+    }
+    files.iter().map(|f| out.join(f)).collect()
 }
 
 /// Refuses an output folder that is a file, or that holds a checkpoint
@@ -709,11 +705,18 @@ fn build_model(
             )
         }
         ModelKind::Gan => {
-            if m.network != Network::Mlp {
-                return Err(Error::invalid(
-                    "model.network",
-                    "model.kind = \"gan\" has an MLP generator and discriminator only (a convolutional GAN is not built yet): set model.network = \"mlp\"",
-                ));
+            if m.network == Network::Conv {
+                for (key, w) in [
+                    ("model.hidden", &m.hidden),
+                    ("model.gan.disc_hidden", &m.gan.disc_hidden),
+                ] {
+                    if w.len() != 2 {
+                        return Err(Error::invalid(
+                            key,
+                            format!("a convolutional GAN (model.network = \"conv\") takes two channel counts here (the generator's at 7 × 7 and 14 × 14; the discriminator's at 14 × 14 and 7 × 7), got {w:?}"),
+                        ));
+                    }
+                }
             }
             let spec = GanSpec {
                 input_dim,
@@ -721,6 +724,7 @@ fn build_model(
                 gen_hidden: m.hidden.clone(),
                 disc_hidden: m.gan.disc_hidden.clone(),
                 r1: m.gan.r1,
+                conv: m.network == Network::Conv,
             };
             let (n_params, size) = spec.memory(batch, elem);
             guard(n_params, size)?;
@@ -734,26 +738,18 @@ fn build_model(
             )
         }
         ModelKind::Diffusion | ModelKind::LatentDiffusion => {
-            if m.network != Network::Mlp {
-                return Err(Error::invalid(
-                    "model.network",
-                    format!(
-                        "model.kind = \"{}\" has an MLP denoiser only (a U-Net for images is not built yet): set model.network = \"mlp\"",
-                        m.kind.name()
-                    ),
-                ));
-            }
             let ck =
                 (m.kind == ModelKind::LatentDiffusion).then(|| PathBuf::from(&m.vae_checkpoint));
             let spec = DiffusionSpec {
                 cfg: &m.diffusion,
                 input_dim,
+                network: m.network,
                 hidden: &m.hidden,
                 vae_checkpoint: ck.as_deref(),
             };
             let dim = comm.agree(DiffusionModel::dim_of(&spec))?;
             let (n_params, size) =
-                DiffusionModel::memory(dim, &m.hidden, &m.diffusion, batch, elem);
+                DiffusionModel::memory(dim, m.network, &m.hidden, &m.diffusion, batch, elem);
             guard(n_params, size)?;
             Box::new(
                 comm.agree(

@@ -317,7 +317,7 @@ impl Model for VaeModel {
     }
 
     fn extra_files(&self, out: &Path) -> Vec<PathBuf> {
-        vec![out.join(Self::PLOT)]
+        vec![out.join(Self::PLOT), out.join(super::model::SAMPLES_PLOT)]
     }
 
     /// `/eval`: the test split's latent means, KL_σ at three σ and the H0
@@ -373,7 +373,7 @@ impl Model for VaeModel {
             crate::train::topo_loss::to_vec(&out_x),
         )
         .map_err(|e| Error::external("samples", e))?;
-        w.dataset("/samples", &samples)?;
+        super::model::write_samples(w, out, split, &samples)?;
         tglml::io::plot::scatter_png(&z, split.labels.as_deref(), &out.join(Self::PLOT))?;
         Ok(format!("{summary}; {k} samples in /samples"))
     }
