@@ -10,6 +10,7 @@
 #   make bench-train-step  a training step beside PyTorch eager (benches/train/step.py; needs setup-bench.sh --torch, 4.7 GB)
 #   make bench-train     step time of training with and without the topological loss (benches/train/run.py)
 #   make compare-topology  TGLML vs the same model without the loss, 3 seeds, KL_sigma and W(H0) (benches/train/compare.py)
+#   make fashion-samples   each model on Fashion-MNIST, 64-sample grids into docs/images/fashion (scripts/fashion-samples.sh)
 #   make compare-samples   GAN and diffusion with and without the loss, 3 seeds: W2 of H0/H1 of samples vs held-out (benches/train/samples.py)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -26,10 +27,10 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology
+.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples
 
 help:
-	@sed -n '2,12p' Makefile
+	@sed -n '2,14p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -117,6 +118,10 @@ bench-train: build
 compare-samples: build
 	@echo "== samples keep the topology? a GAN and a diffusion model with and without the loss on a circle and a torus, 3 seeds (benches/train/samples.py $(BENCH_ARGS))"
 	@$(BENCH_PY) benches/train/samples.py --md benches/train/samples-results.md $(BENCH_ARGS)
+
+fashion-samples: build
+	@echo "== Fashion-MNIST: each generative model on the 60,000 training images, 64-sample grids into docs/images/fashion/ (scripts/fashion-samples.sh)"
+	@bash scripts/fashion-samples.sh
 
 compare-topology: build
 	@echo "== topology preserved? TGLML vs gamma = 0 on configs/spheres.toml, 3 seeds (benches/train/compare.py $(BENCH_ARGS))"

@@ -105,6 +105,7 @@ pub enum Sampler {
 pub struct GanConfig {
     pub disc_hidden: Vec<usize>,
     pub r1: f64,
+    pub beta1: f64,
 }
 
 /// Which generative model (`model.kind`).
@@ -966,6 +967,12 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
                 "every width must be at least 1, got {:?} (entry {i})",
                 m.gan.disc_hidden
             ),
+        ));
+    }
+    if !(m.gan.beta1 >= 0.0 && m.gan.beta1 < 1.0) {
+        return Err(fail(
+            "model.gan.beta1",
+            format!("must be in [0, 1), got {}", m.gan.beta1),
         ));
     }
     if !(m.gan.r1.is_finite() && m.gan.r1 >= 0.0) {

@@ -693,6 +693,7 @@ impl Model for DiffusionModel {
             prefixes: vec!["eps."],
             terms: vec!["noise"],
             topological: true,
+            beta1: 0.9,
         }]
     }
 

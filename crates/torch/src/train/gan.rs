@@ -173,14 +173,15 @@ impl Gan {
             let (d0, d1) = (spec.disc_hidden[0] as i64, spec.disc_hidden[1] as i64);
             // DCGAN's shape without batch normalisation (whose batch
             // statistics would depend on how the batch is split over
-            // ranks): 7 × 7 → 14 × 14 → 28 × 28, a linear output.
+            // ranks): 7 × 7 → 14 × 14 → 28 × 28, a sigmoid output (pixels
+            // in [0, 1], as train.standardize = false keeps them).
             let gen = nn::seq()
                 .add(nn::linear(&g / "fc", l, g0 * 49, Default::default()))
                 .add_fn(move |x| x.relu().view([-1, g0, 7, 7]))
                 .add(nn::conv_transpose2d(&g / "deconv0", g0, g1, 4, up))
                 .add_fn(|x| x.relu())
                 .add(nn::conv_transpose2d(&g / "deconv1", g1, 1, 4, up))
-                .add_fn(|x| x.flatten(1, -1));
+                .add_fn(|x| x.sigmoid().flatten(1, -1));
             let disc = nn::seq()
                 .add_fn(|x| x.view([-1, 1, 28, 28]))
                 .add(nn::conv2d(&d / "conv0", 1, d0, 4, down))
@@ -221,6 +222,8 @@ pub struct GanModel {
     samples: usize,
     seed: u64,
     kind: Kind,
+    /// Adam's β₁ of both phases (model.gan.beta1).
+    pub beta1: f64,
 }
 
 impl GanModel {
@@ -238,6 +241,7 @@ impl GanModel {
             samples,
             seed,
             kind,
+            beta1: 0.9,
         })
     }
 
@@ -256,12 +260,14 @@ impl Model for GanModel {
                 prefixes: vec!["disc."],
                 terms: vec!["d_real", "d_fake", "r1"],
                 topological: false,
+                beta1: self.beta1,
             },
             Phase {
                 name: "generator",
                 prefixes: vec!["gen."],
                 terms: vec!["g_loss"],
                 topological: true,
+                beta1: self.beta1,
             },
         ]
     }

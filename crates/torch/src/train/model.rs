@@ -36,6 +36,8 @@ pub struct Phase {
     /// Whether the topological loss is added to this phase's loss (its
     /// [`PhaseLoss::live`] then holds the points it compares).
     pub topological: bool,
+    /// Adam's β₁ for its optimizer (train.lr is the rate).
+    pub beta1: f64,
 }
 
 /// What a step gives the model: this rank's rows of the global batch, and

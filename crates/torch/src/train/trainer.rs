@@ -324,11 +324,13 @@ pub fn run(
     let (param_names, params) = phase_params(&vs, &phases)?;
     let mut adams = params
         .iter()
-        .map(|ps| {
+        .zip(&phases)
+        .map(|(ps, ph)| {
             Adam::new(
                 ps,
                 AdamConfig {
                     lr: t.lr,
+                    beta1: ph.beta1,
                     ..AdamConfig::default()
                 },
             )
@@ -728,14 +730,14 @@ fn build_model(
             };
             let (n_params, size) = spec.memory(batch, elem);
             guard(n_params, size)?;
-            Box::new(
-                comm.agree(
-                    tglml::runtime::fallible("building the networks", || {
-                        GanModel::new(&vs.root(), &spec, samples, seed, kind)
-                    })
-                    .and_then(|built| built),
-                )?,
-            )
+            let mut gan = comm.agree(
+                tglml::runtime::fallible("building the networks", || {
+                    GanModel::new(&vs.root(), &spec, samples, seed, kind)
+                })
+                .and_then(|built| built),
+            )?;
+            gan.beta1 = m.gan.beta1;
+            Box::new(gan)
         }
         ModelKind::Diffusion | ModelKind::LatentDiffusion => {
             let ck =

@@ -291,6 +291,7 @@ impl Model for VaeModel {
             prefixes: vec!["enc.", "dec."],
             terms: vec!["reconstruction", "kl"],
             topological: true,
+            beta1: 0.9,
         }]
     }
 
