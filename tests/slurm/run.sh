@@ -11,9 +11,9 @@
 #                     signal 50 s before it: it must checkpoint, requeue and
 #                     finish in a second allocation, identical to one
 #                     uninterrupted run
-#   5. every config train.sbatch all: each gan_/diffusion_ config of configs/,
-#                     and each latent_diffusion_ one after its VAE, 10 steps
-#                     each, one run.h5 per run
+#   5. every config train.sbatch all: each gan_/diffusion_ config of the
+#                     synthetic data, and latent diffusion on the torus after
+#                     its VAE, 10 steps each, one run.h5 per run
 #   6. a failing rank ph.sbatch on a matrix whose last row (rank 1's block)
 #                     holds a NaN: the job must end FAILED with a non-zero
 #                     exit code in `scontrol show job`, the error in its
@@ -101,7 +101,12 @@ J_WALL=$(sub --time=1 --signal=B:USR1@50 -o wall.out "$ROOT/slurm/train.sbatch" 
 J_PH=$(sub -o ph.out "$ROOT/slurm/ph.sbatch" synth.h5 ph-slurm.h5 -- "${PH_ARGS[@]}")
 J_TRAIN=$(sub -o train.out "$ROOT/slurm/train.sbatch" "$ROOT/configs/default.toml" train-slurm -- "${TRAIN_ARGS[@]}")
 J_SWEEP=$(sub --array=0-1 -o sweep-%a.out "$ROOT/slurm/sweep.sbatch" "$ROOT/configs/default.toml" sweep-slurm train.topo.gamma 0 2 -- "${TRAIN_ARGS[@]}")
-export TGLML_CONFIGS="$ROOT/configs"
+# The configs of the synthetic data (the Fashion-MNIST ones need the packed
+# images and hours): gan_ and diffusion_ ones, and latent diffusion on the
+# torus with its VAE config.
+mkdir -p "$WORK/configs"
+cp "$ROOT"/configs/{gan,diffusion}_{circle,torus}.toml "$ROOT"/configs/{latent_diffusion_torus,torus}.toml "$WORK/configs/"
+export TGLML_CONFIGS="$WORK/configs"
 J_ALL=$(sub -o all.out "$ROOT/slurm/train.sbatch" all all-slurm -- --steps 10 --set model.samples=100)
 J_FAIL=$(sub -o fail.out "$ROOT/slurm/ph.sbatch" nan.h5 fail.h5 -- --landmarks 50)
 say "submitted: wall time $J_WALL, ph $J_PH, train $J_TRAIN, sweep $J_SWEEP (array 0-1), every config $J_ALL, failing $J_FAIL"
@@ -157,7 +162,7 @@ done
 
 check_ok "$J_ALL" "train.sbatch all" all.out
 # One run per gan_/diffusion_ config, two (the VAE, then it) per latent_diffusion_ one.
-want=$(cd "$ROOT/configs" && echo $(( $(ls gan_*.toml diffusion_*.toml | wc -l) + 2 * $(ls latent_diffusion_*.toml | wc -l) )))
+want=$(cd "$TGLML_CONFIGS" && echo $(( $(ls gan_*.toml diffusion_*.toml | wc -l) + 2 * $(ls latent_diffusion_*.toml | wc -l) )))
 got=$(ls all-slurm/*/run.h5 2>/dev/null | wc -l)
 if [[ $got -ge 1 && $got == "$want" ]] && grep -q 'model.vae_checkpoint=' all.out && grep -q "all: every run done" all.out; then
     pass "train.sbatch all: $got runs, each with its run.h5 ($(ls all-slurm | tr '\n' ' '))"
