@@ -89,19 +89,23 @@ pub enum Command {
     /// Compare and summarise persistence diagrams (files of `tglml ph`).
     #[command(subcommand)]
     Diagram(DiagramCommand),
-    /// Train a VAE with the topological loss, data-parallel over MPI ranks.
+    /// Train a generative model with the topological loss, data-parallel over MPI ranks.
     ///
-    /// L = reconstruction + β·KL + γ(t)·L_topo, with L_topo between the
-    /// persistence diagrams of each batch and of its latent codes (keys of
-    /// [train] and [train.topo]; `--dry-run` lists them). Under mpirun each
-    /// rank takes batch_size rows of every global batch, the topological
-    /// loss is computed on the whole global batch, and the gradients are
-    /// summed over ranks, so -np 2 with batch B trains like -np 1 with 2B.
-    /// Writes DIR/checkpoint.h5 (every train.checkpoint_every steps and at
-    /// the end; `--resume` continues from it exactly) and DIR/run.h5 (the
-    /// training log /train/*, and the test split /eval/x, /eval/z, /eval/y
-    /// with the scores KL_0.01, KL_0.1, KL_1 and W(H0) as attributes of
-    /// /eval).
+    /// The model is [model] (kind = "vae" | "gan" | "diffusion" |
+    /// "latent-diffusion"); its loss gets γ(t)·L_topo, L_topo between the
+    /// persistence diagrams of each data batch and of the model's points
+    /// for it: a VAE's latent codes, a GAN's generated batch, a diffusion
+    /// model's prediction x̂₀ (keys of [model], [train] and [train.topo];
+    /// `--dry-run` lists them). Under mpirun each rank takes batch_size
+    /// rows of every global batch, the topological loss is computed on the
+    /// whole global batch, and the gradients are summed over ranks, so
+    /// -np 2 with batch B trains like -np 1 with 2B. Writes
+    /// DIR/checkpoint.h5 (every train.checkpoint_every steps and at the
+    /// end; `--resume` continues from it exactly), DIR/run.h5 (the training
+    /// log /train/*, the test split /eval/x, /samples; a VAE's /eval/z with
+    /// the scores KL_0.01, KL_0.1, KL_1 and W(H0) as attributes of /eval)
+    /// and DIR/samples.png (a grid of 64 images, or a scatter over the
+    /// test split).
     ///
     /// A folder that already holds a checkpoint is refused unless
     /// `--resume` or `--overwrite` says what to do with it.
