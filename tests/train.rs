@@ -654,6 +654,19 @@ const DIFFUSION: [&str; 7] = [
     "model.diffusion.sample_steps=10",
 ];
 
+/// The [`KindCheck`] of a diffusion model with [`DIFFUSION`] and `sets`.
+fn diffusion_check(label: &'static str, mut sets: Vec<String>) -> KindCheck<'static> {
+    sets.extend(DIFFUSION.map(String::from));
+    KindCheck {
+        label,
+        sets,
+        columns: &["noise"],
+        optimizers: "['model']",
+        shapes: "(50, 3) (120, 3)",
+        nudged: "model/eps.fc0.weight",
+    }
+}
+
 /// Issue 14: the diffusion model through the same loop
 /// ([`trains_alike_and_resumes`]; its EMA copy is in the checkpoint, so
 /// resume equals one run in it too), and a GAN's checkpoint is refused by
@@ -661,16 +674,7 @@ const DIFFUSION: [&str; 7] = [
 #[test]
 fn a_diffusion_model_trains_alike_on_any_rank_count_and_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sets = vec!["model.kind=\"diffusion\"".to_string()];
-    sets.extend(DIFFUSION.map(String::from));
-    let k = KindCheck {
-        label: "diffusion",
-        sets,
-        columns: &["noise"],
-        optimizers: "['model']",
-        shapes: "(50, 3) (120, 3)",
-        nudged: "model/eps.fc0.weight",
-    };
+    let k = diffusion_check("diffusion", vec!["model.kind=\"diffusion\"".to_string()]);
     let resume = trains_alike_and_resumes(dir.path(), &k);
     // The EMA copy moved away from the trained weights, and is saved.
     let code = format!(
@@ -732,19 +736,13 @@ fn latent_diffusion_trains_alike_and_refuses_a_wrong_vae() {
         &vae,
     );
     let ck = vae.join("checkpoint.h5");
-    let mut sets = vec![
-        "model.kind=\"latent-diffusion\"".to_string(),
-        format!("model.vae_checkpoint={:?}", s(&ck)),
-    ];
-    sets.extend(DIFFUSION.map(String::from));
-    let k = KindCheck {
-        label: "latent",
-        sets,
-        columns: &["noise"],
-        optimizers: "['model']",
-        shapes: "(50, 3) (120, 3)",
-        nudged: "model/eps.fc0.weight",
-    };
+    let k = diffusion_check(
+        "latent",
+        vec![
+            "model.kind=\"latent-diffusion\"".to_string(),
+            format!("model.vae_checkpoint={:?}", s(&ck)),
+        ],
+    );
     let _resume = trains_alike_and_resumes(dir.path(), &k);
     // The frozen VAE in the run's checkpoint is the VAE's own; the latent
     // samples decode to /samples through it (its decoder, recomputed here

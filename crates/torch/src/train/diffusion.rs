@@ -463,16 +463,7 @@ fn vae_spec_of(path: &Path, input_dim: usize) -> Result<(VaeSpec, checkpoint::Ch
             m.kind.name()
         )));
     }
-    let spec = VaeSpec {
-        arch: match m.network {
-            Network::Mlp => Arch::Mlp,
-            Network::Conv => Arch::Conv,
-        },
-        input_dim,
-        hidden: m.hidden.clone(),
-        latent_dim: m.latent_dim,
-        likelihood: m.vae.likelihood,
-    };
+    let spec = VaeSpec::of(m, input_dim);
     Ok((spec, ck))
 }
 

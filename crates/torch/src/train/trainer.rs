@@ -36,7 +36,7 @@ use super::optim::{Adam, AdamConfig};
 use super::topo_loss::{
     gamma, to_vec as values, topo_loss_with, Normalize, Shape, TopoKind, TopoLossConfig,
 };
-use super::vae::{kind_of, Arch, VaeModel, VaeSpec};
+use super::vae::{kind_of, VaeModel, VaeSpec};
 use tglml::config::{Config, ModelConfig, ModelKind, Network, TrainConfig};
 use tglml::dist::Comm;
 use tglml::error::{Error, Result};
@@ -676,16 +676,7 @@ fn build_model(
     let (samples, seed) = (m.samples, t.seed);
     let model: Box<dyn Model> = match m.kind {
         ModelKind::Vae => {
-            let spec = VaeSpec {
-                arch: match m.network {
-                    Network::Mlp => Arch::Mlp,
-                    Network::Conv => Arch::Conv,
-                },
-                input_dim,
-                hidden: m.hidden.clone(),
-                latent_dim: m.latent_dim,
-                likelihood: m.vae.likelihood,
-            };
+            let spec = VaeSpec::of(m, input_dim);
             let (n_params, size) = spec.memory(batch, elem);
             guard(n_params, size)?;
             let v = &m.vae;

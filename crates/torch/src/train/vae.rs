@@ -60,6 +60,20 @@ pub struct Forward {
 }
 
 impl VaeSpec {
+    /// The VAE of the model config `m` on data of `input_dim` values.
+    pub fn of(m: &tglml::config::ModelConfig, input_dim: usize) -> Self {
+        VaeSpec {
+            arch: match m.network {
+                tglml::config::Network::Mlp => Arch::Mlp,
+                tglml::config::Network::Conv => Arch::Conv,
+            },
+            input_dim,
+            hidden: m.hidden.clone(),
+            latent_dim: m.latent_dim,
+            likelihood: m.vae.likelihood,
+        }
+    }
+
     /// The estimated memory of training this network on batches of
     /// `batch` rows with values of `elem` bytes: parameters, gradients and
     /// Adam's two moments, the float64 all-reduce buffer, and activations
