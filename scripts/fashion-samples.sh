@@ -7,7 +7,8 @@
 # OUT_ROOT/<config> (default output/fashion), and copies each run's grid of
 # 64 samples to docs/images/fashion/<config>.png, with the configs, the
 # revision and the times in docs/images/fashion/README.md. A run whose
-# run.h5 exists is not trained again (delete it to retrain). Packs the
+# checkpoint exists continues from it (a finished one only draws its
+# samples again; delete the folder to retrain). Packs the
 # images from Debian's dataset-fashion-mnist first when output/fmnist-*.h5
 # are missing. CONFIG_NAMEs (e.g. gan_fashion_mnist) limit it to those
 # configs, in the order given; latent diffusion needs fashion_mnist before it. One process per run, on all the cores (NP=2 runs each under
@@ -33,18 +34,19 @@ for name in "${NAMES[@]}"; do
     out=$OUT/$name
     opts=()
     [[ $name == latent_* ]] && opts=(--set "model.vae_checkpoint=\"$OUT/fashion_mnist/checkpoint.h5\"")
-    if [[ -f $out/run.h5 ]]; then
-        echo "== $name: trained before ($out/run.h5)"
+    # A run with a checkpoint continues from it (--resume): a finished one
+    # only samples again, with the sampling keys of the config as it is now
+    # (model.samples, model.diffusion.sampler, sample_steps, clip_x0).
+    mode=--overwrite what=trained
+    [[ -f $out/checkpoint.h5 ]] && mode=--resume what=resumed
+    echo "== $name ($what): tglml train --config configs/$name.toml ${opts[*]} $mode --out $out"
+    start=$SECONDS
+    if [[ -n "${NP:-}" ]]; then
+        mpirun -np "$NP" --oversubscribe "$TGLML" train --config "configs/$name.toml" "${opts[@]}" $mode --out "$out"
     else
-        echo "== $name: tglml train --config configs/$name.toml ${opts[*]} --out $out"
-        start=$SECONDS
-        if [[ -n "${NP:-}" ]]; then
-            mpirun -np "$NP" --oversubscribe "$TGLML" train --config "configs/$name.toml" "${opts[@]}" --overwrite --out "$out"
-        else
-            "$TGLML" train --config "configs/$name.toml" "${opts[@]}" --overwrite --out "$out"
-        fi
-        echo "$name: $((SECONDS - start)) s" >> "$OUT/times.txt"
+        "$TGLML" train --config "configs/$name.toml" "${opts[@]}" $mode --out "$out"
     fi
+    echo "$name ($what): $((SECONDS - start)) s" >> "$OUT/times.txt"
     cp "$out/samples.png" "$DOCS/$name.png"
     notes+=("| [\`configs/$name.toml\`](../../../configs/$name.toml) | ![$name]($name.png) |")
 done
@@ -57,7 +59,10 @@ done
     echo "autoencoder that latent diffusion decodes with (a 2-D latent space: its own"
     echo "samples decode N(0, I), which it was not trained to match)."
     echo
-    echo "Training times (seconds): $(tr '\n' ';' < "$OUT/times.txt" 2>/dev/null)"
+    echo "Times of the runs (trained: from scratch; resumed: continued from the"
+    echo "checkpoint, or only sampled again when it had finished):"
+    echo
+    sed 's/^/- /' "$OUT/times.txt" 2>/dev/null || true
     echo
     echo "| config | samples |"
     echo "| --- | --- |"

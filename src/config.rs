@@ -77,6 +77,8 @@ pub struct DiffusionConfig {
     pub topo_t_max: usize,
     pub sampler: Sampler,
     pub sample_steps: usize,
+    /// `[lo, hi]`: every x̂₀ is clipped to it while sampling; empty = none.
+    pub clip_x0: Vec<f64>,
 }
 
 /// The noise schedule β₁..β_T (`model.diffusion.schedule`).
@@ -1021,6 +1023,19 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
             ));
         }
     }
+    if !(d.clip_x0.is_empty()
+        || (d.clip_x0.len() == 2
+            && d.clip_x0.iter().all(|v| v.is_finite())
+            && d.clip_x0[0] < d.clip_x0[1]))
+    {
+        return Err(fail(
+            "model.diffusion.clip_x0",
+            format!(
+                "must be [] (no clipping) or [lo, hi] with finite lo < hi, got {:?}",
+                d.clip_x0
+            ),
+        ));
+    }
     if (m.kind == ModelKind::LatentDiffusion) == m.vae_checkpoint.is_empty() {
         return Err(fail(
             "model.vae_checkpoint",
@@ -1416,5 +1431,26 @@ mod tests {
             msg.starts_with("--n 0: key `synth.n`: must be at least 1"),
             "{msg}"
         );
+        let diffusion = Override::parse_set("model.kind=\"diffusion\"").unwrap();
+        for bad in ["[1.0, 0.0]", "[0.0]", "[0.0, 1.0, 2.0]"] {
+            let set = format!("model.diffusion.clip_x0={bad}");
+            let msg = message(load(
+                None,
+                &[diffusion.clone(), Override::parse_set(&set).unwrap()],
+            ));
+            assert!(
+                msg.contains("key `model.diffusion.clip_x0`: must be [] (no clipping) or [lo, hi]"),
+                "{set}: {msg}"
+            );
+        }
+        let ok = load(
+            None,
+            &[
+                diffusion,
+                Override::parse_set("model.diffusion.clip_x0=[0.0, 1.0]").unwrap(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(ok.model.diffusion.clip_x0, [0.0, 1.0]);
     }
 }

@@ -358,13 +358,35 @@ fn unet_channels(dim: usize, hidden: &[usize]) -> Result<()> {
 /// (variance β̃_i = β_i(1 − ᾱ_{i−1})/(1 − ᾱ_i)), or DDIM with η = 0 through
 /// `steps` levels. `noise(k)` is the k-th n × dim standard normal draw
 /// (k = 0: x_{T−1}; DDPM's step from level i draws noise(i)).
+///
+/// Each step goes through the prediction x̂₀ = (x_i − √(1 − ᾱ_i)·ε̂)/√ᾱ_i:
+/// DDPM's mean is the posterior mean of q(x_{i−1} | x_i, x̂₀), DDIM's next
+/// point √ᾱ'·x̂₀ + √(1 − ᾱ')·ε̂. With `clip = Some((lo, hi))`, x̂₀ is
+/// clipped to [lo, hi] first and ε̂ taken back from the clipped x̂₀ (as
+/// improved-diffusion's clip_denoised); without it, both forms are the
+/// ε-form of Ho et al. up to rounding.
 pub fn sample(
     sched: &NoiseSchedule,
     sampler: Sampler,
     steps: usize,
+    clip: Option<(f64, f64)>,
     eps: &dyn Fn(&Tensor, usize) -> Tensor,
     noise: &dyn Fn(usize) -> Tensor,
 ) -> Tensor {
+    // (x̂₀, ε̂) at level i.
+    let predict = |x: &Tensor, i: usize| {
+        let ab = sched.alpha_bar[i];
+        let e = eps(x, i);
+        let x0 = (x - &e * (1.0 - ab).sqrt()) / ab.sqrt();
+        match clip {
+            Some((lo, hi)) => {
+                let x0 = x0.clamp(lo, hi);
+                let e = (x - &x0 * ab.sqrt()) / (1.0 - ab).sqrt();
+                (x0, e)
+            }
+            None => (x0, e),
+        }
+    };
     tch::no_grad(|| {
         let t = sched.beta.len();
         let mut x = noise(0);
@@ -372,22 +394,25 @@ pub fn sample(
             Sampler::Ddpm => {
                 for i in (0..t).rev() {
                     let (b, ab) = (sched.beta[i], sched.alpha_bar[i]);
-                    let e = eps(&x, i);
-                    let mean = (&x - e * (b / (1.0 - ab).sqrt())) / (1.0 - b).sqrt();
-                    x = if i > 0 {
-                        let var = b * (1.0 - sched.alpha_bar[i - 1]) / (1.0 - ab);
-                        mean + noise(i) * var.sqrt()
-                    } else {
-                        mean
-                    };
+                    let (x0, _) = predict(&x, i);
+                    // At level 0 the posterior mean is x̂₀ itself
+                    // (ᾱ_{−1} = 1).
+                    if i == 0 {
+                        x = x0;
+                        break;
+                    }
+                    let prev = sched.alpha_bar[i - 1];
+                    // μ̃ = √ᾱ_{i−1}·β_i/(1 − ᾱ_i)·x̂₀ + √α_i·(1 − ᾱ_{i−1})/(1 − ᾱ_i)·x_i.
+                    let mean = x0 * (prev.sqrt() * b / (1.0 - ab))
+                        + &x * ((1.0 - b).sqrt() * (1.0 - prev) / (1.0 - ab));
+                    let var = b * (1.0 - prev) / (1.0 - ab);
+                    x = mean + noise(i) * var.sqrt();
                 }
             }
             Sampler::Ddim => {
                 let levels = sched.ddim_levels(steps);
                 for k in (0..levels.len()).rev() {
-                    let ab = sched.alpha_bar[levels[k]];
-                    let e = eps(&x, levels[k]);
-                    let x0 = (&x - &e * (1.0 - ab).sqrt()) / ab.sqrt();
+                    let (x0, e) = predict(&x, levels[k]);
                     let prev = if k > 0 {
                         sched.alpha_bar[levels[k - 1]]
                     } else {
@@ -671,6 +696,10 @@ impl DiffusionModel {
             &self.sched,
             self.cfg.sampler,
             self.cfg.sample_steps,
+            match self.cfg.clip_x0[..] {
+                [lo, hi] => Some((lo, hi)),
+                _ => None,
+            },
             &eps,
             &noise,
         )
@@ -778,6 +807,7 @@ mod tests {
             topo_t_max: 10,
             sampler: Sampler::Ddpm,
             sample_steps: 50,
+            clip_x0: vec![],
         }
     }
 
@@ -839,7 +869,7 @@ mod tests {
             let noise = |k: usize| {
                 normal_tensor(7, u64::MAX - k as u64, 1, n, 1, Kind::Double, Device::Cpu)
             };
-            let x = sample(&sched, sampler, 100, &eps, &noise);
+            let x = sample(&sched, sampler, 100, None, &eps, &noise);
             // The recursion of (mean, variance): x' = A·x + B (+ noise).
             let (mut mu, mut var) = (0.0f64, 1.0f64);
             match sampler {
@@ -893,6 +923,46 @@ mod tests {
                 "{what}"
             );
             eprintln!("{what}");
+        }
+    }
+
+    /// Clipping x̂₀: a range the prediction never leaves changes nothing
+    /// (the same samples within rounding), and with a denoiser that is
+    /// far off (ε̂ = −2x), which without clipping ends far outside the
+    /// data's range, every sample ends inside [lo, hi] (the last step
+    /// returns the clipped x̂₀).
+    #[test]
+    fn clipping_x0_bounds_the_samples_and_is_inert_when_it_does_not_bite() {
+        let (m, sd, n) = (0.5f64, 0.1f64, 2000usize);
+        for (schedule, sampler) in [
+            (Schedule::Linear, Sampler::Ddpm),
+            (Schedule::Cosine, Sampler::Ddim),
+        ] {
+            let sched = NoiseSchedule::new(&cfg(schedule, 200));
+            let exact = |x: &Tensor, i: usize| {
+                let ab = sched.alpha_bar[i];
+                let (a, s) = (ab.sqrt(), (1.0 - ab).sqrt());
+                (x - a * m) * (s / (a * a * sd * sd + s * s))
+            };
+            let wrong = |x: &Tensor, _: usize| x * -2.0;
+            let noise = |k: usize| {
+                normal_tensor(3, u64::MAX - k as u64, 1, n, 1, Kind::Double, Device::Cpu)
+            };
+            let max = |t: &Tensor| f64::try_from(t.abs().max()).unwrap();
+            let plain = sample(&sched, sampler, 50, None, &exact, &noise);
+            let wide = sample(&sched, sampler, 50, Some((-1e6, 1e6)), &exact, &noise);
+            assert!(max(&(&plain - &wide)) < 1e-9, "{schedule:?} {sampler:?}");
+            let off = sample(&sched, sampler, 50, None, &wrong, &noise);
+            assert!(max(&(&off - m)) > 10.0, "{schedule:?} {sampler:?}");
+            let clipped = sample(&sched, sampler, 50, Some((0.0, 1.0)), &wrong, &noise);
+            let (lo, hi) = (
+                f64::try_from(clipped.min()).unwrap(),
+                f64::try_from(clipped.max()).unwrap(),
+            );
+            assert!(
+                lo >= 0.0 && hi <= 1.0,
+                "{schedule:?} {sampler:?}: [{lo}, {hi}]"
+            );
         }
     }
 

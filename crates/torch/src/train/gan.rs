@@ -44,7 +44,7 @@ pub struct GanSpec {
     /// Weight of the R1 penalty (0: none).
     pub r1: f64,
     /// DCGAN-style convolutions for 28 × 28 images instead of MLPs: the
-    /// generator's channels at 7 × 7 and 14 × 14 are `gen_hidden`, the
+    /// generator's channels at 7 × 7 and at 14 × 14 and 28 × 28 are `gen_hidden`, the
     /// discriminator's at 14 × 14 and 7 × 7 `disc_hidden`.
     pub conv: bool,
 }
@@ -73,27 +73,35 @@ impl GanSpec {
             let l = self.latent_dim as u64;
             let (g0, g1) = (self.gen_hidden[0] as u64, self.gen_hidden[1] as u64);
             let (d0, d1) = (self.disc_hidden[0] as u64, self.disc_hidden[1] as u64);
-            // linear z → g0·7·7, convT g0 → g1 and g1 → 1 (4 × 4); conv
-            // 1 → d0 and d0 → d1 (4 × 4), linear d1·7·7 → 1.
+            // linear z → g0·7·7, conv 3 × 3 g0 → g1, g1 → g1 and g1 → 1;
+            // conv 4 × 4 1 → d0 and d0 → d1, linear d1·7·7 → 1.
             let terms = [
                 (l + 1, g0 * 49),
-                (g0 * 16, g1),
-                (1, g1),
-                (g1 * 16, 1),
-                (1, 1),
-                (16, d0),
-                (1, d0),
-                (d0 * 16, d1),
-                (1, d1),
+                (g0 * 9 + 1, g1),
+                (g1 * 9 + 1, g1),
+                (g1 * 9 + 1, 1),
+                (16 + 1, d0),
+                (d0 * 16 + 1, d1),
                 (d1 * 49 + 1, 1),
             ];
             let params = terms.iter().try_fold(0u64, |acc, &(a, b)| {
                 a.checked_mul(b).and_then(|p| acc.checked_add(p))
             });
-            let acts = [l, g0 * 49, g1 * 196, 784, d0 * 196, d1 * 49, 1]
-                .iter()
-                .try_fold(0u64, |a, &w| a.checked_add(w))
-                .and_then(|s| s.checked_mul(4));
+            let acts = [
+                l,
+                g0 * 49,
+                g0 * 196,
+                g1 * 196,
+                g1 * 784,
+                g1 * 784,
+                784,
+                d0 * 196,
+                d1 * 49,
+                1,
+            ]
+            .iter()
+            .try_fold(0u64, |a, &w| a.checked_add(w))
+            .and_then(|s| s.checked_mul(4));
             return (
                 params,
                 super::model::training_memory(params, acts, batch, elem),
@@ -113,6 +121,12 @@ impl GanSpec {
             super::model::training_memory(params, acts, batch, elem),
         )
     }
+}
+
+/// Each pixel's feature vector (dimension 1) scaled to unit mean square,
+/// per image (ProGAN's pixel normalisation).
+fn pixel_norm(x: &Tensor) -> Tensor {
+    x / (x.square().mean_dim(Some(&[1i64][..]), true, x.kind()) + 1e-8).sqrt()
 }
 
 /// A GAN whose variables live in a VarStore (names `gen.*`, `disc.*`).
@@ -158,8 +172,7 @@ impl Gan {
                 ));
             }
             let (g, d) = (root / "gen", root / "disc");
-            let up = nn::ConvTransposeConfig {
-                stride: 2,
+            let conv3 = nn::ConvConfig {
                 padding: 1,
                 ..Default::default()
             };
@@ -171,16 +184,29 @@ impl Gan {
             let l = spec.latent_dim as i64;
             let (g0, g1) = (spec.gen_hidden[0] as i64, spec.gen_hidden[1] as i64);
             let (d0, d1) = (spec.disc_hidden[0] as i64, spec.disc_hidden[1] as i64);
-            // DCGAN's shape without batch normalisation (whose batch
-            // statistics would depend on how the batch is split over
-            // ranks): 7 × 7 → 14 × 14 → 28 × 28, a sigmoid output (pixels
-            // in [0, 1], as train.standardize = false keeps them).
+            // DCGAN's shape, 7 × 7 → 14 × 14 → 28 × 28, with two changes.
+            // Pixel normalisation (ProGAN) instead of batch normalisation,
+            // whose batch statistics would depend on how the batch is split
+            // over ranks: each pixel's feature vector of each image scaled
+            // to unit mean square. Nearest-neighbour upsampling and a
+            // 3 × 3 convolution instead of a transposed convolution, whose
+            // uneven overlaps draw a checkerboard (Odena et al. 2016). A
+            // sigmoid output (pixels in [0, 1], as train.standardize =
+            // false keeps them).
+            let up = |x: &Tensor| {
+                let (h, w) = (x.size()[2], x.size()[3]);
+                x.upsample_nearest2d([2 * h, 2 * w], None, None)
+            };
             let gen = nn::seq()
                 .add(nn::linear(&g / "fc", l, g0 * 49, Default::default()))
-                .add_fn(move |x| x.relu().view([-1, g0, 7, 7]))
-                .add(nn::conv_transpose2d(&g / "deconv0", g0, g1, 4, up))
-                .add_fn(|x| x.relu())
-                .add(nn::conv_transpose2d(&g / "deconv1", g1, 1, 4, up))
+                .add_fn(move |x| pixel_norm(&x.relu().view([-1, g0, 7, 7])))
+                .add_fn(up)
+                .add(nn::conv2d(&g / "conv0", g0, g1, 3, conv3))
+                .add_fn(|x| pixel_norm(&x.relu()))
+                .add_fn(up)
+                .add(nn::conv2d(&g / "conv1", g1, g1, 3, conv3))
+                .add_fn(|x| pixel_norm(&x.relu()))
+                .add(nn::conv2d(&g / "conv2", g1, 1, 3, conv3))
                 .add_fn(|x| x.sigmoid().flatten(1, -1));
             let disc = nn::seq()
                 .add_fn(|x| x.view([-1, 1, 28, 28]))

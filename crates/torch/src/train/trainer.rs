@@ -706,7 +706,7 @@ fn build_model(
                     if w.len() != 2 {
                         return Err(Error::invalid(
                             key,
-                            format!("a convolutional GAN (model.network = \"conv\") takes two channel counts here (the generator's at 7 × 7 and 14 × 14; the discriminator's at 14 × 14 and 7 × 7), got {w:?}"),
+                            format!("a convolutional GAN (model.network = \"conv\") takes two channel counts here (the generator's at 7 × 7 and at 14 × 14 and 28 × 28; the discriminator's at 14 × 14 and 7 × 7), got {w:?}"),
                         ));
                     }
                 }
