@@ -22,6 +22,7 @@ pub mod guard;
 pub mod io;
 pub mod progress;
 pub mod runtime;
+pub mod sample;
 pub mod topology;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@
 //! ([`tglml::commands::Torch`]).
 
 pub mod eval;
+pub mod geodesic;
 pub mod train;
 
 use std::path::Path;
