@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::guard::{self, Size};
 
 /// A density on R^d with its log and the gradient of its log.
-pub trait Density: Sync {
+pub trait Density {
     /// The dimension d.
     fn dim(&self) -> usize;
     /// log p(z) and ∇ log p(z) at one point.
@@ -30,6 +30,11 @@ pub trait Density: Sync {
     /// log p(z) alone.
     fn log_prob(&self, z: ArrayView1<f64>) -> f64 {
         self.log_prob_grad(z).0
+    }
+    /// ∇ log p(z) alone (what the unadjusted walk needs; a density whose
+    /// log is dear to compute, such as a diffusion model's, makes it cheap).
+    fn grad_log_prob(&self, z: ArrayView1<f64>) -> Array1<f64> {
+        self.log_prob_grad(z).1
     }
 }
 

@@ -97,14 +97,50 @@ impl Chains {
 }
 
 /// Runs chains `ids` (their indices among all chains, for the streams)
-/// from the rows of `starts` (one per chain).
+/// from the rows of `starts` (one per chain), in parallel over threads.
 pub fn run(
+    density: &(dyn Density + Sync),
+    starts: ArrayView2<f64>,
+    ids: std::ops::Range<usize>,
+    walk: &Walk,
+    seed: u64,
+) -> Result<Chains> {
+    check(density, starts, &ids, walk)?;
+    let results: Vec<(Array2<f64>, u64)> = {
+        use rayon::prelude::*;
+        ids.clone()
+            .into_par_iter()
+            .zip(0..ids.len())
+            .map(|(id, row)| chain(density, starts.row(row).to_owned(), id, walk, seed))
+            .collect()
+    };
+    Ok(assemble(results, walk, density.dim()))
+}
+
+/// [`run`] on one thread, for a density that cannot be shared between
+/// threads (one evaluated by libtorch); the same chains.
+pub fn run_serial(
     density: &dyn Density,
     starts: ArrayView2<f64>,
     ids: std::ops::Range<usize>,
     walk: &Walk,
     seed: u64,
 ) -> Result<Chains> {
+    check(density, starts, &ids, walk)?;
+    let results = ids
+        .clone()
+        .zip(0..ids.len())
+        .map(|(id, row)| chain(density, starts.row(row).to_owned(), id, walk, seed))
+        .collect();
+    Ok(assemble(results, walk, density.dim()))
+}
+
+fn check(
+    density: &dyn Density,
+    starts: ArrayView2<f64>,
+    ids: &std::ops::Range<usize>,
+    walk: &Walk,
+) -> Result<()> {
     walk.check("sample")?;
     let d = density.dim();
     if starts.ncols() != d || starts.nrows() != ids.len() {
@@ -118,31 +154,25 @@ pub fn run(
             ),
         ));
     }
-    let kept = walk.kept();
     crate::guard::need(
         "the chains' states",
-        crate::guard::Size::array(&[ids.len() as u64, kept as u64, d as u64], 8),
+        crate::guard::Size::array(&[ids.len() as u64, walk.kept() as u64, d as u64], 8),
         "sample.steps",
-    )?;
-    let results: Vec<(Array2<f64>, u64)> = {
-        use rayon::prelude::*;
-        ids.clone()
-            .into_par_iter()
-            .zip(0..ids.len())
-            .map(|(id, row)| chain(density, starts.row(row).to_owned(), id, walk, seed))
-            .collect()
-    };
-    let mut states = Array3::zeros((ids.len(), kept, d));
-    let mut accepted = Vec::with_capacity(ids.len());
+    )
+}
+
+fn assemble(results: Vec<(Array2<f64>, u64)>, walk: &Walk, d: usize) -> Chains {
+    let mut states = Array3::zeros((results.len(), walk.kept(), d));
+    let mut accepted = Vec::with_capacity(results.len());
     for (c, (s, a)) in results.into_iter().enumerate() {
         states.index_axis_mut(ndarray::Axis(0), c).assign(&s);
         accepted.push(a);
     }
-    Ok(Chains {
+    Chains {
         states,
         accepted,
         proposals: (walk.burn_in + walk.steps) as u64,
-    })
+    }
 }
 
 /// One chain: its kept states (kept × d) and its accepted proposals.
@@ -158,7 +188,15 @@ fn chain(
     rng.set_stream(id as u64);
     let eta = walk.eta;
     let scale = (2.0 * eta).sqrt();
-    let (mut lp, mut grad) = density.log_prob_grad(z.view());
+    // The unadjusted walk reads only ∇ log p.
+    let eval = |z: &Array1<f64>| {
+        if walk.metropolis {
+            density.log_prob_grad(z.view())
+        } else {
+            (0.0, density.grad_log_prob(z.view()))
+        }
+    };
+    let (mut lp, mut grad) = eval(&z);
     let mut out = Array2::zeros((walk.kept(), d));
     let mut accepted = 0u64;
     // log q(a | b) up to a constant, b's drift b + η·∇log p(b) given.
@@ -168,7 +206,7 @@ fn chain(
         let drift = &z + &(&grad * eta);
         let noise: Array1<f64> = (0..d).map(|_| StandardNormal.sample(&mut rng)).collect();
         let prop = &drift + &(noise * scale);
-        let (lp2, grad2) = density.log_prob_grad(prop.view());
+        let (lp2, grad2) = eval(&prop);
         let take = if walk.metropolis {
             let back = &prop + &(&grad2 * eta);
             let log_a = lp2 + log_q(&z, &back) - lp - log_q(&prop, &drift);

@@ -5,6 +5,7 @@
 
 pub mod eval;
 pub mod geodesic;
+pub mod score;
 pub mod train;
 
 use std::path::Path;
