@@ -294,8 +294,9 @@ impl Gmm {
     }
 
     /// EM from `self` on `data`: E step, M step, until the mean
-    /// log-likelihood changes by less than `tol` or `max_iter` steps. The
-    /// trace holds the mean log-likelihood at each returned parameter set.
+    /// log-likelihood changes by less than `tol` from one parameter set to
+    /// the next, or `max_iter` M steps. The trace holds the mean
+    /// log-likelihood of the parameters after each M step.
     pub fn em(&self, data: ArrayView2<f64>, s: &EmSettings) -> Result<(Gmm, EmTrace)> {
         check_data(data, 1, "density")?;
         let (n, k) = (data.nrows() as u64, self.components() as u64);
@@ -310,18 +311,22 @@ impl Gmm {
             converged: false,
             mean_log_likelihood: vec![],
         };
-        let mut prev = f64::NEG_INFINITY;
+        // One E step per parameter set: its responsibilities feed the next
+        // M step, and its log-likelihood is the trace's entry.
+        let (total, mut log_resp) = g.log_responsibilities(data);
+        let mut prev = total / data.nrows() as f64;
         for _ in 0..s.max_iter {
-            let (total, log_resp) = g.log_responsibilities(data);
+            g = Self::m_step(data, &log_resp.mapv(f64::exp), s.reg_covar)?;
+            trace.iterations += 1;
+            let (total, next) = g.log_responsibilities(data);
+            log_resp = next;
             let ll = total / data.nrows() as f64;
-            if trace.iterations > 0 && (ll - prev).abs() < s.tol {
+            trace.mean_log_likelihood.push(ll);
+            if (ll - prev).abs() < s.tol {
                 trace.converged = true;
                 break;
             }
             prev = ll;
-            g = Self::m_step(data, &log_resp.mapv(f64::exp), s.reg_covar)?;
-            trace.iterations += 1;
-            trace.mean_log_likelihood.push(g.mean_log_likelihood(data));
         }
         Ok((g, trace))
     }
