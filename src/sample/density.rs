@@ -223,10 +223,11 @@ impl Gmm {
         l.dot(&l.t())
     }
 
-    /// log(w_k N(z | μ_k, Σ_k)) for every k, into `out`; `y` is scratch
-    /// of d values, left holding L_k⁻¹(z − μ_k) of the last k.
-    fn weighted_logs(&self, z: ArrayView1<f64>, out: &mut [f64], y: &mut [f64]) {
-        for (k, o) in out.iter_mut().enumerate() {
+    /// log(w_k N(z | μ_k, Σ_k)) for every k, into `out`; `ys` (K·d
+    /// values) is left holding L_k⁻¹(z − μ_k) of every k, row by row.
+    fn weighted_logs(&self, z: ArrayView1<f64>, out: &mut [f64], ys: &mut [f64]) {
+        let d = z.len();
+        for ((k, o), y) in out.iter_mut().enumerate().zip(ys.chunks_mut(d)) {
             for (j, v) in y.iter_mut().enumerate() {
                 *v = z[j] - self.means[[k, j]];
             }
@@ -251,8 +252,8 @@ impl Gmm {
                 .par_chunks_mut(k)
                 .enumerate()
                 .map(|(i, row)| {
-                    let mut y = vec![0.0; d];
-                    self.weighted_logs(data.row(i), row, &mut y);
+                    let mut ys = vec![0.0; k * d];
+                    self.weighted_logs(data.row(i), row, &mut ys);
                     let lse = log_sum_exp(row);
                     row.iter_mut().for_each(|v| *v -= lse);
                     lse
@@ -271,9 +272,13 @@ impl Gmm {
 
     /// The Bayesian information criterion on `data`: −2·log L + p·ln n.
     pub fn bic(&self, data: ArrayView2<f64>) -> f64 {
-        let n = data.nrows() as f64;
-        -2.0 * self.mean_log_likelihood(data) * n
-            + Self::parameters(self.components(), data.ncols()) as f64 * n.ln()
+        self.bic_of(self.mean_log_likelihood(data), data.dim())
+    }
+
+    /// The BIC from the mean log-likelihood of (n, d) data.
+    fn bic_of(&self, mean_ll: f64, (n, d): (usize, usize)) -> f64 {
+        let n = n as f64;
+        -2.0 * mean_ll * n + Self::parameters(self.components(), d) as f64 * n.ln()
     }
 
     /// The M step from responsibilities (n × K, probabilities).
@@ -413,8 +418,12 @@ impl Gmm {
             if k == 0 {
                 return Err(Error::invalid("density.components", "K must be at least 1"));
             }
-            let (g, _) = Self::kmeans_pp(data, k, seed, s.reg_covar)?.em(data, s)?;
-            let b = g.bic(data);
+            let (g, trace) = Self::kmeans_pp(data, k, seed, s.reg_covar)?.em(data, s)?;
+            // The trace ends with the returned parameters' log-likelihood.
+            let b = match trace.mean_log_likelihood.last() {
+                Some(&ll) => g.bic_of(ll, data.dim()),
+                None => g.bic(data),
+            };
             table.push((k, b));
             if best.as_ref().is_none_or(|(bb, _)| b < *bb) {
                 best = Some((b, g));
@@ -461,22 +470,18 @@ impl Density for Gmm {
     fn log_prob_grad(&self, z: ArrayView1<f64>) -> (f64, Array1<f64>) {
         let (k, d) = (self.components(), self.dim());
         let mut logs = vec![0.0; k];
-        let mut y = vec![0.0; d];
-        self.weighted_logs(z, &mut logs, &mut y);
+        let mut ys = vec![0.0; k * d];
+        self.weighted_logs(z, &mut logs, &mut ys);
         let lse = log_sum_exp(&logs);
         let mut grad = Array1::<f64>::zeros(d);
-        for (c, &l) in logs.iter().enumerate() {
+        for ((c, &l), y) in logs.iter().enumerate().zip(ys.chunks_mut(d)) {
             let r = (l - lse).exp();
             if r == 0.0 {
                 continue;
             }
-            for (j, v) in y.iter_mut().enumerate() {
-                *v = z[j] - self.means[[c, j]];
-            }
-            let f = self.factor(c);
-            forward(f, &mut y);
-            backward(f, &mut y);
-            grad.iter_mut().zip(&y).for_each(|(g, v)| *g -= r * v);
+            // Σ⁻¹(z − μ) = L⁻ᵀ (L⁻¹(z − μ)), the inner solve already done.
+            backward(self.factor(c), y);
+            grad.iter_mut().zip(y.iter()).for_each(|(g, v)| *g -= r * v);
         }
         (lse, grad)
     }

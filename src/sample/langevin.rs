@@ -110,8 +110,8 @@ pub fn run(
         use rayon::prelude::*;
         ids.clone()
             .into_par_iter()
-            .zip(0..ids.len())
-            .map(|(id, row)| chain(density, starts.row(row).to_owned(), id, walk, seed))
+            .enumerate()
+            .map(|(row, id)| chain(density, starts.row(row).to_owned(), id, walk, seed))
             .collect()
     };
     Ok(assemble(results, walk, density.dim()))
@@ -129,8 +129,8 @@ pub fn run_serial(
     check(density, starts, &ids, walk)?;
     let results = ids
         .clone()
-        .zip(0..ids.len())
-        .map(|(id, row)| chain(density, starts.row(row).to_owned(), id, walk, seed))
+        .enumerate()
+        .map(|(row, id)| chain(density, starts.row(row).to_owned(), id, walk, seed))
         .collect();
     Ok(assemble(results, walk, density.dim()))
 }

@@ -8,6 +8,8 @@
 //! a k-NN graph of training codes); an optional barrier −λ·Σ log p(z_i)
 //! keeps them where a latent density is high.
 
+use crate::train::optim::{Adam, AdamConfig};
+use crate::train::topo_loss::to_vec;
 use ndarray::{Array2, ArrayView2};
 use tch::{Kind, Tensor};
 use tglml::error::{Error, Result};
@@ -51,9 +53,7 @@ fn to_tensor(a: ArrayView2<f64>) -> Tensor {
 
 fn to_array(t: &Tensor) -> Array2<f64> {
     let s = t.size();
-    let v: Vec<f64> =
-        Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).expect("a float tensor");
-    Array2::from_shape_vec((s[0] as usize, s[1] as usize), v).expect("its shape")
+    Array2::from_shape_vec((s[0] as usize, s[1] as usize), to_vec(t)).expect("its shape")
 }
 
 /// (K − 1)·Σ‖x_{i+1} − x_i‖² of decoded rows x (K × D).
@@ -69,11 +69,8 @@ pub fn decoded_length(decoder: &Decoder, z: ArrayView2<f64>, refine: usize) -> f
     let (k, l) = z.dim();
     let m = (k - 1) * refine + 1;
     let fine = Array2::from_shape_fn((m, l), |(i, j)| {
-        let (seg, r) = (
-            (i / refine).min(k - 2),
-            i - (i / refine).min(k - 2) * refine,
-        );
-        let t = r as f64 / refine as f64;
+        let seg = (i / refine).min(k - 2);
+        let t = (i - seg * refine) as f64 / refine as f64;
         z[[seg, j]] * (1.0 - t) + z[[seg + 1, j]] * t
     });
     let x = tch::no_grad(|| decoder(&to_tensor(fine.view())));
@@ -120,8 +117,14 @@ pub fn geodesic(
         .narrow(0, 1, k as i64 - 2)
         .copy()
         .set_requires_grad(true);
-    let (mut m, mut v) = (inner.zeros_like(), inner.zeros_like());
-    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+    let params = [inner.shallow_clone()];
+    let mut adam = Adam::new(
+        &params,
+        AdamConfig {
+            lr: s.lr,
+            ..AdamConfig::default()
+        },
+    )?;
     let path = |inner: &Tensor| Tensor::cat(&[&first, inner, &last], 0);
     let mut energies = Vec::with_capacity(s.steps + 1);
     for step in 0..=s.steps {
@@ -137,25 +140,15 @@ pub fn geodesic(
             let d = density.expect("checked above");
             let mut g = Array2::<f64>::zeros(zi.dim());
             for (i, row) in zi.rows().into_iter().enumerate() {
-                g.row_mut(i).assign(&d.log_prob_grad(row).1);
+                g.row_mut(i).assign(&d.grad_log_prob(row));
             }
             e - (&inner * to_tensor(g.view())).sum(Kind::Double) * s.barrier
         } else {
             e
         };
-        let grad = Tensor::run_backward(&[loss], &[&inner], false, false)
-            .pop()
-            .expect("one gradient");
-        tch::no_grad(|| {
-            let t = (step + 1) as i32;
-            m = &m * b1 + &grad * (1.0 - b1);
-            v = &v * b2 + grad.square() * (1.0 - b2);
-            let mh = &m / (1.0 - b1.powi(t));
-            let vh = &v / (1.0 - b2.powi(t));
-            let _ = inner
-                .shallow_clone()
-                .g_sub_(&(mh / (vh.sqrt() + eps) * s.lr));
-        });
+        Adam::zero_grad(&params);
+        loss.backward();
+        adam.step(&params);
     }
     let z = to_array(&path(&inner.detach()));
     let x = to_array(&tch::no_grad(|| decoder(&to_tensor(z.view()))));

@@ -14,6 +14,7 @@ use ndarray::{Array1, Array2, ArrayView1};
 use tch::{Kind, Tensor};
 
 use crate::train::diffusion::NoiseSchedule;
+use crate::train::topo_loss::to_vec;
 use tglml::sample::density::Density;
 
 /// The noise prediction ε̂(x, i) of rows x (n × d) at level i.
@@ -62,12 +63,16 @@ impl<'a> ScoreDensity<'a> {
             )
             .pop()
             .expect("one gradient");
-            let v = Vec::<f64>::try_from(g.to_kind(Kind::Double).flatten(0, -1)).expect("floats");
-            jac.row_mut(j).assign(&Array1::from(v));
+            jac.row_mut(j).assign(&Array1::from(to_vec(&g)));
         }
-        let ev =
-            Vec::<f64>::try_from(e.detach().to_kind(Kind::Double).flatten(0, -1)).expect("floats");
-        (Array1::from(ev), jac)
+        (Array1::from(to_vec(&e)), jac)
+    }
+}
+
+impl ScoreDensity<'_> {
+    /// The score −ε̂/√(1 − ᾱ_{i₀}) from ε̂ at the lowest level.
+    fn score_of(&self, eps: Array1<f64>) -> Array1<f64> {
+        eps * (-1.0 / (1.0 - self.sched.alpha_bar[self.levels[0]]).sqrt())
     }
 }
 
@@ -79,17 +84,21 @@ impl Density for ScoreDensity<'_> {
     fn grad_log_prob(&self, z: ArrayView1<f64>) -> Array1<f64> {
         let i0 = self.levels[0];
         let e = tch::no_grad(|| (self.eps)(&self.row(z), i0));
-        let v = Vec::<f64>::try_from(e.to_kind(Kind::Double).flatten(0, -1)).expect("floats");
-        Array1::from(v) * (-1.0 / (1.0 - self.sched.alpha_bar[i0]).sqrt())
+        self.score_of(Array1::from(to_vec(&e)))
     }
 
     fn log_prob_grad(&self, z: ArrayView1<f64>) -> (f64, Array1<f64>) {
         let d = self.dim;
         let mut x = z.to_owned();
         let mut log_det = 0.0;
+        // ε̂ at z itself (the first step's), for the score.
+        let mut at_z = None;
         for w in self.levels.windows(2) {
             let (a, b) = (self.sched.alpha_bar[w[0]], self.sched.alpha_bar[w[1]]);
             let (e, jac) = self.eps_jacobian(&x, w[0]);
+            if at_z.is_none() {
+                at_z = Some(e.clone());
+            }
             // x' = √ᾱ'·x̂₀ + √(1 − ᾱ')·ε̂, x̂₀ = (x − √(1 − ᾱ)·ε̂)/√ᾱ:
             // x' = c·x + k·ε̂, with c = √(ᾱ'/ᾱ), k = √(1 − ᾱ') − c·√(1 − ᾱ).
             let c = (b / a).sqrt();
@@ -101,13 +110,18 @@ impl Density for ScoreDensity<'_> {
             x = &x * c + &e * k;
         }
         let normal = -0.5 * (x.dot(&x) + d as f64 * (2.0 * std::f64::consts::PI).ln());
-        (normal + log_det, self.grad_log_prob(z))
+        let score = match at_z {
+            Some(e) => self.score_of(e),
+            None => self.grad_log_prob(z),
+        };
+        (normal + log_det, score)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::diffusion::tests::gaussian_eps;
     use ndarray::array;
     use tglml::config::{DiffusionConfig, Sampler, Schedule};
 
@@ -132,12 +146,7 @@ mod tests {
         };
         let sched = NoiseSchedule::new(&c);
         let (m, s2) = (array![1.0, -0.5], 0.3f64);
-        let ab = sched.alpha_bar.clone();
-        let mt = Tensor::from_slice(&m.to_vec()).view([1, 2]);
-        let eps = move |x: &Tensor, i: usize| {
-            let a = ab[i];
-            (x - &mt * a.sqrt()) * ((1.0 - a).sqrt() / (a * s2 + 1.0 - a))
-        };
+        let eps = gaussian_eps(&sched, Tensor::from_slice(&m.to_vec()).view([1, 2]), s2);
         let p = ScoreDensity::new(sched.clone(), &eps, 2, 1000);
         let coarse = ScoreDensity::new(sched.clone(), &eps, 2, 50);
         let a0 = sched.alpha_bar[0];

@@ -793,7 +793,7 @@ impl Model for DiffusionModel {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn cfg(schedule: Schedule, t: usize) -> DiffusionConfig {
@@ -808,6 +808,19 @@ mod tests {
             sampler: Sampler::Ddpm,
             sample_steps: 50,
             clip_x0: vec![],
+        }
+    }
+
+    /// The exact ε̂ for data N(m, var·I) at level i:
+    /// √(1 − ᾱ)·(x − √ᾱ·m)/(ᾱ·var + 1 − ᾱ) (`m` broadcast over the rows).
+    pub(crate) fn gaussian_eps(
+        sched: &NoiseSchedule,
+        m: Tensor,
+        var: f64,
+    ) -> impl Fn(&Tensor, usize) -> Tensor + '_ {
+        move |x: &Tensor, i: usize| {
+            let a = sched.alpha_bar[i];
+            (x - &m * a.sqrt()) * ((1.0 - a).sqrt() / (a * var + 1.0 - a))
         }
     }
 
@@ -862,10 +875,7 @@ mod tests {
                 let (a, s) = (ab.sqrt(), (1.0 - ab).sqrt());
                 (a, s, s / (a * a * sd * sd + s * s))
             };
-            let eps = |x: &Tensor, i: usize| {
-                let (a, _, k) = coef(i);
-                (x - a * m) * k
-            };
+            let eps = gaussian_eps(&sched, Tensor::from(m), sd * sd);
             let noise = |k: usize| {
                 normal_tensor(7, u64::MAX - k as u64, 1, n, 1, Kind::Double, Device::Cpu)
             };
@@ -939,11 +949,7 @@ mod tests {
             (Schedule::Cosine, Sampler::Ddim),
         ] {
             let sched = NoiseSchedule::new(&cfg(schedule, 200));
-            let exact = |x: &Tensor, i: usize| {
-                let ab = sched.alpha_bar[i];
-                let (a, s) = (ab.sqrt(), (1.0 - ab).sqrt());
-                (x - a * m) * (s / (a * a * sd * sd + s * s))
-            };
+            let exact = gaussian_eps(&sched, Tensor::from(m), sd * sd);
             let wrong = |x: &Tensor, _: usize| x * -2.0;
             let noise = |k: usize| {
                 normal_tensor(3, u64::MAX - k as u64, 1, n, 1, Kind::Double, Device::Cpu)

@@ -43,6 +43,8 @@ pub struct GanSpec {
     pub disc_hidden: Vec<usize>,
     /// Weight of the R1 penalty (0: none).
     pub r1: f64,
+    /// Adam's β₁ of both networks' optimizers.
+    pub beta1: f64,
     /// DCGAN-style convolutions for 28 × 28 images instead of MLPs: the
     /// generator's channels at 7 × 7 and at 14 × 14 and 28 × 28 are `gen_hidden`, the
     /// discriminator's at 14 × 14 and 7 × 7 `disc_hidden`.
@@ -248,8 +250,6 @@ pub struct GanModel {
     samples: usize,
     seed: u64,
     kind: Kind,
-    /// Adam's β₁ of both phases (model.gan.beta1).
-    pub beta1: f64,
 }
 
 impl GanModel {
@@ -267,7 +267,6 @@ impl GanModel {
             samples,
             seed,
             kind,
-            beta1: 0.9,
         })
     }
 
@@ -286,14 +285,14 @@ impl Model for GanModel {
                 prefixes: vec!["disc."],
                 terms: vec!["d_real", "d_fake", "r1"],
                 topological: false,
-                beta1: self.beta1,
+                beta1: self.gan.spec.beta1,
             },
             Phase {
                 name: "generator",
                 prefixes: vec!["gen."],
                 terms: vec!["g_loss"],
                 topological: true,
-                beta1: self.beta1,
+                beta1: self.gan.spec.beta1,
             },
         ]
     }
@@ -376,6 +375,7 @@ mod tests {
             gen_hidden: vec![4],
             disc_hidden: vec![],
             r1: 0.7,
+            beta1: 0.9,
             conv: false,
         };
         let m = GanModel::new(&vs.root(), &spec, 5, 1, Kind::Double).unwrap();

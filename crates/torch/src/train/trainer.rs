@@ -717,18 +717,19 @@ fn build_model(
                 gen_hidden: m.hidden.clone(),
                 disc_hidden: m.gan.disc_hidden.clone(),
                 r1: m.gan.r1,
+                beta1: m.gan.beta1,
                 conv: m.network == Network::Conv,
             };
             let (n_params, size) = spec.memory(batch, elem);
             guard(n_params, size)?;
-            let mut gan = comm.agree(
-                tglml::runtime::fallible("building the networks", || {
-                    GanModel::new(&vs.root(), &spec, samples, seed, kind)
-                })
-                .and_then(|built| built),
-            )?;
-            gan.beta1 = m.gan.beta1;
-            Box::new(gan)
+            Box::new(
+                comm.agree(
+                    tglml::runtime::fallible("building the networks", || {
+                        GanModel::new(&vs.root(), &spec, samples, seed, kind)
+                    })
+                    .and_then(|built| built),
+                )?,
+            )
         }
         ModelKind::Diffusion | ModelKind::LatentDiffusion => {
             let ck =
