@@ -28,6 +28,9 @@ Examples:
   tglml data synth --kind torus --n 2000 --out output/torus.h5
   mpirun -np 4 tglml data synth --config configs/torus.toml --out output/torus.h5
   tglml data synth --set synth.torus.minor_radius=0.5 --dry-run
+  tglml train --config configs/torus.toml --out output/torus
+  tglml sample --checkpoint output/torus --sampler mala --n 1000 --out output/torus/mala.h5
+  tglml interpolate --checkpoint output/torus --from 3 --to 17 --method geodesic --out output/torus/path.h5
   tglml info";
 
 /// The `tglml` command line.
@@ -115,6 +118,38 @@ pub enum Command {
     /// every rank after the same step: the checkpoint is written, no run.h5,
     /// and the exit status is 75; run again with `--resume` to continue.
     Train(TrainArgs),
+    /// Draw samples from a trained model (a `tglml train` folder).
+    ///
+    /// The model, its data and their units are the checkpoint's (its stored
+    /// configuration); [sample] says how to draw (`--dry-run` lists the
+    /// keys). Samplers: prior (z ~ N(0, I) through the decoder), langevin and
+    /// mala (walks on a latent density fitted to the training codes,
+    /// [sample.density]: a Gaussian mixture, a KDE, or a latent-diffusion
+    /// model's own score; started at training codes or prior draws, with
+    /// burn-in and thinning; MALA's acceptance rate is printed and stored),
+    /// diffusion and ddim (a diffusion model's own samplers). Writes
+    /// /samples/z and /samples/x (and /chains for the walks; layout:
+    /// docs/hdf5.md) and FILE.png: a grid of images for 28 × 28 data, else
+    /// the samples over the data, and FILE.latent.png, the samples over the
+    /// training codes, for a 2-D latent space. Under mpirun the chains (or
+    /// blocks of samples) are spread over the ranks; the file is the same
+    /// for any rank count.
+    Sample(SampleArgs),
+    /// Paths between the latent codes of data rows, decoded.
+    ///
+    /// Methods: linear, slerp, and geodesic (the shortest curve under the
+    /// decoder's pull-back metric: the decoded path's discrete energy is
+    /// minimised with the ends fixed, from the shortest path through a
+    /// k-nearest-neighbour graph of the training codes, optionally with a
+    /// density barrier; keys of [interpolate]). The ends are rows of the
+    /// training data file (`--from I --to J`, or lists `--from 1,5 --to
+    /// 2,9`), or interpolate.pairs seeded random pairs. Writes /paths/z,
+    /// /paths/x, /paths/energy and /paths/length (docs/hdf5.md) and
+    /// FILE.png: a strip of images per path for 28 × 28 data, or the paths
+    /// over the training codes for a 2-D latent space. Under mpirun the
+    /// pairs are spread over the ranks; the file is the same for any rank
+    /// count.
+    Interpolate(InterpolateArgs),
     /// Print versions, MPI ranks, threads and CUDA availability.
     ///
     /// Use it to check a cluster build: under `mpirun` or `srun` it shows how
@@ -127,7 +162,10 @@ impl Command {
     /// Whether the command needs libtorch, which only the tglml-torch
     /// binary links ([`crate::commands::Torch`]).
     pub fn needs_torch(&self) -> bool {
-        matches!(self, Command::Train(_) | Command::Info(_))
+        matches!(
+            self,
+            Command::Train(_) | Command::Sample(_) | Command::Interpolate(_) | Command::Info(_)
+        )
     }
 }
 
@@ -593,6 +631,91 @@ impl TrainArgs {
         let mut o = Vec::new();
         if let Some(n) = self.steps {
             o.push(Override::flag("--steps", "train.steps", int(n)));
+        }
+        o
+    }
+}
+
+/// `tglml sample`
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The trained model: a `tglml train` output folder (or its
+    /// checkpoint.h5).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+
+    /// How to draw (key sample.sampler).
+    #[arg(long, value_enum)]
+    pub sampler: Option<config::SamplerName>,
+
+    /// Samples to draw (key sample.n).
+    #[arg(long, value_name = "N")]
+    pub n: Option<u64>,
+
+    /// Output HDF5 file; its pictures go beside it (FILE.png).
+    #[arg(long, value_name = "FILE.h5", default_value = "output/samples.h5")]
+    pub out: PathBuf,
+}
+
+impl SampleArgs {
+    /// The named options as configuration overrides.
+    pub fn flags(&self) -> Vec<Override> {
+        let mut o = Vec::new();
+        if let Some(s) = self.sampler {
+            o.push(Override::flag("--sampler", "sample.sampler", s.name()));
+        }
+        if let Some(n) = self.n {
+            o.push(Override::flag("--n", "sample.n", int(n)));
+        }
+        o
+    }
+}
+
+/// `tglml interpolate`
+#[derive(Debug, Args)]
+pub struct InterpolateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The trained model: a `tglml train` output folder (or its
+    /// checkpoint.h5).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+
+    /// The start rows (0-based rows of the training data file), one per
+    /// path; with --to. Without both: interpolate.pairs random pairs.
+    #[arg(long, value_name = "I", value_delimiter = ',', requires = "to")]
+    pub from: Vec<u64>,
+
+    /// The end rows, as many as --from.
+    #[arg(long, value_name = "J", value_delimiter = ',', requires = "from")]
+    pub to: Vec<u64>,
+
+    /// The path (key interpolate.method).
+    #[arg(long, value_enum)]
+    pub method: Option<config::PathMethod>,
+
+    /// Points per path, both ends included (key interpolate.points).
+    #[arg(long, value_name = "K")]
+    pub points: Option<u64>,
+
+    /// Output HDF5 file; its picture goes beside it (FILE.png).
+    #[arg(long, value_name = "FILE.h5", default_value = "output/paths.h5")]
+    pub out: PathBuf,
+}
+
+impl InterpolateArgs {
+    /// The named options as configuration overrides.
+    pub fn flags(&self) -> Vec<Override> {
+        let mut o = Vec::new();
+        if let Some(m) = self.method {
+            o.push(Override::flag("--method", "interpolate.method", m.name()));
+        }
+        if let Some(k) = self.points {
+            o.push(Override::flag("--points", "interpolate.points", int(k)));
         }
         o
     }

@@ -42,6 +42,142 @@ pub struct Config {
     pub model: ModelConfig,
     /// `tglml train`: data, optimisation, the topological loss.
     pub train: TrainConfig,
+    /// `tglml sample`: samplers, Langevin walks and the latent density.
+    pub sample: SampleConfig,
+    /// `tglml interpolate`: paths between latent points.
+    pub interpolate: InterpolateConfig,
+}
+
+/// `[sample]`: drawing from a trained model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleConfig {
+    pub sampler: SamplerName,
+    pub n: usize,
+    pub seed: u64,
+    pub start: StartName,
+    pub eta: f64,
+    pub steps: usize,
+    pub burn_in: usize,
+    pub thin: usize,
+    pub diffusion_steps: usize,
+    /// `[sample.density]`.
+    pub density: DensityConfig,
+}
+
+/// `sample.sampler` (and `--sampler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SamplerName {
+    /// z ~ N(0, I), decoded.
+    Prior,
+    /// The unadjusted Langevin walk on the latent density, decoded.
+    Langevin,
+    /// Langevin with the Metropolis correction (MALA), decoded.
+    Mala,
+    /// A diffusion model's ancestral (DDPM) sampler.
+    Diffusion,
+    /// A diffusion model's deterministic DDIM sampler.
+    Ddim,
+}
+
+impl SamplerName {
+    /// Its name in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerName::Prior => "prior",
+            SamplerName::Langevin => "langevin",
+            SamplerName::Mala => "mala",
+            SamplerName::Diffusion => "diffusion",
+            SamplerName::Ddim => "ddim",
+        }
+    }
+}
+
+/// `sample.start`: where the Langevin chains start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartName {
+    /// At training codes (a seeded choice).
+    Codes,
+    /// At draws of N(0, I).
+    Prior,
+}
+
+/// `[sample.density]`: the latent density of the walks and of the
+/// geodesic's barrier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DensityConfig {
+    pub kind: DensityName,
+    pub components: Vec<usize>,
+    pub bandwidth: f64,
+    pub reg_covar: f64,
+    pub max_iter: usize,
+    pub tol: f64,
+    pub max_codes: usize,
+    pub score_steps: usize,
+}
+
+/// `sample.density.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DensityName {
+    /// A Gaussian mixture fitted by EM, K chosen by BIC.
+    Gmm,
+    /// A Gaussian kernel density estimate.
+    Kde,
+    /// A latent-diffusion model's own score.
+    Score,
+}
+
+/// `[interpolate]`: paths between two latent points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterpolateConfig {
+    pub method: PathMethod,
+    pub points: usize,
+    pub pairs: usize,
+    pub seed: u64,
+    pub steps: usize,
+    pub lr: f64,
+    pub barrier: f64,
+    pub init: PathInit,
+    pub neighbours: usize,
+    pub max_codes: usize,
+}
+
+/// `interpolate.method` (and `--method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathMethod {
+    /// The straight latent line.
+    Linear,
+    /// Spherical interpolation (slerp).
+    Slerp,
+    /// The geodesic under the decoder's pull-back metric.
+    Geodesic,
+}
+
+impl PathMethod {
+    /// Its name in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathMethod::Linear => "linear",
+            PathMethod::Slerp => "slerp",
+            PathMethod::Geodesic => "geodesic",
+        }
+    }
+}
+
+/// `interpolate.init`: the geodesic's start path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathInit {
+    /// The shortest path through the k-NN graph of the training codes.
+    Graph,
+    /// The straight line.
+    Linear,
 }
 
 /// `[model]`: the generative model `tglml train` trains, and its network.
@@ -1117,6 +1253,58 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
                 format!("must be a number >= 0 or \"auto\", got {t}"),
             ));
         }
+    }
+    let sm = &c.sample;
+    at_least("sample.n", sm.n, 1)?;
+    positive("sample.eta", sm.eta)?;
+    at_least("sample.thin", sm.thin, 1)?;
+    if sm.steps / sm.thin.max(1) == 0 {
+        return Err(fail(
+            "sample.steps",
+            format!(
+                "{} steps thinned by sample.thin = {} keep no state: steps must be at least thin",
+                sm.steps, sm.thin
+            ),
+        ));
+    }
+    at_least("sample.diffusion_steps", sm.diffusion_steps, 1)?;
+    let de = &sm.density;
+    if !(de.components.len() == 2 && de.components[0] >= 1 && de.components[0] <= de.components[1])
+    {
+        return Err(fail(
+            "sample.density.components",
+            format!(
+                "must be [min, max] with 1 <= min <= max (K tried by BIC), got {:?}",
+                de.components
+            ),
+        ));
+    }
+    if !(de.bandwidth.is_finite() && de.bandwidth >= 0.0) {
+        return Err(fail(
+            "sample.density.bandwidth",
+            format!(
+                "must be a finite number >= 0 (0 = Scott's rule), got {}",
+                de.bandwidth
+            ),
+        ));
+    }
+    positive("sample.density.reg_covar", de.reg_covar)?;
+    positive("sample.density.tol", de.tol)?;
+    at_least("sample.density.max_iter", de.max_iter, 1)?;
+    at_least("sample.density.score_steps", de.score_steps, 2)?;
+    let ip = &c.interpolate;
+    at_least("interpolate.points", ip.points, 2)?;
+    at_least("interpolate.pairs", ip.pairs, 1)?;
+    positive("interpolate.lr", ip.lr)?;
+    at_least("interpolate.neighbours", ip.neighbours, 1)?;
+    if !(ip.barrier.is_finite() && ip.barrier >= 0.0) {
+        return Err(fail(
+            "interpolate.barrier",
+            format!(
+                "must be a finite number >= 0 (0 = none), got {}",
+                ip.barrier
+            ),
+        ));
     }
     if !(c.run.memory_budget_gib.is_finite() && c.run.memory_budget_gib >= 0.0) {
         return Err(fail(

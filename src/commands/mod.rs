@@ -116,6 +116,27 @@ pub fn run(cli: Cli, comm: &Comm, torch: &dyn Torch) -> Result<Exit> {
             };
             return torch.train(comm, &setup, &a);
         }
+        Command::Sample(a) => {
+            let Some(setup) = prepare(comm, &a.common, a.flags(), "sample", Some(&a.out), &args)?
+            else {
+                return Ok(Exit::Done);
+            };
+            torch.sample(comm, &setup, &a)
+        }
+        Command::Interpolate(a) => {
+            let Some(setup) = prepare(
+                comm,
+                &a.common,
+                a.flags(),
+                "interpolate",
+                Some(&a.out),
+                &args,
+            )?
+            else {
+                return Ok(Exit::Done);
+            };
+            torch.interpolate(comm, &setup, &a)
+        }
         Command::Info(common) => {
             let Some(setup) = prepare(comm, &common, Vec::new(), "info", None, &args)? else {
                 return Ok(Exit::Done);

@@ -1,6 +1,6 @@
 //! The commands that need libtorch run in tglml-torch, a second binary
-//! beside `tglml` (crates/torch): `tglml train`, and `tglml info` for its
-//! libtorch line. Every other command neither links nor loads libtorch
+//! beside `tglml` (crates/torch): `tglml train`, `tglml sample`, `tglml
+//! interpolate`, and `tglml info` for its libtorch line. Every other command neither links nor loads libtorch
 //! (about 0.5 s and 120 MiB at each start), and the compiler checks it: this
 //! crate does not depend on tch.
 //!
@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Exit, Setup};
-use crate::cli::TrainArgs;
+use crate::cli::{InterpolateArgs, SampleArgs, TrainArgs};
 use crate::dist::Comm;
 use crate::error::{Error, Result};
 
@@ -23,6 +23,10 @@ pub trait Torch {
     fn hand_off(&self) {}
     /// `tglml train`, after [`super::prepare`].
     fn train(&self, comm: &Comm, setup: &Setup, args: &TrainArgs) -> Result<Exit>;
+    /// `tglml sample`, after [`super::prepare`].
+    fn sample(&self, comm: &Comm, setup: &Setup, args: &SampleArgs) -> Result<()>;
+    /// `tglml interpolate`, after [`super::prepare`].
+    fn interpolate(&self, comm: &Comm, setup: &Setup, args: &InterpolateArgs) -> Result<()>;
     /// For `tglml info`: this rank's CUDA device count, if libtorch is
     /// here, and the line on libtorch.
     fn info(&self) -> (Option<usize>, String);
@@ -77,6 +81,14 @@ impl Torch for HandOff {
 
     fn train(&self, _: &Comm, _: &Setup, _: &TrainArgs) -> Result<Exit> {
         Err(Error::invalid("train", self.missing()))
+    }
+
+    fn sample(&self, _: &Comm, _: &Setup, _: &SampleArgs) -> Result<()> {
+        Err(Error::invalid("sample", self.missing()))
+    }
+
+    fn interpolate(&self, _: &Comm, _: &Setup, _: &InterpolateArgs) -> Result<()> {
+        Err(Error::invalid("interpolate", self.missing()))
     }
 
     fn info(&self) -> (Option<usize>, String) {

@@ -133,6 +133,13 @@ impl H5Writer {
             .map_err(|e| Error::hdf5(&self.dest, path, e))
     }
 
+    /// Creates the group `path` (and the missing ones above it), for
+    /// attributes of its own.
+    pub fn group(&self, path: &str) -> Result<()> {
+        self.parent_group(&format!("{}/-", path.trim_end_matches('/')))
+            .map(|_| ())
+    }
+
     /// A 1-D dataset of UTF-8 strings.
     pub fn strings(&self, path: &str, values: &[String]) -> Result<hdf5::Dataset> {
         let v: Vec<VarLenUnicode> = values

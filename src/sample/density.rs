@@ -292,7 +292,7 @@ impl Gmm {
             let weighted = &diff * &resp.column(c).insert_axis(Axis(1));
             let mut cov = weighted.t().dot(&diff) / nk[c];
             cov.diag_mut().mapv_inplace(|v| v + reg_covar);
-            covs.push(cholesky(&cov, "density.reg_covar")?);
+            covs.push(cholesky(&cov, "sample.density.reg_covar")?);
         }
         let weights = &nk / nk.sum();
         Ok(Self::from_factors(weights, means, Factors::Each(covs)))
@@ -303,12 +303,12 @@ impl Gmm {
     /// the next, or `max_iter` M steps. The trace holds the mean
     /// log-likelihood of the parameters after each M step.
     pub fn em(&self, data: ArrayView2<f64>, s: &EmSettings) -> Result<(Gmm, EmTrace)> {
-        check_data(data, 1, "density")?;
+        check_data(data, 1, "sample.density")?;
         let (n, k) = (data.nrows() as u64, self.components() as u64);
         guard::need(
             "the responsibilities of EM",
             Size::array(&[n, k, 2], 8),
-            "density.components",
+            "sample.density.components",
         )?;
         let mut g = self.clone();
         let mut trace = EmTrace {
@@ -360,7 +360,7 @@ impl Gmm {
     /// next with probability ∝ the squared distance to the nearest chosen
     /// one; every row assigned to its nearest centre; one M step.
     pub fn kmeans_pp(data: ArrayView2<f64>, k: usize, seed: u64, reg_covar: f64) -> Result<Gmm> {
-        check_data(data, k.max(1), "density.components")?;
+        check_data(data, k.max(1), "sample.density.components")?;
         let n = data.nrows();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let sq = |a: ArrayView1<f64>, b: ArrayView1<f64>| -> f64 {
@@ -416,7 +416,10 @@ impl Gmm {
         let mut table = vec![];
         for &k in ks {
             if k == 0 {
-                return Err(Error::invalid("density.components", "K must be at least 1"));
+                return Err(Error::invalid(
+                    "sample.density.components",
+                    "K must be at least 1",
+                ));
             }
             let (g, trace) = Self::kmeans_pp(data, k, seed, s.reg_covar)?.em(data, s)?;
             // The trace ends with the returned parameters' log-likelihood.
@@ -429,7 +432,8 @@ impl Gmm {
                 best = Some((b, g));
             }
         }
-        let (_, g) = best.ok_or_else(|| Error::invalid("density.components", "no K to try"))?;
+        let (_, g) =
+            best.ok_or_else(|| Error::invalid("sample.density.components", "no K to try"))?;
         Ok((g, table))
     }
 
@@ -437,13 +441,13 @@ impl Gmm {
     /// h²·Σ̂ (Σ̂ the codes' covariance) with h = `bandwidth`, or Scott's
     /// factor n^(−1/(d+4)) when `None` (as scipy's gaussian_kde).
     pub fn kde(data: ArrayView2<f64>, bandwidth: Option<f64>) -> Result<Gmm> {
-        check_data(data, 2, "density")?;
+        check_data(data, 2, "sample.density")?;
         let (n, d) = (data.nrows(), data.ncols());
         let h = match bandwidth {
             Some(h) if h.is_finite() && h > 0.0 => h,
             Some(h) => {
                 return Err(Error::invalid(
-                    "density.bandwidth",
+                    "sample.density.bandwidth",
                     format!("must be a finite number > 0, got {h}"),
                 ))
             }
@@ -452,7 +456,7 @@ impl Gmm {
         let mean = data.mean_axis(Axis(0)).expect("n ≥ 2");
         let diff = &data - &mean;
         let cov = diff.t().dot(&diff) / (n - 1) as f64 * (h * h);
-        let l = cholesky(&cov, "density.bandwidth")?;
+        let l = cholesky(&cov, "sample.density.bandwidth")?;
         Ok(Self::from_factors(
             Array1::from_elem(n, 1.0 / n as f64),
             data.to_owned(),
@@ -706,6 +710,9 @@ mod tests {
         let e = Gmm::kde(bad.view(), None).unwrap_err().to_string();
         assert!(e.contains("code 0 has a value that is not finite"), "{e}");
         let e = Gmm::kde(x.view(), Some(0.0)).unwrap_err().to_string();
-        assert!(e.contains("density.bandwidth") && e.contains("> 0"), "{e}");
+        assert!(
+            e.contains("sample.density.bandwidth") && e.contains("> 0"),
+            "{e}"
+        );
     }
 }

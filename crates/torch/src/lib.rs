@@ -4,13 +4,14 @@
 //! ([`tglml::commands::Torch`]).
 
 pub mod eval;
+pub mod generate;
 pub mod geodesic;
 pub mod score;
 pub mod train;
 
 use std::path::Path;
 
-use tglml::cli::TrainArgs;
+use tglml::cli::{InterpolateArgs, SampleArgs, TrainArgs};
 use tglml::commands::{check_outputs, Exit, Setup, Torch};
 use tglml::dist::Comm;
 use tglml::error::Result;
@@ -52,6 +53,18 @@ impl Torch for Commands {
             eprintln!("{message}");
         }
         Ok(exit)
+    }
+
+    fn sample(&self, comm: &Comm, setup: &Setup, a: &SampleArgs) -> Result<()> {
+        set_threads(setup.threads);
+        let _pool = tglml::runtime::adopt_current_thread(setup.threads);
+        generate::sample(comm, setup, a)
+    }
+
+    fn interpolate(&self, comm: &Comm, setup: &Setup, a: &InterpolateArgs) -> Result<()> {
+        set_threads(setup.threads);
+        let _pool = tglml::runtime::adopt_current_thread(setup.threads);
+        generate::interpolate(comm, setup, a)
     }
 
     fn info(&self) -> (Option<usize>, String) {

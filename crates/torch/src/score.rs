@@ -17,8 +17,7 @@ use crate::train::diffusion::NoiseSchedule;
 use crate::train::topo_loss::to_vec;
 use tglml::sample::density::Density;
 
-/// The noise prediction ε̂(x, i) of rows x (n × d) at level i.
-pub type Eps<'a> = dyn Fn(&Tensor, usize) -> Tensor + 'a;
+pub use crate::train::diffusion::Eps;
 
 /// A diffusion model's density (module doc).
 pub struct ScoreDensity<'a> {

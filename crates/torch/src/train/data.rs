@@ -238,6 +238,11 @@ impl TrainData {
         self.train_rows.len()
     }
 
+    /// The data row of training position `pos`.
+    pub fn train_row(&self, pos: usize) -> usize {
+        self.train_rows[pos]
+    }
+
     /// Values per row.
     pub fn dim(&self) -> usize {
         self.dim
@@ -254,6 +259,29 @@ impl TrainData {
         let rows: Vec<usize> = positions.iter().map(|&p| self.train_rows[p]).collect();
         self.gather(comm, &rows, false)
             .map(|x| x.expect("all-gathered"))
+    }
+
+    /// Data rows `rows` (0-based rows of the data, in that order),
+    /// standardised, on every rank (collective). A row past the data is
+    /// refused, naming `key`.
+    pub fn rows(&self, comm: &Comm, rows: &[usize], key: &str) -> Result<Array2<f64>> {
+        if let Some(&r) = rows.iter().find(|&&r| r >= self.n) {
+            return Err(Error::invalid(
+                key,
+                format!(
+                    "row {r} is out of range: the data have {} rows (0..={})",
+                    self.n,
+                    self.n.saturating_sub(1)
+                ),
+            ));
+        }
+        self.gather(comm, rows, false)
+            .map(|x| x.expect("all-gathered"))
+    }
+
+    /// The standardisation (mean, std per feature), if the run used one.
+    pub fn scale(&self) -> Option<&(Array1<f64>, Array1<f64>)> {
+        self.scale.as_ref()
     }
 
     /// The test split, standardised like the training split, on rank 0

@@ -34,7 +34,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::checkpoint;
 use super::data::TestSplit;
-use super::model::{normal_tensor, Batch, Model, Phase, PhaseLoss};
+use super::model::{normal_tensor, Batch, Generative, Model, Phase, PhaseLoss};
 use super::topo_loss::to_vec;
 use super::vae::{Arch, Vae, VaeSpec};
 use tglml::config::{DiffusionConfig, ModelKind, Network, Sampler, Schedule};
@@ -696,13 +696,18 @@ impl DiffusionModel {
             &self.sched,
             self.cfg.sampler,
             self.cfg.sample_steps,
-            match self.cfg.clip_x0[..] {
-                [lo, hi] => Some((lo, hi)),
-                _ => None,
-            },
+            self.clip(),
             &eps,
             &noise,
         )
+    }
+
+    /// model.diffusion.clip_x0 as a range.
+    fn clip(&self) -> Option<(f64, f64)> {
+        match self.cfg.clip_x0[..] {
+            [lo, hi] => Some((lo, hi)),
+            _ => None,
+        }
     }
 }
 
@@ -789,6 +794,55 @@ impl Model for DiffusionModel {
             ),
         };
         Ok(format!("; {n} samples ({how}) in /samples"))
+    }
+
+    fn generative(&self) -> &dyn Generative {
+        self
+    }
+}
+
+/// The noise prediction ε̂(x, i) of rows x (n × d) at one level i.
+pub type Eps<'a> = dyn Fn(&Tensor, usize) -> Tensor + 'a;
+
+/// A diffusion model as a sampler: what [`sample`] needs.
+pub struct Parts<'a> {
+    pub sched: &'a NoiseSchedule,
+    /// The dimension it generates in.
+    pub dim: usize,
+    /// model.diffusion.clip_x0.
+    pub clip: Option<(f64, f64)>,
+    /// ε̂(x, i) with the weights it samples with (the EMA copy if any), at
+    /// one level i for every row of x.
+    pub eps: Box<Eps<'a>>,
+}
+
+/// Latent diffusion's latent space is its VAE's; a diffusion model on the
+/// data has none.
+impl Generative for DiffusionModel {
+    fn latent_dim(&self) -> Option<usize> {
+        self.frozen.as_ref().map(|_| self.dim)
+    }
+
+    fn encode(&self, x: &Tensor) -> Option<Tensor> {
+        self.frozen
+            .as_ref()
+            .map(|f| tch::no_grad(|| f.vae.encode(x).0))
+    }
+
+    fn decode(&self, z: &Tensor) -> Option<Tensor> {
+        self.frozen.as_ref().map(|f| f.vae.decode_mean(z))
+    }
+
+    fn diffusion(&self) -> Option<Parts<'_>> {
+        let net = self.ema.as_ref().map_or(&self.net, |(e, _)| e);
+        Some(Parts {
+            sched: &self.sched,
+            dim: self.dim,
+            clip: self.clip(),
+            eps: Box::new(move |x: &Tensor, i: usize| {
+                self.predict(net, x, &vec![i; x.size()[0] as usize])
+            }),
+        })
     }
 }
 

@@ -24,7 +24,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::data::TestSplit;
-use super::model::{mlp_params, Batch, Model, Phase, PhaseLoss};
+use super::model::{mlp_params, Batch, Generative, Model, Phase, PhaseLoss};
 use super::topo_loss::to_vec;
 use tglml::error::{Error, Result};
 use tglml::io::H5Writer;
@@ -355,6 +355,25 @@ impl Model for GanModel {
             .map_err(|e| Error::external("samples", e))?;
         super::model::write_samples(w, out, split, &samples)?;
         Ok(format!("; {n} samples in /samples"))
+    }
+
+    fn generative(&self) -> &dyn Generative {
+        self
+    }
+}
+
+/// A GAN has a decoder (its generator) and no encoder.
+impl Generative for GanModel {
+    fn latent_dim(&self) -> Option<usize> {
+        Some(self.gan.spec.latent_dim)
+    }
+
+    fn encode(&self, _: &Tensor) -> Option<Tensor> {
+        None
+    }
+
+    fn decode(&self, z: &Tensor) -> Option<Tensor> {
+        Some(self.gan.generate(z))
     }
 }
 

@@ -153,10 +153,8 @@ pub fn training_memory(
 /// The file of the samples' picture.
 pub const SAMPLES_PLOT: &str = "samples.png";
 
-/// Writes `/samples` into `w` and their picture to `out`/[`SAMPLES_PLOT`]:
-/// a grid of the first 64 when the data are 28 × 28 images (grey levels
-/// over the value range of the test split), else a scatter of the samples
-/// (orange) over the test split (blue), their first two coordinates.
+/// Writes `/samples` into `w` and their picture to `out`/[`SAMPLES_PLOT`]
+/// ([`samples_png`] over the test split).
 pub fn write_samples(
     w: &H5Writer,
     out: &Path,
@@ -164,19 +162,39 @@ pub fn write_samples(
     samples: &ndarray::Array2<f64>,
 ) -> Result<()> {
     w.dataset("/samples", samples)?;
-    let path = out.join(SAMPLES_PLOT);
+    samples_png(&split.x, samples, &out.join(SAMPLES_PLOT))
+}
+
+/// The picture of `samples` at `path`: a grid of the first 64 when they
+/// are 28 × 28 images (grey levels over the value range of `reference`),
+/// else a scatter of the samples (orange) over `reference` (blue), their
+/// first two coordinates.
+pub fn samples_png(
+    reference: &ndarray::Array2<f64>,
+    samples: &ndarray::Array2<f64>,
+    path: &Path,
+) -> Result<()> {
     if samples.ncols() == 784 {
-        let lo = split.x.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = split.x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let range = if lo < hi { (lo, hi) } else { (0.0, 1.0) };
-        return tglml::io::plot::image_grid_png(samples, 28, 8, range, &path);
+        return tglml::io::plot::image_grid_png(samples, 28, 8, value_range(reference), path);
     }
-    let both = ndarray::concatenate(ndarray::Axis(0), &[split.x.view(), samples.view()])
+    let both = ndarray::concatenate(ndarray::Axis(0), &[reference.view(), samples.view()])
         .map_err(|e| tglml::error::Error::external("samples plot", e))?;
-    let labels: Vec<i64> = std::iter::repeat_n(0, split.x.nrows())
+    let labels: Vec<i64> = std::iter::repeat_n(0, reference.nrows())
         .chain(std::iter::repeat_n(1, samples.nrows()))
         .collect();
-    tglml::io::plot::scatter_png(&both, Some(&labels), &path)
+    tglml::io::plot::scatter_png(&both, Some(&labels), path)
+}
+
+/// The smallest and largest value of `x` ((0, 1) when they do not make a
+/// range): the grey scale of image grids.
+pub fn value_range(x: &ndarray::Array2<f64>) -> (f64, f64) {
+    let lo = x.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if lo < hi {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    }
 }
 
 /// A phase's loss on this rank's rows.
@@ -215,6 +233,29 @@ pub trait Model {
     /// the run file `w` (and its extra files); returns a summary for the
     /// user.
     fn report(&self, w: &H5Writer, out: &Path, test: &TestSplit) -> Result<String>;
+
+    /// What the trained model offers `tglml sample` and `tglml
+    /// interpolate`.
+    fn generative(&self) -> &dyn Generative;
+}
+
+/// A trained model's latent space, its maps and its own sampler, as far
+/// as it has them (tensors of the model's kind, on its device).
+pub trait Generative {
+    /// The dimension of its latent space, where the prior N(0, I), the
+    /// latent densities, the walks and the paths live (`None`: a diffusion
+    /// model on the data has none).
+    fn latent_dim(&self) -> Option<usize>;
+    /// The latent codes of data rows (a VAE's means; latent diffusion: its
+    /// VAE's), `None` without an encoder.
+    fn encode(&self, x: &Tensor) -> Option<Tensor>;
+    /// The decoded points of latent rows (a VAE's decoder mean, a GAN's
+    /// generator), differentiable; `None` without a decoder.
+    fn decode(&self, z: &Tensor) -> Option<Tensor>;
+    /// Its diffusion model, with the weights it samples with.
+    fn diffusion(&self) -> Option<super::diffusion::Parts<'_>> {
+        None
+    }
 }
 
 #[cfg(test)]

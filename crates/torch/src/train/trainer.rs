@@ -43,7 +43,7 @@ use tglml::error::{Error, Result};
 use tglml::io::{H5Writer, Stamp};
 use tglml::progress::Progress;
 
-fn device_of(name: &str) -> Result<Device> {
+pub(crate) fn device_of(name: &str) -> Result<Device> {
     match name {
         "cpu" => Ok(Device::Cpu),
         "cuda" | "auto" => {
@@ -650,10 +650,10 @@ pub fn run(
 }
 
 /// The VarStore name of the learned latent unit's log (train.topo.latent_scale).
-const LOG_SCALE: &str = "topo_log_scale";
+pub(crate) const LOG_SCALE: &str = "topo_log_scale";
 
 /// The model of `[model]`, its memory checked against the budget first.
-fn build_model(
+pub(crate) fn build_model(
     comm: &Comm,
     vs: &nn::VarStore,
     m: &ModelConfig,

@@ -13,7 +13,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::data::TestSplit;
-use super::model::{Batch, Model, Phase, PhaseLoss};
+use super::model::{Batch, Generative, Model, Phase, PhaseLoss};
 use crate::eval::{kl_sigma, w_h0};
 use tglml::error::{Error, Result};
 use tglml::io::H5Writer;
@@ -391,6 +391,24 @@ impl Model for VaeModel {
         super::model::write_samples(w, out, split, &samples)?;
         tglml::io::plot::scatter_png(&z, split.labels.as_deref(), &out.join(Self::PLOT))?;
         Ok(format!("{summary}; {k} samples in /samples"))
+    }
+
+    fn generative(&self) -> &dyn Generative {
+        self
+    }
+}
+
+impl Generative for VaeModel {
+    fn latent_dim(&self) -> Option<usize> {
+        Some(self.vae.spec.latent_dim)
+    }
+
+    fn encode(&self, x: &Tensor) -> Option<Tensor> {
+        Some(tch::no_grad(|| self.vae.encode(x).0))
+    }
+
+    fn decode(&self, z: &Tensor) -> Option<Tensor> {
+        Some(self.vae.decode_mean(z))
     }
 }
 
