@@ -12,6 +12,7 @@
 #   make compare-topology  TGLML vs the same model without the loss, 3 seeds, KL_sigma and W(H0) (benches/train/compare.py)
 #   make fashion-samples   each model on Fashion-MNIST, 64-sample grids into docs/images/fashion (scripts/fashion-samples.sh)
 #   make compare-samples   GAN and diffusion with and without the loss, 3 seeds: W2 of H0/H1 of samples vs held-out (benches/train/samples.py)
+#   make sample-torus      samplers and paths of a trained torus VAE: distance to the data and the torus, 3 seeds (benches/sample/torus.py)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -27,10 +28,10 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples
+.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples sample-torus
 
 help:
-	@sed -n '2,14p' Makefile
+	@sed -n '2,15p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -118,6 +119,10 @@ bench-train: build
 compare-samples: build
 	@echo "== samples keep the topology? a GAN and a diffusion model with and without the loss on a circle and a torus, 3 seeds (benches/train/samples.py $(BENCH_ARGS))"
 	@$(BENCH_PY) benches/train/samples.py --md benches/train/samples-results.md $(BENCH_ARGS)
+
+sample-torus: build
+	@echo "== samplers and paths on a trained torus VAE: prior vs Langevin/MALA, linear/slerp vs geodesic, 3 seeds (benches/sample/torus.py $(BENCH_ARGS))"
+	@$(BENCH_PY) benches/sample/torus.py --md benches/sample/torus-results.md $(BENCH_ARGS)
 
 fashion-samples: build
 	@echo "== Fashion-MNIST: each generative model on the 60,000 training images, 64-sample grids into docs/images/fashion/ (scripts/fashion-samples.sh)"
