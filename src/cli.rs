@@ -143,7 +143,8 @@ pub enum Command {
     /// k-nearest-neighbour graph of the training codes, optionally with a
     /// density barrier; keys of [interpolate]). The ends are rows of the
     /// training data file (`--from I --to J`, or lists `--from 1,5 --to
-    /// 2,9`), or interpolate.pairs seeded random pairs. Writes /paths/z,
+    /// 2,9`), latent points (`--from-z 0.5,-1 --to-z 2,0.3`), or
+    /// interpolate.pairs seeded random pairs. Writes /paths/z,
     /// /paths/x, /paths/energy and /paths/length (docs/hdf5.md) and
     /// FILE.png: a strip of images per path for 28 × 28 data, or the paths
     /// over the training codes for a 2-D latent space. Under mpirun the
@@ -693,6 +694,30 @@ pub struct InterpolateArgs {
     /// The end rows, as many as --from.
     #[arg(long, value_name = "J", value_delimiter = ',', requires = "from")]
     pub to: Vec<u64>,
+
+    /// A latent start point instead of a data row (comma-separated, as
+    /// many values as the latent dimension), with --to-z: one path. Also
+    /// for a GAN, which has no encoder (then with interpolate.init =
+    /// "linear" for a geodesic).
+    #[arg(
+        long,
+        value_name = "Z",
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        requires = "to_z",
+        conflicts_with_all = ["from", "to"]
+    )]
+    pub from_z: Vec<f64>,
+
+    /// The latent end point, with --from-z.
+    #[arg(
+        long,
+        value_name = "Z",
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        requires = "from_z"
+    )]
+    pub to_z: Vec<f64>,
 
     /// The path (key interpolate.method).
     #[arg(long, value_enum)]

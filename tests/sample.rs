@@ -377,7 +377,15 @@ fn bad_sampling_input_is_refused() {
         ),
         (
             vec!["interpolate", "--checkpoint", &g],
-            "(model.kind = \"gan\") has no encoder",
+            "(model.kind = \"gan\") has no encoder, so data rows have no latent codes to join",
+        ),
+        (
+            vec!["interpolate", "--checkpoint", &g, "--from-z", "0,1", "--to-z", "1,0"],
+            "give latent end points with --from-z/--to-z and set interpolate.init = \"linear\"",
+        ),
+        (
+            vec!["interpolate", "--checkpoint", &v, "--from-z", "0,1,2", "--to-z", "1,0"],
+            "--from-z: a latent point of 2 finite values (the model's latent dimension) is expected, got [0.0, 1.0, 2.0]",
         ),
         (
             vec![
@@ -453,7 +461,49 @@ fn bad_sampling_input_is_refused() {
             vec!["sample", "--checkpoint", &empty],
             "holds no checkpoint.h5",
         ),
+        (
+            vec!["sample", "--checkpoint", &v, "--n", "100000000000"],
+            "100000000000 samples of 5 values",
+        ),
+        (
+            vec!["interpolate", "--checkpoint", &v, "--set", "interpolate.pairs=10000000000"],
+            "10000000000 paths of 16 points",
+        ),
     ];
+    // A GAN interpolates between latent points: -np 1 and -np 2 alike.
+    for np in [1, 2] {
+        run_np(
+            np,
+            &[
+                "interpolate",
+                "--checkpoint",
+                &g,
+                "--from-z",
+                "-1.5,0.25",
+                "--to-z",
+                "2,-0.5",
+                "--set",
+                "interpolate.init=\"linear\"",
+                "--set",
+                "interpolate.steps=30",
+                "--threads",
+                "1",
+                "--out",
+                &s(&dir.path().join(format!("gan-path-{np}.h5"))),
+            ],
+        );
+    }
+    assert_eq!(
+        h5dump_comparable(&dir.path().join("gan-path-1.h5")),
+        h5dump_comparable(&dir.path().join("gan-path-2.h5"))
+    );
+    let code = format!(
+        "import h5py\np = h5py.File({:?})['paths']\nprint(p['z'][0, 0].tolist(), p['z'][0, -1].tolist(), p['from'][()].tolist())",
+        s(&dir.path().join("gan-path-1.h5"))
+    );
+    let o = python_cmd().args(["-c", &code]).output().unwrap();
+    ok(&o);
+    assert_eq!(stdout(&o).trim(), "[-1.5, 0.25] [2.0, -0.5] [-1]");
     for (args, expected) in cases {
         let mut a = args.clone();
         a.extend(["--out", &out]);

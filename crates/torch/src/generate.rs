@@ -205,9 +205,10 @@ impl Trained {
             key,
         ))?;
         let x = self.data.batch(comm, &pos)?;
-        let z = match self.gen().latent_dim().is_some() && self.has_encoder() {
-            true => Some(comm.agree(self.encode(x.view()))?),
-            false => None,
+        let z = if self.gen().latent_dim().is_some() && self.has_encoder() {
+            Some(comm.agree(self.encode(x.view()))?)
+        } else {
+            None
         };
         Ok((x, z))
     }
@@ -473,6 +474,13 @@ pub fn sample(comm: &Comm, setup: &Setup, a: &SampleArgs) -> Result<()> {
             }
         }
     }
+    // The samples on rank 0: latent and data rows, and their float copies.
+    let width = latent.unwrap_or(0) + t.data.dim();
+    comm.agree(tglml::guard::need(
+        &format!("{n} samples of {width} values"),
+        tglml::guard::Size::array(&[n as u64, width as u64, 3], 8),
+        "sample.n",
+    ))?;
     let walks = matches!(sampler, SamplerName::Langevin | SamplerName::Mala);
     let dcfg = &s.density;
     if walks {
@@ -745,45 +753,97 @@ pub fn interpolate(comm: &Comm, setup: &Setup, a: &InterpolateArgs) -> Result<()
             ),
         ));
     };
-    if !t.has_encoder() {
+    let latent_ends = !a.from_z.is_empty();
+    let geodesic = ip.method == PathMethod::Geodesic;
+    let graph = geodesic && ip.init == PathInit::Graph;
+    let encoder = t.has_encoder();
+    if !encoder && (!latent_ends || graph) {
         return Err(Error::invalid(
             "interpolate",
             format!(
-                "{} has no encoder, so data rows have no latent codes to join (a VAE's or a latent-diffusion model's has)",
-                t.what()
+                "{} has no encoder, so {} (a VAE's or a latent-diffusion model's has); give latent end points with --from-z/--to-z{}",
+                t.what(),
+                if latent_ends {
+                    "there are no training codes for the k-NN graph of interpolate.init = \"graph\""
+                } else {
+                    "data rows have no latent codes to join"
+                },
+                if graph { " and set interpolate.init = \"linear\"" } else { "" }
             ),
         ));
     }
-    // The pairs, as data rows.
-    let pairs: Vec<(usize, usize)> = if a.from.is_empty() {
-        let n = t.data.n_train();
-        if n < 2 {
-            return Err(Error::invalid(
-                "interpolate.pairs",
-                "the training split has fewer than 2 rows",
-            ));
+    if latent_ends {
+        for (flag, z) in [("--from-z", &a.from_z), ("--to-z", &a.to_z)] {
+            if z.len() != l || z.iter().any(|v| !v.is_finite()) {
+                return Err(Error::invalid(
+                    flag,
+                    format!(
+                        "a latent point of {l} finite values (the model's latent dimension) is expected, got {z:?}"
+                    ),
+                ));
+            }
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(ip.seed ^ 0xBA125);
-        (0..ip.pairs)
-            .map(|_| {
-                let i = rng.random_range(0..n);
-                let j = (i + rng.random_range(1..n)) % n;
-                (t.data.train_row(i), t.data.train_row(j))
-            })
-            .collect()
+    }
+    let npairs = if latent_ends {
+        1
+    } else if a.from.is_empty() {
+        ip.pairs
     } else {
-        a.from
-            .iter()
-            .zip(&a.to)
-            .map(|(&i, &j)| (i as usize, j as usize))
-            .collect()
+        a.from.len()
     };
-    let ends: Vec<usize> = pairs.iter().flat_map(|&(i, j)| [i, j]).collect();
-    let ends_x = t.data.rows(comm, &ends, "--from/--to")?;
-    let ends_z = comm.agree(t.encode(ends_x.view()))?;
-    let geodesic = ip.method == PathMethod::Geodesic;
+    // Rank 0 gathers every path: start and path in latent space, decoded
+    // points, energies.
+    comm.agree(tglml::guard::need(
+        &format!("{npairs} paths of {} points", ip.points),
+        tglml::guard::Size::array(
+            &[
+                npairs as u64,
+                (ip.points as u64)
+                    .saturating_mul((2 * l + t.data.dim()) as u64)
+                    .saturating_add(ip.steps as u64 + 2),
+                2,
+            ],
+            8,
+        ),
+        "interpolate.pairs or interpolate.points",
+    ))?;
+    // The pairs, as data rows (none for latent end points), and their
+    // latent ends (rows 2i and 2i + 1).
+    let (pairs, ends_z): (Vec<(i64, i64)>, Array2<f64>) = if latent_ends {
+        let z: Vec<f64> = a.from_z.iter().chain(&a.to_z).copied().collect();
+        let z = Array2::from_shape_vec((2, l), z).map_err(|e| Error::external("--from-z", e))?;
+        (vec![(-1, -1)], z)
+    } else {
+        let pairs: Vec<(usize, usize)> = if a.from.is_empty() {
+            let n = t.data.n_train();
+            if n < 2 {
+                return Err(Error::invalid(
+                    "interpolate.pairs",
+                    "the training split has fewer than 2 rows",
+                ));
+            }
+            let mut rng = ChaCha8Rng::seed_from_u64(ip.seed ^ 0xBA125);
+            (0..ip.pairs)
+                .map(|_| {
+                    let i = rng.random_range(0..n);
+                    let j = (i + rng.random_range(1..n)) % n;
+                    (t.data.train_row(i), t.data.train_row(j))
+                })
+                .collect()
+        } else {
+            a.from
+                .iter()
+                .zip(&a.to)
+                .map(|(&i, &j)| (i as usize, j as usize))
+                .collect()
+        };
+        let ends: Vec<usize> = pairs.iter().flat_map(|&(i, j)| [i, j]).collect();
+        let ends_x = t.data.rows(comm, &ends, "--from/--to")?;
+        let ends_z = comm.agree(t.encode(ends_x.view()))?;
+        let rows = pairs.iter().map(|&(i, j)| (i as i64, j as i64)).collect();
+        (rows, ends_z)
+    };
     let (ref_x, codes) = t.training_codes(comm, ip.max_codes, ip.seed, "interpolate.max_codes")?;
-    let codes = codes.expect("checked: an encoder");
     let scfg = &setup.config.sample;
     let parts = t.gen().diffusion();
     let eps = parts.as_ref().map(|p| eps_f64(p, t.kind, t.device));
@@ -803,7 +863,15 @@ pub fn interpolate(comm: &Comm, setup: &Setup, a: &InterpolateArgs) -> Result<()
                     scfg.density.score_steps,
                 ))
             }
-            _ => comm.agree(fit_mixture(&scfg.density, codes.view(), scfg.seed))?,
+            _ => {
+                let Some(codes) = codes.as_ref() else {
+                    return Err(Error::invalid(
+                        "interpolate.barrier",
+                        format!("the barrier's density is fitted to training codes, and {} has no encoder to give them; set interpolate.barrier = 0", t.what()),
+                    ));
+                };
+                comm.agree(fit_mixture(&scfg.density, codes.view(), scfg.seed))?
+            }
         })
     } else {
         None
@@ -830,7 +898,7 @@ pub fn interpolate(comm: &Comm, setup: &Setup, a: &InterpolateArgs) -> Result<()
                 PathMethod::Slerp => path::slerp(za, zb, k),
                 PathMethod::Geodesic => match ip.init {
                     PathInit::Graph => path::graph_path(
-                        codes.view(),
+                        codes.as_ref().expect("checked: a graph needs codes").view(),
                         ip.neighbours,
                         za,
                         zb,
@@ -889,8 +957,8 @@ pub fn interpolate(comm: &Comm, setup: &Setup, a: &InterpolateArgs) -> Result<()
             w.dataset("/paths/energies", &e)?;
             w.dataset("/paths/energy", &e.column(energies - 1).to_owned())?;
             w.dataset("/paths/length", &length)?;
-            let from: Array1<i64> = pairs.iter().map(|p| p.0 as i64).collect();
-            let to: Array1<i64> = pairs.iter().map(|p| p.1 as i64).collect();
+            let from: Array1<i64> = pairs.iter().map(|p| p.0).collect();
+            let to: Array1<i64> = pairs.iter().map(|p| p.1).collect();
             w.dataset("/paths/from", &from)?;
             w.dataset("/paths/to", &to)?;
             w.attr_str("/paths", "method", ip.method.name())?;
@@ -908,9 +976,9 @@ pub fn interpolate(comm: &Comm, setup: &Setup, a: &InterpolateArgs) -> Result<()
                     .map_err(|e| Error::external("paths", e))?;
                 tglml::io::plot::image_grid_png(&rows, 28, k, value_range(&ref_x), &png)?;
             } else {
-                let (reference, pts) = if l == 2 {
+                let (reference, pts) = if let (2, Some(codes)) = (l, codes.as_ref()) {
                     (
-                        &codes,
+                        codes,
                         z.to_shape((np * k, l))
                             .map_err(|e| Error::external("paths", e))?
                             .to_owned(),
