@@ -18,6 +18,9 @@
 #                     holds a NaN: the job must end FAILED with a non-zero
 #                     exit code in `scontrol show job`, the error in its
 #                     output file, and no output file
+#   7. sample.sbatch  MALA samples and geodesic paths of the model of (2),
+#                     submitted to start after it, 2 tasks, against one
+#                     process on the same checkpoint
 #
 # Outputs are compared with tests/slurm/h5py same-ness (h5same.py: every
 # dataset bit for bit, every attribute) but for the rank count, threads and
@@ -109,7 +112,11 @@ cp "$ROOT"/configs/{gan,diffusion}_{circle,torus}.toml "$ROOT"/configs/{latent_d
 export TGLML_CONFIGS="$WORK/configs"
 J_ALL=$(sub -o all.out "$ROOT/slurm/train.sbatch" all all-slurm -- --steps 10 --set model.samples=100)
 J_FAIL=$(sub -o fail.out "$ROOT/slurm/ph.sbatch" nan.h5 fail.h5 -- --landmarks 50)
-say "submitted: wall time $J_WALL, ph $J_PH, train $J_TRAIN, sweep $J_SWEEP (array 0-1), every config $J_ALL, failing $J_FAIL"
+SAMPLE_ARGS=(--sampler mala --n 300 --threads 1)
+PATH_ARGS=(--set interpolate.pairs=4 --set interpolate.steps=50 --points 8 --threads 1)
+J_SAMPLE=$(sub --dependency=afterok:"$J_TRAIN" -o sample.out "$ROOT/slurm/sample.sbatch" sample train-slurm sample-slurm.h5 -- "${SAMPLE_ARGS[@]}")
+J_PATHS=$(sub --dependency=afterok:"$J_TRAIN" -o paths.out "$ROOT/slurm/sample.sbatch" interpolate train-slurm paths-slurm.h5 -- "${PATH_ARGS[@]}")
+say "submitted: wall time $J_WALL, ph $J_PH, train $J_TRAIN, sweep $J_SWEEP (array 0-1), every config $J_ALL, failing $J_FAIL, sample $J_SAMPLE and interpolate $J_PATHS (after train)"
 
 # --- the same runs under plain mpirun, meanwhile --------------------------------
 say "reference runs under mpirun -np 2"
@@ -179,6 +186,14 @@ else
 fi
 same "wall time: interrupted + resumed vs uninterrupted: checkpoint" wall/checkpoint.h5 wall-mpirun/checkpoint.h5
 same "wall time: interrupted + resumed vs uninterrupted: run file" wall/run.h5 wall-mpirun/run.h5
+
+check_ok "$J_SAMPLE" "sample.sbatch sample" sample.out
+check_ok "$J_PATHS" "sample.sbatch interpolate" paths.out
+# One process on the same checkpoint (the files name it).
+"$TGLML" sample --checkpoint train-slurm --out sample-one.h5 "${SAMPLE_ARGS[@]}" > sample-one.log 2>&1 || { cat sample-one.log; fail "sample on one process failed"; }
+"$TGLML" interpolate --checkpoint train-slurm --out paths-one.h5 "${PATH_ARGS[@]}" > paths-one.log 2>&1 || { cat paths-one.log; fail "interpolate on one process failed"; }
+same "sample.sbatch (2 tasks) vs one process: samples" sample-slurm.h5 sample-one.h5
+same "sample.sbatch (2 tasks) vs one process: paths" paths-slurm.h5 paths-one.h5
 
 state=$(job_field "$J_FAIL" JobState) code=$(job_field "$J_FAIL" ExitCode)
 if [[ $state == FAILED && $code != 0:0 ]] && grep -q "tglml: error: rank 1: .*values must be finite, got NaN" fail.out && [[ ! -e fail.h5 ]] \
