@@ -520,18 +520,14 @@ pub fn sample(comm: &Comm, setup: &Setup, a: &SampleArgs) -> Result<()> {
     let (rank, p) = (comm.rank(), comm.size());
     let mut chains: Option<(Chains, String)> = None;
     let mut fitted: Option<Fitted> = None;
-    // Rank 0's samples: latent rows (if any) and data rows.
+    // Rank 0's samples: latent rows (if any), and data rows where they are
+    // not decoded from them (a diffusion model on the data).
     let (z, x): (Option<Array2<f64>>, Option<Array2<f64>>) = match sampler {
         SamplerName::Prior => {
             let l = latent.expect("checked");
             let z = Array2::from_shape_vec((n, l), normal_rows(s.seed, 0, 0, 0..n, l))
                 .map_err(|e| Error::external("prior draws", e))?;
-            let x = if comm.is_root() {
-                Some(t.decode(z.view())?)
-            } else {
-                None
-            };
-            (Some(z), x)
+            (Some(z), None)
         }
         SamplerName::Langevin | SamplerName::Mala => {
             let l = latent.expect("checked");
@@ -602,8 +598,10 @@ pub fn sample(comm: &Comm, setup: &Setup, a: &SampleArgs) -> Result<()> {
                 rec.extend(local.states.index_axis(Axis(0), c).iter());
             }
             let all = gather_records(comm, &rec, count, 1 + kept * l)?;
-            let (z, x) = match all {
-                Some(all) => {
+            // Rank 0 assembles the chains (collectively agreed, so that a
+            // failure there cannot leave the other ranks waiting).
+            let assembled = comm.agree(match all {
+                Some(all) => (|| -> Result<_> {
                     let states = all
                         .slice(s![.., 1..])
                         .to_owned()
@@ -615,14 +613,16 @@ pub fn sample(comm: &Comm, setup: &Setup, a: &SampleArgs) -> Result<()> {
                         proposals: (walk.burn_in + walk.steps) as u64,
                     };
                     let z = c.rows().slice(s![..n, ..]).to_owned();
-                    let x = t.decode(z.view())?;
-                    chains = Some((c, f.describe(dcfg)));
-                    (Some(z), Some(x))
-                }
-                None => (None, None),
-            };
+                    Ok(Some((c, z)))
+                })(),
+                None => Ok(None),
+            })?;
+            let z = assembled.map(|(c, z)| {
+                chains = Some((c, f.describe(dcfg)));
+                z
+            });
             fitted = Some(f);
-            (z, x)
+            (z, None)
         }
         SamplerName::Diffusion | SamplerName::Ddim => {
             let parts = parts.as_ref().expect("checked");
@@ -663,10 +663,7 @@ pub fn sample(comm: &Comm, setup: &Setup, a: &SampleArgs) -> Result<()> {
             let local = comm.agree(local)?;
             bar.finish();
             match gather_records(comm, &local, n, dim)? {
-                Some(gen) if latent.is_some() => {
-                    let x = t.decode(gen.view())?;
-                    (Some(gen), Some(x))
-                }
+                Some(gen) if latent.is_some() => (Some(gen), None),
                 Some(gen) => (None, Some(gen)),
                 None => (None, None),
             }
@@ -674,7 +671,10 @@ pub fn sample(comm: &Comm, setup: &Setup, a: &SampleArgs) -> Result<()> {
     };
     let outcome = if comm.is_root() {
         (|| -> Result<String> {
-            let x = x.expect("rank 0 holds the samples");
+            let x = match x {
+                Some(x) => x,
+                None => t.decode(z.as_ref().expect("rank 0 holds the samples").view())?,
+            };
             let w = H5Writer::create(out, &Trained::stamp(comm, setup))?;
             t.write_provenance(&w)?;
             w.dataset("/samples/x", &x)?;
