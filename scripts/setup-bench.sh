@@ -9,11 +9,12 @@
 # --torch also installs PyTorch (the full torch==2.13.0 wheel with its CUDA
 # libraries, about 4.7 GB: the CPU-only libtorch of scripts/setup.sh cannot
 # be imported from Python) and torch-topological, the peers of `make
-# bench-train` (benches/train/README.md). Never needed by `make test`.
+# bench-train` (benches/train/README.md), and pytorch-fid, which
+# tests/fixtures/metrics/make_fixture.py uses. Never needed by `make test`.
 #
 # What it does: creates a virtual environment in a cache outside the
 # repository (default ~/.cache/tglml/bench-venv; set TGLML_CACHE to move it)
-# with numpy, scipy, h5py, ripser, giotto-ph, gudhi, pot and persim, and
+# with numpy, scipy, h5py, ripser, giotto-ph, gudhi, pot, persim and prdc, and
 # checks that they import. A marker file, written last, records the package
 # list it was made with: an interrupted install is redone, and an environment
 # made by an older version of this script (fewer packages) gets the missing
@@ -23,10 +24,11 @@
 # environment from; default python3).
 set -euo pipefail
 
-PACKAGES=(numpy scipy h5py ripser giotto-ph gudhi pot persim)
+PACKAGES=(numpy scipy h5py ripser giotto-ph gudhi pot persim prdc)
 # Keep torch in step with TORCH_VERSION of scripts/setup.sh: the peer must
-# run the same libtorch as TGLML.
-TORCH_PACKAGES=(torch==2.13.0 torch-topological)
+# run the same libtorch as TGLML. pytorch-fid (tests/fixtures/metrics) needs
+# torchvision; pin the one built for that torch, or pip upgrades torch.
+TORCH_PACKAGES=(torch==2.13.0 torch-topological torchvision==0.28.0 pytorch-fid)
 WITH_TORCH=0
 for arg in "$@"; do
     case "$arg" in
@@ -66,12 +68,13 @@ else
 fi
 # Check every time: a broken environment is reported, not used.
 versions=$("$VENV/bin/python" -c '
-import h5py, numpy, scipy, ripser, gph, gudhi, ot, persim
+import h5py, numpy, scipy, ripser, gph, gudhi, ot, persim, prdc
 from importlib.metadata import version
 persim_version = version("persim")  # persim has no __version__
+prdc_version = version("prdc")  # nor has prdc
 print(f"numpy {numpy.__version__}, scipy {scipy.__version__}, h5py {h5py.__version__}, "
       f"ripser {ripser.__version__}, giotto-ph {gph.__version__}, gudhi {gudhi.__version__}, "
-      f"pot {ot.__version__}, persim {persim_version}")') \
+      f"pot {ot.__version__}, persim {persim_version}, prdc {prdc_version}")') \
     || { rm -f "$MARKER"; die "the environment in $VENV does not import ${PACKAGES[*]}; run again to rebuild it"; }
 if [[ ! -f "$MARKER" ]]; then
     echo "$WANT" > "$MARKER"
@@ -88,10 +91,11 @@ if [[ $WITH_TORCH == 1 ]]; then
         "$VENV/bin/python" -m pip install -q "${TORCH_PACKAGES[@]}"
     fi
     tversions=$("$VENV/bin/python" -c '
-import torch, torch_topological
+import torch, torch_topological, pytorch_fid.fid_score
 from importlib.metadata import version
-print("torch", torch.__version__ + ", torch-topological", version("torch-topological"))') \
-        || { rm -f "$TORCH_MARKER"; die "torch or torch-topological does not import in $VENV; run again to reinstall"; }
+print("torch", torch.__version__ + ", torch-topological", version("torch-topological")
+      + ", pytorch-fid", version("pytorch-fid"))') \
+        || { rm -f "$TORCH_MARKER"; die "torch, torch-topological or pytorch-fid does not import in $VENV; run again to reinstall"; }
     echo "${TORCH_PACKAGES[*]}" > "$TORCH_MARKER"
     say "versions: $tversions"
 fi

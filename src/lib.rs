@@ -20,6 +20,7 @@ pub mod entry;
 pub mod error;
 pub mod guard;
 pub mod io;
+pub mod metrics;
 pub mod progress;
 pub mod runtime;
 pub mod sample;

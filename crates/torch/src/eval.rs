@@ -199,6 +199,31 @@ pub fn w_h0(x: &Array2<f64>, z: &Array2<f64>) -> Result<H0Scores> {
 mod tests {
     use super::*;
 
+    /// KL_σ equals the NumPy formula of Topological Autoencoders on the
+    /// metrics fixture (tests/fixtures/metrics/, make_fixture.py).
+    #[test]
+    fn kl_sigma_matches_numpy() {
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/metrics/reference.h5"
+        );
+        let f = hdf5::File::open(p).unwrap();
+        let x: Array2<f64> = f.dataset("embed/x").unwrap().read_2d().unwrap();
+        let z: Array2<f64> = f.dataset("embed/z").unwrap().read_2d().unwrap();
+        for (name, sigma) in [("kl_0.01", 0.01), ("kl_0.1", 0.1), ("kl_1", 1.0)] {
+            let want: f64 = f
+                .dataset(&format!("embed/{name}"))
+                .unwrap()
+                .read_scalar()
+                .unwrap();
+            let got = kl_sigma(&x, &z, sigma);
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs(),
+                "{name}: {got} vs {want}"
+            );
+        }
+    }
+
     /// KL_σ by the definition on a tiny case: identical sets give 0, and a
     /// hand computation for two points each.
     #[test]
