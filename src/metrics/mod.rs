@@ -7,13 +7,16 @@
 //! - [`embedding`]: how a latent space keeps its data's neighbourhoods and
 //!   distances, as Topological Autoencoders (Moor et al. 2020) measure
 //!   them: trustworthiness, continuity, the mean relative rank errors,
-//!   ℓ-RMSE and stress.
+//!   ℓ-RMSE and stress;
+//! - [`topology`]: the Betti-curve distance and topological accuracy
+//!   between the diagrams of a real and a generated set.
 //!
 //! Each is checked against its reference tool on the fixtures of
 //! tests/fixtures/metrics/ (pytorch-fid, prdc, scikit-learn, NumPy).
 
 pub mod embedding;
 pub mod features;
+pub mod topology;
 
 use ndarray::{Array2, ArrayView2};
 

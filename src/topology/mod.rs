@@ -5,8 +5,11 @@
 //! - [`distance`]: distance matrices from point clouds or given matrices;
 //! - [`rips`]: persistence diagrams (H0..H3) with the critical edges of every
 //!   pair, Ripser's algorithm (cohomology, clearing, emergent pairs, implicit
-//!   coboundaries).
+//!   coboundaries);
+//! - [`cubical`]: H0 and H1 of images, the sublevel filtration of the pixel
+//!   grid (GUDHI's cubical complex of top-dimensional cells).
 
+pub mod cubical;
 pub mod diagram;
 pub mod distance;
 pub mod landmarks;
