@@ -12,6 +12,16 @@ use ndarray::{Array2, ArrayView2};
 use super::{distances, finite};
 use crate::error::{Error, Result};
 
+/// The neighbourhood measures averaged over a grid of k, as Topological
+/// Autoencoders report them (k = 10, 20, …, 200).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Averaged {
+    pub trustworthiness: f64,
+    pub continuity: f64,
+    pub mrre_zx: f64,
+    pub mrre_xz: f64,
+}
+
 /// The distances and ranks of a data set and its embedding (rows matched),
 /// computed once for every measure and every k.
 pub struct Embedding {
@@ -183,6 +193,33 @@ impl Embedding {
             }
         }
         Ok((zx / c, xz / c))
+    }
+
+    /// [`Averaged`] over `ks` (each 1 ≤ k < n/2).
+    pub fn averaged(&self, ks: &[usize]) -> Result<Averaged> {
+        if ks.is_empty() {
+            return Err(Error::invalid("k", "no k to average over"));
+        }
+        let mut a = Averaged {
+            trustworthiness: 0.0,
+            continuity: 0.0,
+            mrre_zx: 0.0,
+            mrre_xz: 0.0,
+        };
+        for &k in ks {
+            let (zx, xz) = self.mrre(k)?;
+            a.trustworthiness += self.trustworthiness(k)?;
+            a.continuity += self.continuity(k)?;
+            a.mrre_zx += zx;
+            a.mrre_xz += xz;
+        }
+        let m = ks.len() as f64;
+        Ok(Averaged {
+            trustworthiness: a.trustworthiness / m,
+            continuity: a.continuity / m,
+            mrre_zx: a.mrre_zx / m,
+            mrre_xz: a.mrre_xz / m,
+        })
     }
 
     /// ℓ-RMSE: √(mean over all n² pairs of (D_X − D_Z)²), raw distances.

@@ -231,6 +231,17 @@ mod tests {
             close(&format!("MRRE_ZX k {k}"), a, zx[i], 1e-12);
             close(&format!("MRRE_XZ k {k}"), b, xz[i], 1e-12);
         }
+        let ku: Vec<usize> = ks.iter().map(|&k| k as usize).collect();
+        let avg = e.averaged(&ku).unwrap();
+        close(
+            "mean trustworthiness",
+            avg.trustworthiness,
+            t.mean().unwrap(),
+            1e-12,
+        );
+        close("mean continuity", avg.continuity, c.mean().unwrap(), 1e-12);
+        close("mean MRRE_ZX", avg.mrre_zx, zx.mean().unwrap(), 1e-12);
+        close("mean MRRE_XZ", avg.mrre_xz, xz.mean().unwrap(), 1e-12);
         close("RMSE", e.rmse(), scalar(&f, "embed/rmse"), 1e-12);
         close(
             "stress",
