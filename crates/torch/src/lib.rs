@@ -4,6 +4,7 @@
 //! ([`tglml::commands::Torch`]).
 
 pub mod eval;
+pub mod features;
 pub mod generate;
 pub mod geodesic;
 pub mod score;
