@@ -21,7 +21,7 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::geodesic;
 use crate::score::ScoreDensity;
 use crate::train::diffusion::{self, Parts};
-use crate::train::model::{normal_rows, samples_png, value_range, Generative, Model};
+use crate::train::model::{normal_rows, samples_png, scatter_over, value_range, Generative, Model};
 use crate::train::topo_loss::to_vec;
 use crate::train::{checkpoint, data::TrainData, trainer, vae::kind_of};
 use tglml::cli::{InterpolateArgs, SampleArgs};
@@ -214,16 +214,11 @@ impl Trained {
     }
 
     fn has_encoder(&self) -> bool {
-        let probe = Tensor::zeros([1, self.data.dim() as i64], (self.kind, self.device));
-        tch::no_grad(|| self.gen().encode(&probe)).is_some()
+        self.gen().has_encoder()
     }
 
     fn has_decoder(&self) -> bool {
-        let Some(l) = self.gen().latent_dim() else {
-            return false;
-        };
-        let probe = Tensor::zeros([1, l as i64], (self.kind, self.device));
-        tch::no_grad(|| self.gen().decode(&probe)).is_some()
+        self.gen().latent_dim().is_some() && self.gen().has_decoder()
     }
 
     /// The output file's stamp.
@@ -394,23 +389,26 @@ fn run_chains(
     bar: &Progress,
 ) -> Result<Chains> {
     const GROUP: usize = 64;
-    let mut parts: Vec<Chains> = Vec::new();
-    let mut first = ids.start;
-    while first < ids.end || parts.is_empty() {
-        let last = (first + GROUP).min(ids.end);
-        let rows = starts.slice(s![first - ids.start..last - ids.start, ..]);
+    // Groups of chains (one empty group when this rank has none).
+    let groups: Vec<std::ops::Range<usize>> = if ids.is_empty() {
+        vec![ids.clone()]
+    } else {
+        ids.clone()
+            .step_by(GROUP)
+            .map(|first| first..(first + GROUP).min(ids.end))
+            .collect()
+    };
+    let mut parts: Vec<Chains> = Vec::with_capacity(groups.len());
+    for g in groups {
+        let rows = starts.slice(s![g.start - ids.start..g.end - ids.start, ..]);
         let c = match density {
-            Fitted::Mixture { gmm, .. } => langevin::run(gmm, rows, first..last, walk, seed)?,
+            Fitted::Mixture { gmm, .. } => langevin::run(gmm, rows, g.clone(), walk, seed)?,
             Fitted::Score(sd) => fallible("the latent-diffusion score", || {
-                langevin::run_serial(sd, rows, first..last, walk, seed)
+                langevin::run_serial(sd, rows, g.clone(), walk, seed)
             })??,
         };
-        bar.inc((last - first) as u64);
+        bar.inc(g.len() as u64);
         parts.push(c);
-        first = last;
-        if first >= ids.end {
-            break;
-        }
     }
     let d = starts.ncols();
     let states: Vec<_> = parts.iter().map(|c| c.states.view()).collect();
@@ -669,61 +667,52 @@ pub fn sample(comm: &Comm, setup: &Setup, a: &SampleArgs) -> Result<()> {
             }
         }
     };
-    let outcome = if comm.is_root() {
-        (|| -> Result<String> {
-            let x = match x {
-                Some(x) => x,
-                None => t.decode(z.as_ref().expect("rank 0 holds the samples").view())?,
-            };
-            let w = H5Writer::create(out, &Trained::stamp(comm, setup))?;
-            t.write_provenance(&w)?;
-            w.dataset("/samples/x", &x)?;
-            if let Some(z) = &z {
-                w.dataset("/samples/z", z)?;
+    on_root(comm, || {
+        let x = match x {
+            Some(x) => x,
+            None => t.decode(z.as_ref().expect("rank 0 holds the samples").view())?,
+        };
+        let w = H5Writer::create(out, &Trained::stamp(comm, setup))?;
+        t.write_provenance(&w)?;
+        w.dataset("/samples/x", &x)?;
+        if let Some(z) = &z {
+            w.dataset("/samples/z", z)?;
+        }
+        w.attr_str("/samples", "sampler", sampler.name())?;
+        let mut summary = format!("{n} samples ({})", sampler.name());
+        if let Some((c, how)) = &chains {
+            w.dataset("/chains/states", &c.states)?;
+            let acc: Array1<i64> = c.accepted.iter().map(|&v| v as i64).collect();
+            w.dataset("/chains/accepted", &acc)?;
+            w.attr_f64("/chains", "acceptance_rate", c.acceptance_rate())?;
+            w.attr_u64("/chains", "proposals", c.proposals)?;
+            w.attr_f64("/chains", "eta", s.eta)?;
+            w.attr_u64("/chains", "burn_in", s.burn_in as u64)?;
+            w.attr_u64("/chains", "thin", s.thin as u64)?;
+            summary = format!(
+                "{summary}: {} chains on {how}, acceptance rate {:.3}",
+                c.states.dim().0,
+                c.acceptance_rate()
+            );
+        }
+        if let Some(f) = &fitted {
+            f.write(&w, dcfg)?;
+        }
+        samples_png(&ref_x, &x, &png)?;
+        let mut pictures = vec![png.display().to_string()];
+        if let (Some(z), Some(codes)) = (&z, &codes) {
+            if z.ncols() == 2 {
+                samples_png(codes, z, &latent_png)?;
+                pictures.push(latent_png.display().to_string());
             }
-            w.attr_str("/samples", "sampler", sampler.name())?;
-            let mut summary = format!("{n} samples ({})", sampler.name());
-            if let Some((c, how)) = &chains {
-                w.dataset("/chains/states", &c.states)?;
-                let acc: Array1<i64> = c.accepted.iter().map(|&v| v as i64).collect();
-                w.dataset("/chains/accepted", &acc)?;
-                w.attr_f64("/chains", "acceptance_rate", c.acceptance_rate())?;
-                w.attr_u64("/chains", "proposals", c.proposals)?;
-                w.attr_f64("/chains", "eta", s.eta)?;
-                w.attr_u64("/chains", "burn_in", s.burn_in as u64)?;
-                w.attr_u64("/chains", "thin", s.thin as u64)?;
-                summary = format!(
-                    "{summary}: {} chains on {how}, acceptance rate {:.3}",
-                    c.states.dim().0,
-                    c.acceptance_rate()
-                );
-            }
-            if let Some(f) = &fitted {
-                f.write(&w, dcfg)?;
-            }
-            samples_png(&ref_x, &x, &png)?;
-            let mut pictures = vec![png.display().to_string()];
-            if let (Some(z), Some(codes)) = (&z, &codes) {
-                if z.ncols() == 2 {
-                    samples_png(codes, z, &latent_png)?;
-                    pictures.push(latent_png.display().to_string());
-                }
-            }
-            let path = w.commit()?;
-            Ok(format!(
-                "sample: {summary}; wrote {} and {}",
-                path.display(),
-                pictures.join(", ")
-            ))
-        })()
-    } else {
-        Ok(String::new())
-    };
-    let summary = comm.agree(outcome)?;
-    if comm.is_root() {
-        eprintln!("{summary}");
-    }
-    Ok(())
+        }
+        let path = w.commit()?;
+        Ok(format!(
+            "sample: {summary}; wrote {} and {}",
+            path.display(),
+            pictures.join(", ")
+        ))
+    })
 }
 
 /// `tglml interpolate`.
@@ -934,79 +923,83 @@ pub fn interpolate(comm: &Comm, setup: &Setup, a: &InterpolateArgs) -> Result<()
     let local = comm.agree(local)?;
     bar.finish();
     let all = gather_records(comm, &local, pairs.len(), rec_len)?;
-    let outcome = if let Some(all) = all {
-        (|| -> Result<String> {
-            let np = pairs.len();
-            let block = |from: usize, len: usize| all.slice(s![.., from..from + len]).to_owned();
-            let start = block(0, k * l)
-                .into_shape_with_order((np, k, l))
+    on_root(comm, || {
+        let all = all.expect("rank 0 holds every path");
+        let np = pairs.len();
+        let block = |from: usize, len: usize| all.slice(s![.., from..from + len]).to_owned();
+        let start = block(0, k * l)
+            .into_shape_with_order((np, k, l))
+            .map_err(|e| Error::external("paths", e))?;
+        let z = block(k * l, k * l)
+            .into_shape_with_order((np, k, l))
+            .map_err(|e| Error::external("paths", e))?;
+        let x = block(2 * k * l, k * dim)
+            .into_shape_with_order((np, k, dim))
+            .map_err(|e| Error::external("paths", e))?;
+        let e = block(2 * k * l + k * dim, energies);
+        let length = all.column(rec_len - 1).to_owned();
+        let w = H5Writer::create(out, &Trained::stamp(comm, setup))?;
+        t.write_provenance(&w)?;
+        w.dataset("/paths/z", &z)?;
+        w.dataset("/paths/x", &x)?;
+        w.dataset("/paths/start_z", &start)?;
+        w.dataset("/paths/energies", &e)?;
+        w.dataset("/paths/energy", &e.column(energies - 1).to_owned())?;
+        w.dataset("/paths/length", &length)?;
+        let from: Array1<i64> = pairs.iter().map(|p| p.0).collect();
+        let to: Array1<i64> = pairs.iter().map(|p| p.1).collect();
+        w.dataset("/paths/from", &from)?;
+        w.dataset("/paths/to", &to)?;
+        w.attr_str("/paths", "method", ip.method.name())?;
+        if let Some(f) = &barrier {
+            f.write(&w, &scfg.density)?;
+        }
+        // The picture: strips of decoded images, or the paths over the
+        // codes (a 2-D latent space), or over the data.
+        if dim == 784 {
+            let shown = np.min(k);
+            let rows = x
+                .slice(s![..shown, .., ..])
+                .to_owned()
+                .into_shape_with_order((shown * k, dim))
                 .map_err(|e| Error::external("paths", e))?;
-            let z = block(k * l, k * l)
-                .into_shape_with_order((np, k, l))
-                .map_err(|e| Error::external("paths", e))?;
-            let x = block(2 * k * l, k * dim)
-                .into_shape_with_order((np, k, dim))
-                .map_err(|e| Error::external("paths", e))?;
-            let e = block(2 * k * l + k * dim, energies);
-            let length = all.column(rec_len - 1).to_owned();
-            let w = H5Writer::create(out, &Trained::stamp(comm, setup))?;
-            t.write_provenance(&w)?;
-            w.dataset("/paths/z", &z)?;
-            w.dataset("/paths/x", &x)?;
-            w.dataset("/paths/start_z", &start)?;
-            w.dataset("/paths/energies", &e)?;
-            w.dataset("/paths/energy", &e.column(energies - 1).to_owned())?;
-            w.dataset("/paths/length", &length)?;
-            let from: Array1<i64> = pairs.iter().map(|p| p.0).collect();
-            let to: Array1<i64> = pairs.iter().map(|p| p.1).collect();
-            w.dataset("/paths/from", &from)?;
-            w.dataset("/paths/to", &to)?;
-            w.attr_str("/paths", "method", ip.method.name())?;
-            if let Some(f) = &barrier {
-                f.write(&w, &scfg.density)?;
-            }
-            // The picture: strips of decoded images, or the paths over the
-            // codes (a 2-D latent space), or over the data.
-            if dim == 784 {
-                let shown = np.min(k);
-                let rows = x
-                    .slice(s![..shown, .., ..])
-                    .to_owned()
-                    .into_shape_with_order((shown * k, dim))
-                    .map_err(|e| Error::external("paths", e))?;
-                tglml::io::plot::image_grid_png(&rows, 28, k, value_range(&ref_x), &png)?;
+            tglml::io::plot::image_grid_png(&rows, 28, k, value_range(&ref_x), &png)?;
+        } else {
+            let (reference, pts) = if let (2, Some(codes)) = (l, codes.as_ref()) {
+                (
+                    codes,
+                    z.to_shape((np * k, l))
+                        .map_err(|e| Error::external("paths", e))?
+                        .to_owned(),
+                )
             } else {
-                let (reference, pts) = if let (2, Some(codes)) = (l, codes.as_ref()) {
-                    (
-                        codes,
-                        z.to_shape((np * k, l))
-                            .map_err(|e| Error::external("paths", e))?
-                            .to_owned(),
-                    )
-                } else {
-                    (
-                        &ref_x,
-                        x.to_shape((np * k, dim))
-                            .map_err(|e| Error::external("paths", e))?
-                            .to_owned(),
-                    )
-                };
-                let both = ndarray::concatenate(Axis(0), &[reference.view(), pts.view()])
-                    .map_err(|e| Error::external("paths plot", e))?;
-                let labels: Vec<i64> = std::iter::repeat_n(0, reference.nrows())
-                    .chain((0..np * k).map(|r| 1 + (r / k) as i64 % 9))
-                    .collect();
-                tglml::io::plot::scatter_png(&both, Some(&labels), &png)?;
-            }
-            let path = w.commit()?;
-            let mean_len = length.mean().unwrap_or(f64::NAN);
-            Ok(format!(
+                (
+                    &ref_x,
+                    x.to_shape((np * k, dim))
+                        .map_err(|e| Error::external("paths", e))?
+                        .to_owned(),
+                )
+            };
+            let labels: Vec<i64> = (0..np * k).map(|r| 1 + (r / k) as i64 % 9).collect();
+            scatter_over(reference, &pts, &labels, &png)?;
+        }
+        let path = w.commit()?;
+        let mean_len = length.mean().unwrap_or(f64::NAN);
+        Ok(format!(
                 "interpolate: {np} {} paths of {k} points, mean decoded length {mean_len:.4}; wrote {} and {}",
                 ip.method.name(),
                 path.display(),
                 png.display()
             ))
-        })()
+    })
+}
+
+/// Runs `write` on rank 0 while the other ranks wait for its outcome, so
+/// that a failure there stops every rank; rank 0 prints the summary it
+/// returns.
+fn on_root(comm: &Comm, write: impl FnOnce() -> Result<String>) -> Result<()> {
+    let outcome = if comm.is_root() {
+        write()
     } else {
         Ok(String::new())
     };

@@ -823,6 +823,14 @@ impl Generative for DiffusionModel {
         self.frozen.as_ref().map(|_| self.dim)
     }
 
+    fn has_encoder(&self) -> bool {
+        self.frozen.is_some()
+    }
+
+    fn has_decoder(&self) -> bool {
+        self.frozen.is_some()
+    }
+
     fn encode(&self, x: &Tensor) -> Option<Tensor> {
         self.frozen
             .as_ref()

@@ -368,6 +368,14 @@ impl Generative for GanModel {
         Some(self.gan.spec.latent_dim)
     }
 
+    fn has_encoder(&self) -> bool {
+        false
+    }
+
+    fn has_decoder(&self) -> bool {
+        true
+    }
+
     fn encode(&self, _: &Tensor) -> Option<Tensor> {
         None
     }

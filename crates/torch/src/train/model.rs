@@ -177,12 +177,23 @@ pub fn samples_png(
     if samples.ncols() == 784 {
         return tglml::io::plot::image_grid_png(samples, 28, 8, value_range(reference), path);
     }
-    let both = ndarray::concatenate(ndarray::Axis(0), &[reference.view(), samples.view()])
-        .map_err(|e| tglml::error::Error::external("samples plot", e))?;
-    let labels: Vec<i64> = std::iter::repeat_n(0, reference.nrows())
-        .chain(std::iter::repeat_n(1, samples.nrows()))
+    scatter_over(reference, samples, &vec![1; samples.nrows()], path)
+}
+
+/// A scatter of `points` (coloured by `labels`, one per point, 1 and up)
+/// over `reference` (label 0), their first two coordinates.
+pub fn scatter_over(
+    reference: &ndarray::Array2<f64>,
+    points: &ndarray::Array2<f64>,
+    labels: &[i64],
+    path: &Path,
+) -> Result<()> {
+    let both = ndarray::concatenate(ndarray::Axis(0), &[reference.view(), points.view()])
+        .map_err(|e| tglml::error::Error::external("scatter plot", e))?;
+    let all: Vec<i64> = std::iter::repeat_n(0, reference.nrows())
+        .chain(labels.iter().copied())
         .collect();
-    tglml::io::plot::scatter_png(&both, Some(&labels), path)
+    tglml::io::plot::scatter_png(&both, Some(&all), path)
 }
 
 /// The smallest and largest value of `x` ((0, 1) when they do not make a
@@ -246,6 +257,10 @@ pub trait Generative {
     /// latent densities, the walks and the paths live (`None`: a diffusion
     /// model on the data has none).
     fn latent_dim(&self) -> Option<usize>;
+    /// Whether it has an encoder ([`Self::encode`] gives codes).
+    fn has_encoder(&self) -> bool;
+    /// Whether it has a decoder ([`Self::decode`] decodes).
+    fn has_decoder(&self) -> bool;
     /// The latent codes of data rows (a VAE's means; latent diffusion: its
     /// VAE's), `None` without an encoder.
     fn encode(&self, x: &Tensor) -> Option<Tensor>;

@@ -403,6 +403,14 @@ impl Generative for VaeModel {
         Some(self.vae.spec.latent_dim)
     }
 
+    fn has_encoder(&self) -> bool {
+        true
+    }
+
+    fn has_decoder(&self) -> bool {
+        true
+    }
+
     fn encode(&self, x: &Tensor) -> Option<Tensor> {
         Some(tch::no_grad(|| self.vae.encode(x).0))
     }
