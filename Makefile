@@ -13,6 +13,7 @@
 #   make fashion-samples   each model on Fashion-MNIST, 64-sample grids into docs/images/fashion (scripts/fashion-samples.sh)
 #   make compare-samples   GAN and diffusion with and without the loss, 3 seeds: W2 of H0/H1 of samples vs held-out (benches/train/samples.py)
 #   make sample-torus      samplers and paths of a trained torus VAE: distance to the data and the torus, 3 seeds (benches/sample/torus.py)
+#   make eval-fashion      tglml eval of every Fashion-MNIST model with the project's classifier (benches/eval/fashion-results.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -28,10 +29,10 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples sample-torus
+.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples sample-torus eval-fashion
 
 help:
-	@sed -n '2,15p' Makefile
+	@sed -n '2,16p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -131,3 +132,8 @@ fashion-samples: build
 compare-topology: build
 	@echo "== topology preserved? TGLML vs gamma = 0 on configs/spheres.toml, 3 seeds (benches/train/compare.py $(BENCH_ARGS))"
 	@$(BENCH_PY) benches/train/compare.py $(BENCH_ARGS)
+
+eval-fashion: build
+	@echo "== tglml eval on Fashion-MNIST: classifier, real vs real, untrained generator, each model kind (scripts/eval-fashion.sh; about an hour on 2 cores)"
+	@bash scripts/setup-bench.sh
+	@TGLML_PYTHON=$(BENCH_PY) bash scripts/eval-fashion.sh

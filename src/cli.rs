@@ -31,6 +31,7 @@ Examples:
   tglml train --config configs/torus.toml --out output/torus
   tglml sample --checkpoint output/torus --sampler mala --n 1000 --out output/torus/mala.h5
   tglml interpolate --checkpoint output/torus --from 3 --to 17 --method geodesic --out output/torus/path.h5
+  tglml eval --checkpoint output/fashion/vae --features output/fashion/classifier --out output/fashion/vae/eval.h5
   tglml info";
 
 /// The `tglml` command line.
@@ -151,6 +152,20 @@ pub enum Command {
     /// pairs are spread over the ranks; the file is the same for any rank
     /// count.
     Interpolate(InterpolateArgs),
+    /// Measure generated samples and a latent space against real data.
+    ///
+    /// Compares a generated set with a reference set, both in the data's
+    /// units: FID, Inception Score and precision/recall/density/coverage on
+    /// the features of eval.features (a `tglml train` run with model.kind =
+    /// "classifier", or a TorchScript file); W_p and bottleneck distances,
+    /// Betti-curve distance and topological accuracy between the Rips
+    /// diagrams of maxmin landmarks of both sets; for images, the cubical
+    /// persistence of each image and its Betti numbers. With --checkpoint,
+    /// the generated set defaults to the run's /samples and the reference
+    /// to its test split, and the run's latent codes of the test split are
+    /// scored (trustworthiness, continuity, MRRE, RMSE, stress, KL_σ).
+    /// Writes FILE.h5 (docs/hdf5.md); keys of [eval].
+    Eval(EvalArgs),
     /// Print versions, MPI ranks, threads and CUDA availability.
     ///
     /// Use it to check a cluster build: under `mpirun` or `srun` it shows how
@@ -165,7 +180,11 @@ impl Command {
     pub fn needs_torch(&self) -> bool {
         matches!(
             self,
-            Command::Train(_) | Command::Sample(_) | Command::Interpolate(_) | Command::Info(_)
+            Command::Train(_)
+                | Command::Sample(_)
+                | Command::Interpolate(_)
+                | Command::Eval(_)
+                | Command::Info(_)
         )
     }
 }
@@ -741,6 +760,50 @@ impl InterpolateArgs {
         }
         if let Some(k) = self.points {
             o.push(Override::flag("--points", "interpolate.points", int(k)));
+        }
+        o
+    }
+}
+
+/// `tglml eval`
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// The run to evaluate: a `tglml train` output folder. Its run.h5 gives
+    /// the default generated set (/samples), the default reference (the
+    /// test split /eval/x) and the latent codes (/eval/z) of the embedding
+    /// measures.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// The generated set: a `tglml sample` file (/samples/x), a run.h5
+    /// (/samples) or a sample matrix (/x, e.g. real images for a real
+    /// against real check).
+    #[arg(long, value_name = "FILE.h5")]
+    pub samples: Option<PathBuf>,
+
+    /// The reference set (as --samples; e.g. output/fmnist-train.h5).
+    #[arg(long, value_name = "FILE.h5")]
+    pub reference: Option<PathBuf>,
+
+    /// The feature network (key eval.features): a classifier's run folder
+    /// or a TorchScript file.
+    #[arg(long, value_name = "PATH")]
+    pub features: Option<String>,
+
+    /// Output HDF5 file.
+    #[arg(long, value_name = "FILE.h5", default_value = "output/eval.h5")]
+    pub out: PathBuf,
+}
+
+impl EvalArgs {
+    /// The named options as configuration overrides.
+    pub fn flags(&self) -> Vec<Override> {
+        let mut o = Vec::new();
+        if let Some(f) = &self.features {
+            o.push(Override::flag("--features", "eval.features", f.as_str()));
         }
         o
     }

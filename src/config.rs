@@ -46,6 +46,30 @@ pub struct Config {
     pub sample: SampleConfig,
     /// `tglml interpolate`: paths between latent points.
     pub interpolate: InterpolateConfig,
+    /// `tglml eval`: the measures of samples and latent spaces.
+    pub eval: EvalConfig,
+}
+
+/// `[eval]`: what `tglml eval` measures, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    pub features: String,
+    pub feature_input: Vec<usize>,
+    pub feature_batch: usize,
+    pub is_splits: usize,
+    pub prdc_k: usize,
+    pub prdc_rows: usize,
+    pub landmarks: usize,
+    pub dims: Vec<usize>,
+    pub p: f64,
+    pub tau_fraction: f64,
+    pub image_shape: Vec<usize>,
+    pub cubical_tau: f64,
+    pub cubical_rows: usize,
+    pub embedding_rows: usize,
+    pub ks: Vec<usize>,
+    pub seed: u64,
 }
 
 /// `[sample]`: drawing from a trained model.
@@ -195,6 +219,8 @@ pub struct ModelConfig {
     pub gan: GanConfig,
     /// `[model.diffusion]` (also latent diffusion's).
     pub diffusion: DiffusionConfig,
+    /// `[model.classifier]`.
+    pub classifier: ClassifierConfig,
     /// Latent diffusion: the checkpoint.h5 of the trained VAE whose latent
     /// space it generates in.
     pub vae_checkpoint: String,
@@ -246,7 +272,15 @@ pub struct GanConfig {
     pub beta1: f64,
 }
 
-/// Which generative model (`model.kind`).
+/// `[model.classifier]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierConfig {
+    /// Labels are 0..classes.
+    pub classes: usize,
+}
+
+/// Which model (`model.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
@@ -259,6 +293,9 @@ pub enum ModelKind {
     /// The same diffusion model in the latent space of a trained VAE
     /// (`model.vae_checkpoint`), its samples decoded by the VAE.
     LatentDiffusion,
+    /// A classifier of the data's labels (cross-entropy): the feature
+    /// network of `tglml eval` (FID, IS, precision and recall).
+    Classifier,
 }
 
 impl ModelKind {
@@ -269,6 +306,7 @@ impl ModelKind {
             ModelKind::Gan => "gan",
             ModelKind::Diffusion => "diffusion",
             ModelKind::LatentDiffusion => "latent-diffusion",
+            ModelKind::Classifier => "classifier",
         }
     }
 
@@ -280,6 +318,7 @@ impl ModelKind {
             ModelKind::Gan => &["model.gan."],
             ModelKind::Diffusion => &["model.diffusion."],
             ModelKind::LatentDiffusion => &["model.diffusion.", "model.vae_checkpoint"],
+            ModelKind::Classifier => &["model.classifier."],
         }
     }
 
@@ -295,11 +334,12 @@ impl ModelKind {
     }
 
     /// Every kind.
-    pub const ALL: [ModelKind; 4] = [
+    pub const ALL: [ModelKind; 5] = [
         ModelKind::Vae,
         ModelKind::Gan,
         ModelKind::Diffusion,
         ModelKind::LatentDiffusion,
+        ModelKind::Classifier,
     ];
 }
 
@@ -1098,6 +1138,7 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
     )?;
     let m = &c.model;
     at_least("model.latent_dim", m.latent_dim, 1)?;
+    at_least("model.classifier.classes", m.classifier.classes, 2)?;
     if let Some(i) = m.gan.disc_hidden.iter().position(|&h| h == 0) {
         return Err(fail(
             "model.gan.disc_hidden",
@@ -1306,6 +1347,62 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
             ),
         ));
     }
+    let ev = &c.eval;
+    if ev.feature_input.is_empty() || ev.feature_input.contains(&0) {
+        return Err(fail(
+            "eval.feature_input",
+            format!(
+                "must be the shape of one input of the feature network, sizes >= 1 (e.g. [784] or [1, 28, 28]), got {:?}",
+                ev.feature_input
+            ),
+        ));
+    }
+    at_least("eval.feature_batch", ev.feature_batch, 1)?;
+    at_least("eval.is_splits", ev.is_splits, 1)?;
+    at_least("eval.prdc_k", ev.prdc_k, 1)?;
+    at_least("eval.landmarks", ev.landmarks, 2)?;
+    if ev.dims.is_empty() || ev.dims.iter().any(|&k| k > 2) {
+        return Err(fail(
+            "eval.dims",
+            format!(
+                "must list homology dimensions among 0, 1, 2, got {:?}",
+                ev.dims
+            ),
+        ));
+    }
+    if !(ev.p == 1.0 || ev.p == 2.0) {
+        return Err(fail("eval.p", format!("must be 1 or 2, got {}", ev.p)));
+    }
+    if !(ev.tau_fraction.is_finite() && (0.0..1.0).contains(&ev.tau_fraction)) {
+        return Err(fail(
+            "eval.tau_fraction",
+            format!("must be in [0, 1), got {}", ev.tau_fraction),
+        ));
+    }
+    if !(ev.image_shape.is_empty() || (ev.image_shape.len() == 2 && !ev.image_shape.contains(&0))) {
+        return Err(fail(
+            "eval.image_shape",
+            format!(
+                "must be [height, width] (sizes >= 1) or [] (not images), got {:?}",
+                ev.image_shape
+            ),
+        ));
+    }
+    if !(ev.cubical_tau.is_finite() && ev.cubical_tau >= 0.0) {
+        return Err(fail(
+            "eval.cubical_tau",
+            format!("must be a finite number >= 0, got {}", ev.cubical_tau),
+        ));
+    }
+    if !(ev.ks.len() == 3 && ev.ks[0] >= 1 && ev.ks[0] <= ev.ks[1] && ev.ks[2] >= 1) {
+        return Err(fail(
+            "eval.ks",
+            format!(
+                "must be [first, last, step] with 1 <= first <= last and step >= 1, got {:?}",
+                ev.ks
+            ),
+        ));
+    }
     if !(c.run.memory_budget_gib.is_finite() && c.run.memory_budget_gib >= 0.0) {
         return Err(fail(
             "run.memory_budget_gib",
@@ -1483,7 +1580,7 @@ mod tests {
         for (set, want) in [
             (
                 "model.kind=\"gann\"",
-                "key `model.kind`: unknown variant `gann`, expected one of `vae`, `gan`, `diffusion`, `latent-diffusion`",
+                "key `model.kind`: unknown variant `gann`, expected one of `vae`, `gan`, `diffusion`, `latent-diffusion`, `classifier`",
             ),
             (
                 "model.network=\"cnn\"",

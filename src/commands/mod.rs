@@ -137,6 +137,13 @@ pub fn run(cli: Cli, comm: &Comm, torch: &dyn Torch) -> Result<Exit> {
             };
             torch.interpolate(comm, &setup, &a)
         }
+        Command::Eval(a) => {
+            let Some(setup) = prepare(comm, &a.common, a.flags(), "eval", Some(&a.out), &args)?
+            else {
+                return Ok(Exit::Done);
+            };
+            torch.eval(comm, &setup, &a)
+        }
         Command::Info(common) => {
             let Some(setup) = prepare(comm, &common, Vec::new(), "info", None, &args)? else {
                 return Ok(Exit::Done);

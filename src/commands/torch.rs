@@ -1,6 +1,6 @@
 //! The commands that need libtorch run in tglml-torch, a second binary
 //! beside `tglml` (crates/torch): `tglml train`, `tglml sample`, `tglml
-//! interpolate`, and `tglml info` for its libtorch line. Every other command neither links nor loads libtorch
+//! interpolate`, `tglml eval`, and `tglml info` for its libtorch line. Every other command neither links nor loads libtorch
 //! (about 0.5 s and 120 MiB at each start), and the compiler checks it: this
 //! crate does not depend on tch.
 //!
@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Exit, Setup};
-use crate::cli::{InterpolateArgs, SampleArgs, TrainArgs};
+use crate::cli::{EvalArgs, InterpolateArgs, SampleArgs, TrainArgs};
 use crate::dist::Comm;
 use crate::error::{Error, Result};
 
@@ -27,6 +27,8 @@ pub trait Torch {
     fn sample(&self, comm: &Comm, setup: &Setup, args: &SampleArgs) -> Result<()>;
     /// `tglml interpolate`, after [`super::prepare`].
     fn interpolate(&self, comm: &Comm, setup: &Setup, args: &InterpolateArgs) -> Result<()>;
+    /// `tglml eval`, after [`super::prepare`].
+    fn eval(&self, comm: &Comm, setup: &Setup, args: &EvalArgs) -> Result<()>;
     /// For `tglml info`: this rank's CUDA device count, if libtorch is
     /// here, and the line on libtorch.
     fn info(&self) -> (Option<usize>, String);
@@ -89,6 +91,10 @@ impl Torch for HandOff {
 
     fn interpolate(&self, _: &Comm, _: &Setup, _: &InterpolateArgs) -> Result<()> {
         Err(Error::invalid("interpolate", self.missing()))
+    }
+
+    fn eval(&self, _: &Comm, _: &Setup, _: &EvalArgs) -> Result<()> {
+        Err(Error::invalid("eval", self.missing()))
     }
 
     fn info(&self) -> (Option<usize>, String) {

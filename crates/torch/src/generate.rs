@@ -128,7 +128,18 @@ impl Trained {
         self.model.generative()
     }
 
-    fn tensor(&self, a: ArrayView2<f64>) -> Tensor {
+    /// A classifier's features and class probabilities.
+    pub fn classifier(&self) -> Option<&dyn crate::train::classifier::Classify> {
+        self.model.classifier()
+    }
+
+    /// The hash of its parameters ([`checkpoint::param_hash`]).
+    pub fn param_hash(&self) -> u64 {
+        checkpoint::param_hash(&self._vs)
+    }
+
+    /// Rows as a tensor of the model's kind, on its device.
+    pub fn tensor(&self, a: ArrayView2<f64>) -> Tensor {
         let (r, c) = a.dim();
         Tensor::from_slice(a.as_standard_layout().as_slice().expect("standard layout"))
             .view([r as i64, c as i64])
@@ -177,6 +188,20 @@ impl Trained {
                 .to_kind(Kind::Double)
                 .to_device(Device::Cpu)
         }
+    }
+
+    /// Refuses a classifier, which generates nothing.
+    fn generates(&self) -> Result<()> {
+        if self.config.model.kind == tglml::config::ModelKind::Classifier {
+            return Err(Error::invalid(
+                "--checkpoint",
+                format!(
+                    "{} is a classifier: it generates nothing (it is the feature network of `tglml eval --features`); give the run of a generative model",
+                    self.what()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// What the model is, for messages.
@@ -247,7 +272,7 @@ impl Trained {
 }
 
 /// Up to `max` of the positions 0..n (0 = all), a seeded choice, sorted.
-fn choose(n: usize, max: usize, seed: u64) -> Vec<usize> {
+pub(crate) fn choose(n: usize, max: usize, seed: u64) -> Vec<usize> {
     if max == 0 || max >= n {
         return (0..n).collect();
     }
@@ -444,6 +469,7 @@ pub fn sample(comm: &Comm, setup: &Setup, a: &SampleArgs) -> Result<()> {
     let ck = comm.agree(checkpoint_file(&a.checkpoint))?;
     check_outputs(comm, &[out, &png, &latent_png], &[&ck])?;
     let t = Trained::load(comm, &a.checkpoint)?;
+    t.generates()?;
     let g = t.gen();
     let n = s.n;
     let sampler = s.sampler;
@@ -733,6 +759,7 @@ pub fn interpolate(comm: &Comm, setup: &Setup, a: &InterpolateArgs) -> Result<()
     let ck = comm.agree(checkpoint_file(&a.checkpoint))?;
     check_outputs(comm, &[out, &png], &[&ck])?;
     let t = Trained::load(comm, &a.checkpoint)?;
+    t.generates()?;
     let Some(l) = t.gen().latent_dim().filter(|_| t.has_decoder()) else {
         return Err(Error::invalid(
             "interpolate",
@@ -997,7 +1024,7 @@ pub fn interpolate(comm: &Comm, setup: &Setup, a: &InterpolateArgs) -> Result<()
 /// Runs `write` on rank 0 while the other ranks wait for its outcome, so
 /// that a failure there stops every rank; rank 0 prints the summary it
 /// returns.
-fn on_root(comm: &Comm, write: impl FnOnce() -> Result<String>) -> Result<()> {
+pub(crate) fn on_root(comm: &Comm, write: impl FnOnce() -> Result<String>) -> Result<()> {
     let outcome = if comm.is_root() {
         write()
     } else {

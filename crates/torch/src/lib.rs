@@ -4,6 +4,7 @@
 //! ([`tglml::commands::Torch`]).
 
 pub mod eval;
+pub mod evaluate;
 pub mod features;
 pub mod generate;
 pub mod geodesic;
@@ -12,7 +13,7 @@ pub mod train;
 
 use std::path::Path;
 
-use tglml::cli::{InterpolateArgs, SampleArgs, TrainArgs};
+use tglml::cli::{EvalArgs, InterpolateArgs, SampleArgs, TrainArgs};
 use tglml::commands::{check_outputs, Exit, Setup, Torch};
 use tglml::dist::Comm;
 use tglml::error::Result;
@@ -66,6 +67,12 @@ impl Torch for Commands {
         set_threads(setup.threads);
         let _pool = tglml::runtime::adopt_current_thread(setup.threads);
         generate::interpolate(comm, setup, a)
+    }
+
+    fn eval(&self, comm: &Comm, setup: &Setup, a: &EvalArgs) -> Result<()> {
+        set_threads(setup.threads);
+        let _pool = tglml::runtime::adopt_current_thread(setup.threads);
+        evaluate::eval(comm, setup, a)
     }
 
     fn info(&self) -> (Option<usize>, String) {

@@ -150,6 +150,13 @@ impl TrainData {
         let fits = if comm.is_root() && !t.test_data.is_empty() {
             test_columns(Path::new(&t.test_data)).and_then(|d| {
                 if d == dim {
+                    if cfg.model.kind == tglml::config::ModelKind::Classifier {
+                        let path = Path::new(&t.test_data);
+                        let rows = tglml::data::matrix::row_count(path, "x").map(|r| r.0);
+                        let labels = read_labels(path)?;
+                        let n = rows.unwrap_or(labels.as_ref().map_or(0, |y| y.len()));
+                        check_labels(labels.as_deref(), cfg, &t.test_data, n)?;
+                    }
                     Ok(())
                 } else {
                     Err(Error::invalid(
@@ -221,6 +228,9 @@ impl TrainData {
                 ),
             ))
         }))?;
+        if cfg.model.kind == tglml::config::ModelKind::Classifier {
+            check_labels(labels.as_deref(), cfg, &t.data, n)?;
+        }
         Ok(TrainData {
             rows,
             block,
@@ -241,6 +251,13 @@ impl TrainData {
     /// The data row of training position `pos`.
     pub fn train_row(&self, pos: usize) -> usize {
         self.train_rows[pos]
+    }
+
+    /// The labels of the rows at training positions `positions`, in that
+    /// order (`None`: the data have no labels). Every rank holds all labels.
+    pub fn batch_labels(&self, positions: &[usize]) -> Option<Vec<i64>> {
+        let y = self.labels.as_ref()?;
+        Some(positions.iter().map(|&p| y[self.train_rows[p]]).collect())
     }
 
     /// Values per row.
@@ -304,10 +321,11 @@ impl TrainData {
                 if let Some((mean, std)) = &self.scale {
                     x = (&x - mean) / std;
                 }
-                Ok(Some(TestSplit {
-                    x,
-                    labels: read_labels(path)?,
-                }))
+                let labels = read_labels(path)?;
+                if cfg.model.kind == tglml::config::ModelKind::Classifier {
+                    check_labels(labels.as_deref(), cfg, &t.test_data, x.nrows())?;
+                }
+                Ok(Some(TestSplit { x, labels }))
             })
         } else {
             Ok(None)
@@ -355,6 +373,48 @@ impl TrainData {
         }
         Ok(Some(out))
     }
+}
+
+/// A classifier's labels: present, one per row, each in 0..classes.
+/// `file` names the data ("" = the [synth] set).
+pub(crate) fn check_labels(
+    labels: Option<&[i64]>,
+    cfg: &Config,
+    file: &str,
+    n: usize,
+) -> Result<()> {
+    let what = if file.is_empty() {
+        format!(
+            "the [synth] dataset (synth.kind = \"{}\")",
+            cfg.synth.kind.name()
+        )
+    } else {
+        file.to_string()
+    };
+    let classes = cfg.model.classifier.classes;
+    let Some(y) = labels else {
+        return Err(Error::invalid(
+            "model.kind = \"classifier\"",
+            format!("trains on labels, but {what} has none (an HDF5 sample matrix needs /y: `tglml data pack` writes it from IDX label files)"),
+        ));
+    };
+    if y.len() != n {
+        return Err(Error::invalid(
+            what,
+            format!("has {} labels for {n} rows", y.len()),
+        ));
+    }
+    if let Some((i, v)) = y
+        .iter()
+        .enumerate()
+        .find(|(_, &v)| !(0..classes as i64).contains(&v))
+    {
+        return Err(Error::invalid(
+            what,
+            format!("row {i} has label {v}, outside 0..{classes} (model.classifier.classes = {classes})"),
+        ));
+    }
+    Ok(())
 }
 
 /// Mean and standard deviation (ddof 0; 0 → 1) of the training rows over

@@ -416,6 +416,7 @@ mod tests {
             kind: Kind::Double,
             device: tch::Device::Cpu,
             topological: true,
+            labels: None,
         };
         let d = m.loss(0, &batch);
         let w = vs.variables()["disc.fc0.weight"].copy();

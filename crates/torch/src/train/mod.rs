@@ -4,6 +4,7 @@
 
 pub mod ahead;
 pub mod checkpoint;
+pub mod classifier;
 pub mod data;
 pub mod diffusion;
 pub mod gan;

@@ -54,6 +54,8 @@ pub struct Batch<'a> {
     /// Whether the loop adds the topological loss at this step (a model
     /// may skip computing its live points when not).
     pub topological: bool,
+    /// The labels of this rank's rows (int64, B), when the data have them.
+    pub labels: Option<&'a Tensor>,
 }
 
 impl Batch<'_> {
@@ -248,6 +250,11 @@ pub trait Model {
     /// What the trained model offers `tglml sample` and `tglml
     /// interpolate`.
     fn generative(&self) -> &dyn Generative;
+
+    /// A classifier's features and class probabilities, for `tglml eval`.
+    fn classifier(&self) -> Option<&dyn super::classifier::Classify> {
+        None
+    }
 }
 
 /// A trained model's latent space, its maps and its own sampler, as far

@@ -28,6 +28,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::ahead::Ahead;
 use super::checkpoint::{self, Checkpoint, Named};
+use super::classifier::{ClassifierModel, ClassifierSpec};
 use super::data::{TestSplit, TrainData};
 use super::diffusion::{DiffusionModel, DiffusionSpec};
 use super::gan::{GanModel, GanSpec};
@@ -239,7 +240,10 @@ pub enum Finish {
 
 /// The files `tglml train` writes into `out` (checked before training).
 pub fn output_files(out: &Path, kind: ModelKind) -> Vec<PathBuf> {
-    let mut files = vec!["checkpoint.h5", "run.h5", super::model::SAMPLES_PLOT];
+    let mut files = vec!["checkpoint.h5", "run.h5"];
+    if kind != ModelKind::Classifier {
+        files.push(super::model::SAMPLES_PLOT);
+    }
     if kind == ModelKind::Vae {
         files.push(VaeModel::PLOT);
     }
@@ -403,8 +407,10 @@ pub fn run(
     let mut last_saved: Option<PathBuf> = None;
     // The steps with the topological loss, and what they need of the data
     // alone, computed a step ahead on a second thread.
-    let topo_on =
-        |step: u64| gamma(step, t.topo.gamma, t.topo.ramp_steps) > 0.0 && !t.topo.dims.is_empty();
+    let carried = phases.iter().any(|ph| ph.topological);
+    let topo_on = |step: u64| {
+        carried && gamma(step, t.topo.gamma, t.topo.ramp_steps) > 0.0 && !t.topo.dims.is_empty()
+    };
     type Queue = Option<Ahead<(u64, Result<DataSide>)>>;
     let mut ahead: Queue = if (start..t.steps).any(topo_on) {
         Some(Ahead::new("tglml-data-side", threads).map_err(|e| {
@@ -416,14 +422,15 @@ pub fn run(
     let (landmarks, maxdim) = (t.topo.landmarks, topo_cfg.maxdim());
     // Every rank gets the whole global batch's rows (the topological loss
     // needs them all) and trains on its own B; collective, in step order.
-    let fetch = |ahead: &mut Queue, step: u64| -> Result<std::sync::Arc<Array2<f64>>> {
+    type Fetched = (std::sync::Arc<Array2<f64>>, Option<Vec<i64>>);
+    let fetch = |ahead: &mut Queue, step: u64| -> Result<Fetched> {
         let batch = global_batch(t.seed, step, data.n_train(), g);
         let xb = std::sync::Arc::new(data.batch(comm, &batch)?);
         if let (Some(a), true) = (ahead.as_mut(), topo_on(step)) {
             let rows = xb.clone();
             a.give(move || (step, DataSide::of(&rows, landmarks, kind, maxdim)));
         }
-        Ok(xb)
+        Ok((xb, data.batch_labels(&batch)))
     };
     let mut next = if start < t.steps {
         Some(fetch(&mut ahead, start)?)
@@ -437,12 +444,13 @@ pub fn run(
     };
     for step in start..t.steps {
         let t0 = Instant::now();
-        let xb = next.take().expect("fetched a step ahead");
+        let (xb, yb) = next.take().expect("fetched a step ahead");
         if step + 1 < t.steps {
             next = Some(fetch(&mut ahead, step + 1)?);
         }
         let mine: Vec<usize> = (rank * b..(rank + 1) * b).collect();
         let x_local = rows_tensor(&xb, &mine, kind, dev);
+        let y_local = yb.map(|y| Tensor::from_slice(&y[rank * b..(rank + 1) * b]).to_device(dev));
         let batch = Batch {
             x: &x_local,
             step,
@@ -451,6 +459,7 @@ pub fn run(
             kind,
             device: dev,
             topological: topo_on(step),
+            labels: y_local.as_ref(),
         };
         let gam = gamma(step, t.topo.gamma, t.topo.ramp_steps);
         let mut row = vec![step as f64];
@@ -642,7 +651,17 @@ pub fn run(
                 t.steps.saturating_sub(start),
                 t_start.elapsed().as_secs_f64()
             );
-            write_run(out, &stamp, model.as_ref(), test, &log, &columns, summary).map(Some)
+            write_run(
+                out,
+                &stamp,
+                model.as_ref(),
+                test,
+                data.scale(),
+                &log,
+                &columns,
+                summary,
+            )
+            .map(Some)
         }
         None => Ok(None),
     };
@@ -726,6 +745,24 @@ pub(crate) fn build_model(
                 comm.agree(
                     tglml::runtime::fallible("building the networks", || {
                         GanModel::new(&vs.root(), &spec, samples, seed, kind)
+                    })
+                    .and_then(|built| built),
+                )?,
+            )
+        }
+        ModelKind::Classifier => {
+            let spec = ClassifierSpec {
+                conv: m.network == Network::Conv,
+                input_dim,
+                hidden: m.hidden.clone(),
+                classes: m.classifier.classes,
+            };
+            let (n_params, size) = spec.memory(batch, elem);
+            guard(n_params, size)?;
+            Box::new(
+                comm.agree(
+                    tglml::runtime::fallible("building the network", || {
+                        ClassifierModel::new(&vs.root(), &spec, kind)
                     })
                     .and_then(|built| built),
                 )?,
@@ -927,11 +964,13 @@ impl GradSum {
 
 /// The run file of a finished training (rank 0): the log under `/train`
 /// and the model's report; returns the summary for the user.
+#[allow(clippy::too_many_arguments)]
 fn write_run(
     out: &Path,
     stamp: &Stamp,
     model: &dyn Model,
     test: &TestSplit,
+    scale: Option<&(Array1<f64>, Array1<f64>)>,
     log: &[Vec<f64>],
     names: &[String],
     summary: String,
@@ -945,7 +984,13 @@ fn write_run(
             w.dataset(&format!("/train/{name}"), &Array1::from_vec(col))?;
         }
     }
-    // The test split (every model's reference), then the model's own.
+    // The test split (every model's reference), then the model's own; the
+    // standardisation that maps /eval/x and /samples back to the data's
+    // units, when the run had one.
+    if let Some((mean, std)) = scale {
+        w.dataset("/scale/mean", mean)?;
+        w.dataset("/scale/std", std)?;
+    }
     w.dataset("/eval/x", &test.x)?;
     if let Some(y) = &test.labels {
         w.dataset("/eval/y", &Array1::from_vec(y.clone()))?;

@@ -1,0 +1,740 @@
+//! `tglml eval`: a generated set against a reference set, and a run's
+//! latent space against its test data, with the measures of
+//! [`tglml::metrics`] (docs/hdf5.md, "eval files").
+//!
+//! Both sets are compared in the data's units: a file with `/scale` (the
+//! samples of a standardised run, or its run.h5) is mapped back by it.
+//! Every rank loads the feature network (a collective load of a classifier
+//! run); rank 0 computes every measure and writes the file, which is
+//! therefore the same for any rank count. Nothing is written unless every
+//! measure succeeded.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, Axis};
+use rayon::prelude::*;
+use tch::{Device, Kind};
+
+use crate::features::FeatureNet;
+use crate::generate::{choose, on_root, Trained};
+use crate::train::topo_loss::to_vec;
+use tglml::cli::EvalArgs;
+use tglml::commands::{check_outputs, Setup};
+use tglml::config::{EvalConfig, ModelKind};
+use tglml::dist::Comm;
+use tglml::error::{Error, Result};
+use tglml::io::{H5Writer, Stamp};
+use tglml::metrics::{embedding::Embedding, features as fm, topology as tm};
+use tglml::topology::diagram::{self, Essential, Ground};
+
+/// Rows of one set, in the data's units, and where they came from.
+pub struct Set {
+    pub x: Array2<f64>,
+    /// `FILE:/dataset`.
+    pub source: String,
+}
+
+fn hdf5_err(path: &Path, what: &str, e: hdf5::Error) -> Error {
+    Error::hdf5(path, what.to_string(), e)
+}
+
+/// The 2-D float64 dataset `name` of `f`.
+fn read_2d(f: &hdf5::File, path: &Path, name: &str) -> Result<Array2<f64>> {
+    let ds = f
+        .dataset(name)
+        .map_err(|e| hdf5_err(path, &format!("dataset /{name}"), e))?;
+    if ds.ndim() != 2 {
+        return Err(Error::invalid(
+            format!("{}:/{name}", path.display()),
+            format!(
+                "has shape {:?}; expected a 2-D matrix of rows (samples × values)",
+                ds.shape()
+            ),
+        ));
+    }
+    ds.read_2d::<f64>()
+        .map_err(|e| hdf5_err(path, &format!("dataset /{name} (read as float64)"), e))
+}
+
+/// Whether `f` has a dataset at `name` (not a group, no error).
+fn has_dataset(f: &hdf5::File, name: &str) -> bool {
+    let mut at = String::new();
+    for part in name.split('/') {
+        if !at.is_empty() {
+            at.push('/');
+        }
+        at.push_str(part);
+        if !f.link_exists(&at) {
+            return false;
+        }
+    }
+    f.dataset(name).is_ok()
+}
+
+/// Reads dataset `name` of `path` (the first of `names` that it holds when
+/// `name` is `None`), mapped back to the data's units by the file's
+/// `/scale` when it has one.
+pub fn read_set(path: &Path, names: &[&str]) -> Result<Set> {
+    let f = hdf5::File::open(path).map_err(|e| hdf5_err(path, "opening the file", e))?;
+    let Some(name) = names.iter().copied().find(|n| has_dataset(&f, n)) else {
+        let listed: Vec<String> = names.iter().map(|n| format!("/{n}")).collect();
+        return Err(Error::invalid(
+            path.display().to_string(),
+            format!(
+                "holds none of {} (a `tglml sample` file has /samples/x, a run.h5 /samples, a sample matrix /x)",
+                listed.join(", ")
+            ),
+        ));
+    };
+    let mut x = read_2d(&f, path, name)?;
+    let source = format!("{}:/{name}", path.display());
+    if has_dataset(&f, "scale/mean") && has_dataset(&f, "scale/std") {
+        let read = |n: &str| {
+            f.dataset(n)
+                .and_then(|d| d.read_1d::<f64>())
+                .map_err(|e| hdf5_err(path, &format!("dataset /{n}"), e))
+        };
+        let (mean, std) = (read("scale/mean")?, read("scale/std")?);
+        if mean.len() != x.ncols() || std.len() != x.ncols() {
+            return Err(Error::invalid(
+                &source,
+                format!(
+                    "has {} values per row, but /scale/mean and /scale/std have {} and {}",
+                    x.ncols(),
+                    mean.len(),
+                    std.len()
+                ),
+            ));
+        }
+        x = &x * &std + &mean;
+    }
+    if let Some(((i, j), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::invalid(
+            &source,
+            format!("row {i}, column {j} is {v}: values must be finite"),
+        ));
+    }
+    Ok(Set { x, source })
+}
+
+/// The datasets a generated set is read from, in order.
+const SAMPLE_SETS: [&str; 3] = ["samples/x", "samples", "x"];
+/// The datasets a reference set is read from, in order (a sample matrix, a
+/// run.h5's test split).
+const REFERENCE_SETS: [&str; 4] = ["x", "eval/x", "samples/x", "samples"];
+
+/// Features of a set, and its class probabilities when the network is a
+/// classifier.
+struct Features {
+    f: Array2<f64>,
+    probs: Option<Array2<f64>>,
+}
+
+enum Network {
+    Classifier(Box<Trained>),
+    Script(FeatureNet),
+}
+
+/// The feature network of eval.features.
+struct FeatureSource {
+    net: Network,
+    given: String,
+    /// A hash of the network's weights (a classifier: its parameters,
+    /// [`crate::train::checkpoint::param_hash`]; TorchScript: the file's
+    /// bytes), hex.
+    hash: String,
+    input: Vec<i64>,
+    batch: usize,
+}
+
+impl FeatureSource {
+    /// Loads it on every rank (collective).
+    fn load(comm: &Comm, given: &str, cfg: &EvalConfig) -> Result<FeatureSource> {
+        let p = Path::new(given);
+        let run = p.is_dir() || p.extension().is_some_and(|e| e == "h5");
+        let (net, hash) = if run {
+            let t = Trained::load(comm, p).map_err(|e| e.context("eval.features"))?;
+            if t.config.model.kind != ModelKind::Classifier {
+                return Err(Error::invalid(
+                    format!("eval.features = {given:?}"),
+                    format!(
+                        "is a model.kind = \"{}\" run; features come from a model.kind = \"classifier\" run (configs/fashion_mnist_classifier.toml) or a TorchScript file",
+                        t.config.model.kind.name()
+                    ),
+                ));
+            }
+            let hash = format!("{:016x}", t.param_hash());
+            (Network::Classifier(Box::new(t)), hash)
+        } else {
+            let net = comm.agree(FeatureNet::load(p, Device::Cpu))?;
+            let bytes = std::fs::read(p)
+                .map_err(|e| Error::external(format!("reading {}", p.display()), e))?;
+            let mut h = tglml::dist::Fnv1a::new();
+            h.eat(&bytes);
+            (Network::Script(net), format!("{:016x}", h.finish()))
+        };
+        Ok(FeatureSource {
+            net,
+            given: given.to_string(),
+            hash,
+            input: cfg.feature_input.iter().map(|&v| v as i64).collect(),
+            batch: cfg.feature_batch,
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.net {
+            Network::Classifier(_) => "classifier",
+            Network::Script(_) => "torchscript",
+        }
+    }
+
+    /// The features of `set` (`what` names it in messages).
+    fn of(&self, set: &Set, what: &str) -> Result<Features> {
+        match &self.net {
+            Network::Script(net) => Ok(Features {
+                f: net
+                    .features(set.x.view(), &self.input, self.batch)
+                    .map_err(|e| e.context(format!("the {what} ({})", set.source)))?,
+                probs: None,
+            }),
+            Network::Classifier(t) => {
+                let c = t.classifier().expect("checked at load: a classifier");
+                if set.x.ncols() != c.input_dim() {
+                    return Err(Error::invalid(
+                        format!("the {what} ({})", set.source),
+                        format!(
+                            "has {} values per row, but the feature network (classifier {}) takes {}",
+                            set.x.ncols(),
+                            self.given,
+                            c.input_dim()
+                        ),
+                    ));
+                }
+                let x = match t.data.scale() {
+                    Some((mean, std)) => (&set.x - mean) / std,
+                    None => set.x.clone(),
+                };
+                let (mut f, mut p) = (Vec::new(), Vec::new());
+                let mut width = 0;
+                for start in (0..x.nrows()).step_by(self.batch) {
+                    let end = (start + self.batch).min(x.nrows());
+                    let rows = t.tensor(x.slice(ndarray::s![start..end, ..]));
+                    let (feat, probs) = tglml::runtime::fallible("the feature network", || {
+                        tch::no_grad(|| {
+                            let feat = c.features(&rows);
+                            let probs = c.logits_of_features(&feat).softmax(1, Kind::Double);
+                            (feat, probs)
+                        })
+                    })?;
+                    width = feat.size()[1] as usize;
+                    f.extend(to_vec(&feat));
+                    p.extend(to_vec(&probs));
+                }
+                let n = x.nrows();
+                let shape = |v: Vec<f64>, w: usize| {
+                    Array2::from_shape_vec((n, w), v).map_err(|e| Error::external("features", e))
+                };
+                Ok(Features {
+                    f: shape(f, width)?,
+                    probs: Some(shape(p, c.classes())?),
+                })
+            }
+        }
+    }
+}
+
+/// What an evaluation writes: attributes by object, and datasets.
+#[derive(Default)]
+struct Results {
+    groups: Vec<String>,
+    numbers: Vec<(String, String, f64)>,
+    texts: Vec<(String, String, String)>,
+    arrays: Vec<(String, Array2<f64>)>,
+    /// Lines of the summary printed at the end.
+    lines: Vec<String>,
+}
+
+impl Results {
+    fn group(&mut self, g: &str) {
+        if !self.groups.iter().any(|x| x == g) {
+            self.groups.push(g.to_string());
+        }
+    }
+
+    fn num(&mut self, g: &str, name: &str, v: f64) {
+        self.group(g);
+        self.numbers.push((g.to_string(), name.to_string(), v));
+    }
+
+    fn text(&mut self, g: &str, name: &str, v: &str) {
+        self.group(g);
+        self.texts
+            .push((g.to_string(), name.to_string(), v.to_string()));
+    }
+
+    fn write(&self, w: &H5Writer) -> Result<()> {
+        for g in &self.groups {
+            w.group(g)?;
+        }
+        for (path, a) in &self.arrays {
+            w.dataset(path, a)?;
+        }
+        for (g, n, v) in &self.numbers {
+            w.attr_f64(g, n, *v)?;
+        }
+        for (g, n, v) in &self.texts {
+            w.attr_str(g, n, v)?;
+        }
+        Ok(())
+    }
+}
+
+/// The rows `rows` of `x`.
+fn pick(x: &Array2<f64>, rows: &[usize]) -> Array2<f64> {
+    x.select(Axis(0), rows)
+}
+
+/// FID, IS and precision/recall/density/coverage (`/features`).
+fn feature_measures(
+    r: &mut Results,
+    cfg: &EvalConfig,
+    src: &FeatureSource,
+    reference: &Set,
+    samples: &Set,
+) -> Result<()> {
+    eprintln!(
+        "eval: features of {} reference and {} generated rows ({})",
+        reference.x.nrows(),
+        samples.x.nrows(),
+        src.given
+    );
+    let fr = src.of(reference, "reference set")?;
+    let fs = src.of(samples, "generated set")?;
+    let g = "/features";
+    r.text(g, "network", &src.given);
+    r.text(g, "kind", src.kind());
+    r.text(g, "hash", &src.hash);
+    r.num(g, "dim", fr.f.ncols() as f64);
+    let gr = fm::Gaussian::of(
+        fr.f.view(),
+        &format!("the reference set's features ({})", reference.source),
+    )?;
+    let gs = fm::Gaussian::of(
+        fs.f.view(),
+        &format!("the generated set's features ({})", samples.source),
+    )?;
+    let fid = fm::frechet(&gr, &gs)?;
+    r.num(g, "fid", fid);
+    let mut line = format!("FID {fid:.4}");
+    if let (Some(ps), Some(pr)) = (&fs.probs, &fr.probs) {
+        let splits = cfg.is_splits.min(ps.nrows()).max(1);
+        let (m, s) = fm::inception_score(ps.view(), splits)?;
+        let (rm, rs) = fm::inception_score(pr.view(), cfg.is_splits.min(pr.nrows()).max(1))?;
+        r.num(g, "is_mean", m);
+        r.num(g, "is_std", s);
+        r.num(g, "is_reference_mean", rm);
+        r.num(g, "is_reference_std", rs);
+        r.num(g, "is_splits", splits as f64);
+        line += &format!(", IS {m:.3} ± {s:.3} (reference {rm:.3})");
+    }
+    let sub_r = choose(fr.f.nrows(), cfg.prdc_rows, cfg.seed);
+    let sub_s = choose(fs.f.nrows(), cfg.prdc_rows, cfg.seed);
+    let k = cfg.prdc_k;
+    tglml::guard::need(
+        &format!(
+            "precision/recall on {} and {} rows",
+            sub_r.len(),
+            sub_s.len()
+        ),
+        tglml::guard::Size::array(
+            &[
+                (sub_r.len() + sub_s.len()) as u64,
+                sub_r.len().max(sub_s.len()) as u64,
+                2,
+            ],
+            8,
+        ),
+        "eval.prdc_rows",
+    )?;
+    let p = fm::prdc(pick(&fr.f, &sub_r).view(), pick(&fs.f, &sub_s).view(), k)
+        .map_err(|e| e.context("eval.prdc_k"))?;
+    r.num(g, "precision", p.precision);
+    r.num(g, "recall", p.recall);
+    r.num(g, "density", p.density);
+    r.num(g, "coverage", p.coverage);
+    r.num(g, "prdc_k", k as f64);
+    r.num(g, "prdc_reference_rows", sub_r.len() as f64);
+    r.num(g, "prdc_samples_rows", sub_s.len() as f64);
+    line += &format!(
+        ", precision {:.3}, recall {:.3}, density {:.3}, coverage {:.3}",
+        p.precision, p.recall, p.density, p.coverage
+    );
+    r.lines.push(line);
+    Ok(())
+}
+
+/// The Rips diagrams (H0..=maxdim) of up to `m` maxmin landmarks of `x`.
+fn landmark_diagrams(x: &Array2<f64>, m: usize, maxdim: usize) -> Result<Vec<Vec<(f64, f64)>>> {
+    use tglml::topology::landmarks::{select, LandmarkMethod};
+    let l = select(x.view(), m.min(x.nrows()), LandmarkMethod::MaxMin)?;
+    let rows = pick(x, &l.indices);
+    let d = tglml::topology::DistanceMatrix::from_points(rows.view())?;
+    let dg = tglml::topology::rips_persistence(
+        &d,
+        &tglml::topology::RipsOptions {
+            maxdim,
+            ..Default::default()
+        },
+    )?;
+    Ok(dg
+        .dims
+        .iter()
+        .map(|bars| bars.iter().map(|b| (b.birth, b.death)).collect())
+        .collect())
+}
+
+/// Essential classes matched when both diagrams have as many, else left out.
+fn essential_of(a: &[(f64, f64)], b: &[(f64, f64)]) -> Essential {
+    let ess = |d: &[(f64, f64)]| d.iter().filter(|p| p.1.is_infinite()).count();
+    if ess(a) == ess(b) {
+        Essential::Match
+    } else {
+        Essential::Ignore
+    }
+}
+
+fn bars(d: &[(f64, f64)]) -> Array2<f64> {
+    Array2::from_shape_fn((d.len(), 2), |(i, j)| if j == 0 { d[i].0 } else { d[i].1 })
+}
+
+/// Diagram distances, Betti-curve distances and topological accuracy of
+/// the landmarks' Rips diagrams (`/topology/h<k>`).
+fn topology_measures(
+    r: &mut Results,
+    cfg: &EvalConfig,
+    reference: &Set,
+    samples: &Set,
+) -> Result<()> {
+    let maxdim = *cfg.dims.iter().max().expect("validated: non-empty");
+    eprintln!(
+        "eval: Rips persistence (H0..H{maxdim}) of {} maxmin landmarks of each set",
+        cfg.landmarks
+    );
+    let (dr, ds) = rayon::join(
+        || landmark_diagrams(&reference.x, cfg.landmarks, maxdim),
+        || landmark_diagrams(&samples.x, cfg.landmarks, maxdim),
+    );
+    let (dr, ds) = (dr?, ds?);
+    r.num("/topology", "landmarks", cfg.landmarks as f64);
+    r.num("/topology", "p", cfg.p);
+    r.text("/topology", "ground", "linf");
+    let mut parts = Vec::new();
+    for &k in &cfg.dims {
+        let (a, b) = (&dr[k], &ds[k]);
+        let g = format!("/topology/h{k}");
+        let ess = essential_of(a, b);
+        let w = diagram::wasserstein(a, b, cfg.p, Ground::LInf, ess)?.value;
+        let bn = diagram::bottleneck(a, b, Ground::LInf, ess)?.value;
+        let finite_max = |d: &[(f64, f64)], f: &dyn Fn(&(f64, f64)) -> f64| {
+            d.iter()
+                .filter(|p| p.1.is_finite())
+                .map(f)
+                .fold(0.0, f64::max)
+        };
+        let hi = finite_max(a, &|p| p.1).max(finite_max(b, &|p| p.1));
+        let betti = if hi > 0.0 {
+            tm::betti_distance(a, b, 0.0, hi)?
+        } else {
+            0.0
+        };
+        let tau = cfg.tau_fraction * finite_max(a, &|p| p.1 - p.0);
+        let acc = tm::topological_accuracy(a, b, tau)?;
+        r.num(&g, "wasserstein", w);
+        r.num(&g, "bottleneck", bn);
+        r.num(&g, "betti_distance", betti);
+        r.num(&g, "betti_range_hi", hi);
+        r.num(&g, "tau", tau);
+        r.num(&g, "topological_accuracy", acc.unwrap_or(f64::NAN));
+        r.num(&g, "reference_bars", a.len() as f64);
+        r.num(&g, "samples_bars", b.len() as f64);
+        r.arrays.push((format!("{g}/reference"), bars(a)));
+        r.arrays.push((format!("{g}/samples"), bars(b)));
+        parts.push(format!(
+            "H{k}: W{} {w:.4}, bottleneck {bn:.4}, Betti {betti:.4}, accuracy {}",
+            cfg.p,
+            acc.map_or("n/a (no significant bar)".to_string(), |v| format!(
+                "{v:.3}"
+            ))
+        ));
+    }
+    r.lines.push(parts.join("; "));
+    Ok(())
+}
+
+/// β0 and β1 (bars of persistence above `tau`) of the cubical complex of
+/// each row of `x` as an `h` × `w` image.
+fn cubical_betti(x: &Array2<f64>, h: usize, w: usize, tau: f64) -> Result<Array2<f64>> {
+    let rows: Vec<Result<(usize, usize)>> = (0..x.nrows())
+        .into_par_iter()
+        .map(|i| {
+            let img = x
+                .row(i)
+                .to_owned()
+                .into_shape_with_order((h, w))
+                .map_err(|e| Error::external("image", e))?;
+            let d = tglml::topology::cubical::persistence(img.view())?;
+            let count = |bars: &[(f64, f64)]| bars.iter().filter(|p| p.1 - p.0 > tau).count();
+            Ok((count(&d.dim0), count(&d.dim1)))
+        })
+        .collect();
+    let mut out = Array2::zeros((x.nrows(), 2));
+    for (i, b) in rows.into_iter().enumerate() {
+        let (b0, b1) = b?;
+        out[[i, 0]] = b0 as f64;
+        out[[i, 1]] = b1 as f64;
+    }
+    Ok(out)
+}
+
+/// The total variation distance between the distributions of the values
+/// of column `j` of `a` and of `b` (integers).
+fn tv_distance(a: &Array2<f64>, b: &Array2<f64>, j: usize) -> f64 {
+    use std::collections::BTreeMap;
+    let mut h: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
+    for v in a.column(j) {
+        h.entry(*v as i64).or_default().0 += 1.0 / a.nrows() as f64;
+    }
+    for v in b.column(j) {
+        h.entry(*v as i64).or_default().1 += 1.0 / b.nrows() as f64;
+    }
+    0.5 * h.values().map(|(p, q)| (p - q).abs()).sum::<f64>()
+}
+
+/// Cubical persistence of images (`/cubical`).
+fn cubical_measures(
+    r: &mut Results,
+    cfg: &EvalConfig,
+    reference: &Set,
+    samples: &Set,
+) -> Result<()> {
+    let (h, w) = (cfg.image_shape[0], cfg.image_shape[1]);
+    // The same choice for both sets (of the same size: the same rows).
+    let sub_r = choose(reference.x.nrows(), cfg.cubical_rows, cfg.seed ^ 2);
+    let sub_s = choose(samples.x.nrows(), cfg.cubical_rows, cfg.seed ^ 2);
+    eprintln!(
+        "eval: cubical persistence of {} reference and {} generated {h} × {w} images",
+        sub_r.len(),
+        sub_s.len()
+    );
+    let br = cubical_betti(&pick(&reference.x, &sub_r), h, w, cfg.cubical_tau)?;
+    let bs = cubical_betti(&pick(&samples.x, &sub_s), h, w, cfg.cubical_tau)?;
+    let g = "/cubical";
+    r.num(g, "tau", cfg.cubical_tau);
+    let mean = |b: &Array2<f64>, j: usize| b.column(j).mean().unwrap_or(f64::NAN);
+    let mut line = String::from("cubical Betti numbers (mean β0, β1):");
+    for (name, b) in [("reference", &br), ("samples", &bs)] {
+        r.num(g, &format!("{name}_mean_b0"), mean(b, 0));
+        r.num(g, &format!("{name}_mean_b1"), mean(b, 1));
+        line += &format!(" {name} {:.2}, {:.2};", mean(b, 0), mean(b, 1));
+    }
+    let (t0, t1) = (tv_distance(&br, &bs, 0), tv_distance(&br, &bs, 1));
+    r.num(g, "tv_b0", t0);
+    r.num(g, "tv_b1", t1);
+    line += &format!(" total variation β0 {t0:.3}, β1 {t1:.3}");
+    r.arrays.push((format!("{g}/reference_betti"), br));
+    r.arrays.push((format!("{g}/samples_betti"), bs));
+    r.lines.push(line);
+    Ok(())
+}
+
+/// The embedding measures of a run's test split against its latent codes
+/// (`/embedding`).
+fn embedding_measures(r: &mut Results, cfg: &EvalConfig, run: &Path) -> Result<()> {
+    let f = hdf5::File::open(run).map_err(|e| hdf5_err(run, "opening the file", e))?;
+    if !has_dataset(&f, "eval/z") {
+        return Ok(());
+    }
+    let x = read_2d(&f, run, "eval/x")?;
+    let z = read_2d(&f, run, "eval/z")?;
+    let sub = choose(x.nrows(), cfg.embedding_rows, cfg.seed ^ 4);
+    let ks: Vec<usize> = (cfg.ks[0]..=cfg.ks[1]).step_by(cfg.ks[2]).collect();
+    let kmax = *ks.last().expect("validated: first <= last");
+    if sub.len() <= kmax + 1 {
+        return Err(Error::invalid(
+            "eval.ks",
+            format!(
+                "k up to {kmax} needs more than {} rows of the test split, {} has {} (eval.embedding_rows = {})",
+                kmax + 1,
+                run.display(),
+                sub.len(),
+                cfg.embedding_rows
+            ),
+        ));
+    }
+    eprintln!(
+        "eval: embedding measures of {} test rows against their codes ({})",
+        sub.len(),
+        run.display()
+    );
+    let (xs, zs) = (pick(&x, &sub), pick(&z, &sub));
+    let e = Embedding::new(xs.view(), zs.view())?;
+    let a = e.averaged(&ks)?;
+    let g = "/embedding";
+    r.text(g, "run", &run.display().to_string());
+    r.num(g, "rows", sub.len() as f64);
+    r.arrays.push((
+        format!("{g}/ks"),
+        Array2::from_shape_fn((ks.len(), 1), |(i, _)| ks[i] as f64),
+    ));
+    r.num(g, "trustworthiness", a.trustworthiness);
+    r.num(g, "continuity", a.continuity);
+    r.num(g, "mrre_zx", a.mrre_zx);
+    r.num(g, "mrre_xz", a.mrre_xz);
+    r.num(g, "rmse", e.rmse());
+    r.num(g, "stress", e.stress());
+    let mut kl = Vec::new();
+    for (name, s) in [("kl_0.01", 0.01), ("kl_0.1", 0.1), ("kl_1", 1.0)] {
+        let v = crate::eval::kl_sigma(&x, &z, s);
+        r.num(g, name, v);
+        kl.push(v);
+    }
+    r.lines.push(format!(
+        "embedding ({} rows; KL on all {}): trustworthiness {:.3}, continuity {:.3}, MRRE {:.3}/{:.3}, RMSE {:.3}, stress {:.3}, KL_0.1 {:.4}",
+        sub.len(),
+        x.nrows(),
+        a.trustworthiness,
+        a.continuity,
+        a.mrre_zx,
+        a.mrre_xz,
+        e.rmse(),
+        e.stress(),
+        kl[1]
+    ));
+    Ok(())
+}
+
+/// The run.h5 of `--checkpoint DIR`.
+fn run_file(dir: &Path) -> Result<PathBuf> {
+    let f = if dir.is_dir() {
+        dir.join("run.h5")
+    } else {
+        dir.with_file_name("run.h5")
+    };
+    if f.is_file() {
+        Ok(f)
+    } else {
+        Err(Error::invalid(
+            "--checkpoint",
+            format!(
+                "{} has no run.h5: the run has not finished (tglml train writes run.h5 after its last step)",
+                dir.display()
+            ),
+        ))
+    }
+}
+
+/// Every measure of the two sets (rank 0).
+fn measure(
+    cfg: &EvalConfig,
+    reference: &Set,
+    samples: &Set,
+    features: Option<&FeatureSource>,
+    run: Option<&Path>,
+) -> Result<Results> {
+    let mut r = Results::default();
+    let (nr, dr) = reference.x.dim();
+    let (ns, ds) = samples.x.dim();
+    if dr != ds {
+        return Err(Error::invalid(
+            format!("the generated set ({})", samples.source),
+            format!(
+                "has {ds} values per row, the reference set ({}) {dr}: both must be samples of the same data",
+                reference.source
+            ),
+        ));
+    }
+    for (set, n) in [(reference, nr), (samples, ns)] {
+        if n < 2 {
+            return Err(Error::invalid(
+                &set.source,
+                format!("has {n} rows; every measure needs at least 2"),
+            ));
+        }
+    }
+    r.text("/sets", "reference", &reference.source);
+    r.text("/sets", "samples", &samples.source);
+    r.num("/sets", "reference_rows", nr as f64);
+    r.num("/sets", "samples_rows", ns as f64);
+    r.num("/sets", "dim", dr as f64);
+    match features {
+        Some(src) => feature_measures(&mut r, cfg, src, reference, samples)?,
+        None => r.lines.push(
+            "no feature network (eval.features = \"\"): FID, IS and precision/recall left out"
+                .to_string(),
+        ),
+    }
+    topology_measures(&mut r, cfg, reference, samples)?;
+    if cfg.image_shape.len() == 2 && cfg.image_shape[0] * cfg.image_shape[1] == dr {
+        cubical_measures(&mut r, cfg, reference, samples)?;
+    }
+    if let Some(run) = run {
+        embedding_measures(&mut r, cfg, run)?;
+    }
+    Ok(r)
+}
+
+/// Runs `tglml eval`.
+pub fn eval(comm: &Comm, setup: &Setup, a: &EvalArgs) -> Result<()> {
+    let cfg = &setup.config.eval;
+    let run = match &a.checkpoint {
+        Some(dir) => Some(comm.agree(run_file(dir))?),
+        None => None,
+    };
+    let samples_path = a.samples.clone().or_else(|| run.clone());
+    let reference_path = a.reference.clone().or_else(|| run.clone());
+    let (Some(samples_path), Some(reference_path)) = (samples_path, reference_path) else {
+        return Err(Error::invalid(
+            "eval",
+            "needs the sets to compare: --checkpoint DIR (its samples against its test split), or --samples FILE.h5 and --reference FILE.h5",
+        ));
+    };
+    let mut inputs: Vec<&Path> = vec![&samples_path, &reference_path];
+    if !cfg.features.is_empty() {
+        inputs.push(Path::new(&cfg.features));
+    }
+    check_outputs(comm, &[&a.out], &inputs)?;
+    let features = if cfg.features.is_empty() {
+        None
+    } else {
+        Some(FeatureSource::load(comm, &cfg.features, cfg)?)
+    };
+    on_root(comm, || {
+        let samples = read_set(&samples_path, &SAMPLE_SETS)?;
+        let reference = if a.reference.is_some() {
+            read_set(&reference_path, &REFERENCE_SETS)?
+        } else {
+            read_set(&reference_path, &["eval/x"])?
+        };
+        let r = measure(cfg, &reference, &samples, features.as_ref(), run.as_deref())?;
+        let stamp = Stamp {
+            command: setup.command.to_string(),
+            config_toml: setup.config.to_toml(),
+            n_ranks: comm.size(),
+            threads_per_rank: setup.threads,
+        };
+        let w = H5Writer::create(&a.out, &stamp)?;
+        r.write(&w)?;
+        let path = w.commit()?;
+        let mut lines = vec![format!(
+            "eval: {} ({} rows) against {} ({} rows)",
+            samples.source,
+            samples.x.nrows(),
+            reference.source,
+            reference.x.nrows()
+        )];
+        lines.extend(r.lines.iter().cloned());
+        lines.push(format!("wrote {}", path.display()));
+        Ok(lines.join("\n"))
+    })
+}

@@ -1,0 +1,363 @@
+//! Issue 16: `tglml eval` and the classifier model kind. A small
+//! classifier trained on Fashion-MNIST images gives the features; the
+//! file's FID, Inception Score and precision/recall/density/coverage equal
+//! a NumPy computation of their definitions on features that NumPy
+//! recomputes from the classifier's checkpoint; a set against itself
+//! scores as identical; -np 1 and -np 2 write the same file; bad input is
+//! refused with one message and nothing written.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Rows `rows` of the Fashion-MNIST test images as sample matrices:
+/// `name.h5` with /x (pixels in [0, 1]) and /y, written by h5py.
+fn fashion_subsets(dir: &Path, parts: &[(&str, usize, usize)]) -> Vec<PathBuf> {
+    let packed = dir.join("t10k.h5");
+    if !packed.exists() {
+        ok(&tglml(&[
+            "data",
+            "pack",
+            path_str(&fashion_mnist("t10k-images-idx3-ubyte.gz")),
+            "--labels",
+            path_str(&fashion_mnist("t10k-labels-idx1-ubyte.gz")),
+            "--out",
+            &s(&packed),
+        ]));
+    }
+    let mut code = format!(
+        "import h5py\nsrc = h5py.File({:?})\nx, y = src['x'][()], src['y'][()]\n",
+        s(&packed)
+    );
+    let mut out = Vec::new();
+    for (name, a, b) in parts {
+        let p = dir.join(format!("{name}.h5"));
+        code += &format!(
+            "with h5py.File({:?}, 'w') as f:\n    f['x'] = x[{a}:{b}]\n    f['y'] = y[{a}:{b}]\n",
+            s(&p)
+        );
+        out.push(p);
+    }
+    let r = python_cmd().arg("-c").arg(&code).output().unwrap();
+    ok(&r);
+    out
+}
+
+/// A classifier (MLP 784–32–10, standardised pixels) trained 60 steps on
+/// the first 3,000 test images.
+fn train_classifier(dir: &Path, data: &Path) -> PathBuf {
+    let run = dir.join("classifier");
+    let r = tglml(&[
+        "train",
+        "--steps",
+        "60",
+        "--set",
+        "model.kind=\"classifier\"",
+        "--set",
+        "model.hidden=[32]",
+        "--set",
+        &format!("train.data={:?}", s(data)),
+        "--set",
+        "train.batch_size=64",
+        "--set",
+        "train.topo.gamma=0.0",
+        "--threads",
+        "1",
+        "--out",
+        &s(&run),
+    ]);
+    ok(&r);
+    let err = stderr(&r);
+    assert!(err.contains("test accuracy"), "{err}");
+    run
+}
+
+/// NumPy: the classifier's features and probabilities of a set, then FID,
+/// IS (10 splits) and precision/recall/density/coverage (k = 5) by their
+/// definitions, printed as one line of numbers.
+const NUMPY_EVAL: &str = r#"
+import sys, h5py, numpy as np
+ck, run, gen, ref, out = sys.argv[1:6]
+m = h5py.File(ck)['model']
+W = lambda k: m[k][()].astype(np.float64)
+r = h5py.File(run)
+mean, std = r['scale/mean'][()], r['scale/std'][()]
+def feats(x):
+    h = np.maximum(((x - mean) / std) @ W('cls.fc0.weight').T + W('cls.fc0.bias'), 0)
+    l = h @ W('cls.head.weight').T + W('cls.head.bias')
+    p = np.exp(l - l.max(1, keepdims=True)); p /= p.sum(1, keepdims=True)
+    return h, p
+fg, pg = feats(h5py.File(gen)['x'][()].astype(np.float64))
+fr, pr = feats(h5py.File(ref)['x'][()].astype(np.float64))
+def fid(a, b):
+    ma, mb = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(ca)
+    sa = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    lam = np.linalg.eigvalsh(sa @ cb @ sa)
+    return ((ma - mb) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * np.sqrt(np.clip(lam, 0, None)).sum()
+def inception(p, splits=10):
+    parts = np.array_split(p, splits)
+    s = [np.exp((q * (np.log(q) - np.log(q.mean(0, keepdims=True)))).sum(1).mean()) for q in parts]
+    return np.mean(s), np.std(s)
+def dist(a, b):
+    return np.sqrt(np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T, 0))
+def prdc(real, fake, k=5):
+    rr = np.sort(dist(real, real), 1)[:, k]
+    ff = np.sort(dist(fake, fake), 1)[:, k]
+    rf = dist(real, fake)
+    precision = (rf < rr[:, None]).any(0).mean()
+    recall = (rf < ff[None, :]).any(1).mean()
+    density = (1.0 / k) * (rf < rr[:, None]).sum(0).mean()
+    coverage = (rf.min(1) < rr).mean()
+    return precision, recall, density, coverage
+f = h5py.File(out)
+got = dict(f['features'].attrs)
+want = dict(zip(['fid'], [fid(fr, fg)]))
+want['is_mean'], want['is_std'] = inception(pg)
+want['precision'], want['recall'], want['density'], want['coverage'] = prdc(fr, fg)
+for k, v in want.items():
+    g = float(got[k])
+    tol = 1e-6 * max(abs(v), 1.0)
+    assert abs(g - v) <= tol, (k, g, v)
+print(' '.join(f'{k}={want[k]:.6g}' for k in sorted(want)))
+"#;
+
+/// The feature measures equal NumPy's on features recomputed from the
+/// checkpoint; a set against itself scores as identical; -np 1 and -np 2
+/// write the same file.
+#[test]
+fn eval_matches_numpy_and_a_set_matches_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = fashion_subsets(
+        dir.path(),
+        &[("train", 0, 3000), ("gen", 3000, 3400), ("ref", 3400, 4000)],
+    );
+    let (train, gen, refr) = (&sets[0], &sets[1], &sets[2]);
+    let run = train_classifier(dir.path(), train);
+    let small = [
+        "--set",
+        "eval.landmarks=48",
+        "--set",
+        "eval.cubical_rows=40",
+        "--set",
+        "eval.prdc_rows=0",
+        "--threads",
+        "1",
+    ];
+    let file = |tag: &str| dir.path().join(format!("{tag}.h5"));
+    for np in [1, 2] {
+        let out = file(&format!("eval-{np}"));
+        let mut args = vec![
+            "eval",
+            "--features",
+            path_str(&run),
+            "--samples",
+            path_str(gen),
+            "--reference",
+            path_str(refr),
+            "--out",
+            path_str(&out),
+        ];
+        args.extend(small);
+        let r = mpirun(np, &args);
+        ok(&r);
+        assert!(stderr(&r).contains("FID"), "{}", stderr(&r));
+    }
+    assert_eq!(
+        h5dump_comparable(&file("eval-1")),
+        h5dump_comparable(&file("eval-2")),
+        "-np 2 wrote another file than -np 1"
+    );
+    let r = python_cmd()
+        .arg("-c")
+        .arg(NUMPY_EVAL)
+        .args([
+            s(&run.join("checkpoint.h5")),
+            s(&run.join("run.h5")),
+            s(gen),
+            s(refr),
+            s(&file("eval-1")),
+        ])
+        .output()
+        .unwrap();
+    ok(&r);
+    eprintln!("NumPy agrees: {}", stdout(&r).trim());
+
+    // A set against itself: FID 0, every ball holds its own point, the
+    // diagrams are equal.
+    let same = file("same");
+    let mut args = vec![
+        "eval",
+        "--features",
+        path_str(&run),
+        "--samples",
+        path_str(refr),
+        "--reference",
+        path_str(refr),
+        "--out",
+        path_str(&same),
+    ];
+    args.extend(small);
+    ok(&tglml(&args));
+    let check = format!(
+        "import h5py\nf = h5py.File({:?})\n\
+         a = dict(f['features'].attrs)\n\
+         assert abs(a['fid']) < 1e-8, a['fid']\n\
+         for k in ['precision', 'recall', 'coverage', 'density']:\n    assert abs(a[k] - 1) < 1e-12, (k, a[k])\n\
+         for k in ['h0', 'h1']:\n    t = dict(f['topology/' + k].attrs)\n    assert t['wasserstein'] == 0 and t['bottleneck'] == 0 and t['betti_distance'] == 0, t\n\
+         c = dict(f['cubical'].attrs)\n\
+         assert c['tv_b0'] == 0 and c['tv_b1'] == 0, c\n\
+         assert len(f['features'].attrs['hash']) == 16\n",
+        s(&same)
+    );
+    let r = python_cmd().arg("-c").arg(&check).output().unwrap();
+    ok(&r);
+}
+
+/// One line of error, and no output file.
+fn refused(args: &[&str], out: &Path, want: &str) {
+    let r = tglml(args);
+    assert!(!r.status.success(), "accepted: {args:?}");
+    let err = stderr(&r);
+    assert!(err.contains(want), "expected {want:?} in: {err}");
+    assert_eq!(error_lines(&err), 1, "more than one line: {err}");
+    assert!(!out.exists(), "{} was written", out.display());
+}
+
+/// Bad input: another dimension, fewer samples than features, a file that
+/// is not TorchScript, a run that is not a classifier, no sets, a
+/// classifier's data without labels.
+#[test]
+fn bad_input_is_refused_with_one_message_and_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = fashion_subsets(
+        dir.path(),
+        &[("train", 0, 2000), ("few", 2000, 2020), ("ref", 3000, 3300)],
+    );
+    let (train, few, refr) = (&sets[0], &sets[1], &sets[2]);
+    let run = train_classifier(dir.path(), train);
+    let out = dir.path().join("eval.h5");
+    let o = path_str(&out);
+    // Another dimension: 10 values per row.
+    let narrow = dir.path().join("narrow.h5");
+    let code = format!(
+        "import h5py, numpy as np\nwith h5py.File({:?}, 'w') as f:\n    f['x'] = np.random.default_rng(0).random((300, 10))\n",
+        s(&narrow)
+    );
+    ok(&python_cmd().arg("-c").arg(&code).output().unwrap());
+    refused(
+        &[
+            "eval",
+            "--samples",
+            path_str(&narrow),
+            "--reference",
+            path_str(refr),
+            "--out",
+            o,
+        ],
+        &out,
+        "has 10 values per row, the reference set",
+    );
+    // 20 samples of 32 features: a singular covariance.
+    refused(
+        &[
+            "eval", "--features", path_str(&run), "--samples", path_str(few), "--reference",
+            path_str(refr), "--out", o,
+        ],
+        &out,
+        "20 samples of 32 features: the covariance of fewer samples than features plus one is singular",
+    );
+    // A torch.save file given as TorchScript.
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torchscript/not_torchscript.pt");
+    refused(
+        &[
+            "eval",
+            "--features",
+            path_str(&fixture),
+            "--samples",
+            path_str(refr),
+            "--reference",
+            path_str(refr),
+            "--out",
+            o,
+        ],
+        &out,
+        "is not a TorchScript module",
+    );
+    // A run of another kind as the feature network.
+    let vae = dir.path().join("vae");
+    ok(&tglml(&[
+        "train",
+        "--steps",
+        "2",
+        "--set",
+        &format!("train.data={:?}", s(train)),
+        "--set",
+        "model.hidden=[8]",
+        "--threads",
+        "1",
+        "--out",
+        path_str(&vae),
+    ]));
+    refused(
+        &[
+            "eval",
+            "--features",
+            path_str(&vae),
+            "--samples",
+            path_str(refr),
+            "--reference",
+            path_str(refr),
+            "--out",
+            o,
+        ],
+        &out,
+        "is a model.kind = \"vae\" run; features come from a model.kind = \"classifier\" run",
+    );
+    // A classifier given to sample: it generates nothing.
+    let drawn = dir.path().join("drawn.h5");
+    refused(
+        &[
+            "sample",
+            "--checkpoint",
+            path_str(&run),
+            "--out",
+            path_str(&drawn),
+        ],
+        &drawn,
+        "is a classifier: it generates nothing",
+    );
+    // No sets at all.
+    refused(&["eval", "--out", o], &out, "needs the sets to compare");
+    // A classifier on data without labels (the synthetic torus).
+    let cls = dir.path().join("nolabels");
+    let r = tglml(&[
+        "train",
+        "--steps",
+        "2",
+        "--set",
+        "model.kind=\"classifier\"",
+        "--set",
+        "synth.kind=\"torus\"",
+        "--set",
+        "train.topo.gamma=0.0",
+        "--out",
+        path_str(&cls),
+    ]);
+    assert!(!r.status.success());
+    let err = stderr(&r);
+    assert!(
+        err.contains("model.kind = \"classifier\"")
+            && err.contains("trains on labels, but the [synth] dataset"),
+        "{err}"
+    );
+    assert!(!cls.join("checkpoint.h5").exists());
+}
