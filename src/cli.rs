@@ -166,6 +166,16 @@ pub enum Command {
     /// scored (trustworthiness, continuity, MRRE, RMSE, stress, KL_σ).
     /// Writes FILE.h5 (docs/hdf5.md); keys of [eval].
     Eval(EvalArgs),
+    /// Tables of every evaluation below some folders: mean ± std over seeds.
+    ///
+    /// Reads every `tglml eval` file (*.h5 whose root attribute command is
+    /// "eval") below the folders, groups them by the configuration of the
+    /// run each evaluated (its /run config, all keys but train.seed; the
+    /// keys in which the groups differ name them) and writes OUT/report.md
+    /// (a Markdown table per measure family), OUT/metrics.csv (one row per
+    /// evaluation) and OUT/summary.csv (one row per setting: mean and
+    /// sample standard deviation over its seeds).
+    Report(ReportArgs),
     /// Print versions, MPI ranks, threads and CUDA availability.
     ///
     /// Use it to check a cluster build: under `mpirun` or `srun` it shows how
@@ -807,6 +817,21 @@ impl EvalArgs {
         }
         o
     }
+}
+
+/// `tglml report`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Folders searched (recursively) for `tglml eval` files.
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+
+    /// The report's folder (report.md, metrics.csv, summary.csv).
+    #[arg(long, value_name = "DIR", default_value = "output/report")]
+    pub out: PathBuf,
 }
 
 /// TOML integers are signed 64-bit; larger values saturate, which the range

@@ -361,3 +361,87 @@ fn bad_input_is_refused_with_one_message_and_nothing_written() {
     );
     assert!(!cls.join("checkpoint.h5").exists());
 }
+
+/// `tglml report` over a small γ sweep (two settings × two seeds of a VAE
+/// on the torus): groups by γ, and its means and standard deviations equal
+/// NumPy's over metrics.csv's rows; a folder without evaluations is
+/// refused, nothing written.
+#[test]
+fn report_groups_a_sweep_by_setting_with_numpy_means() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = dir.path().join("sweep");
+    for gamma in ["0.0", "1.0"] {
+        for seed in ["0", "1"] {
+            let run = sweep.join(format!("g{gamma}-s{seed}"));
+            ok(&tglml(&[
+                "train",
+                "--steps",
+                "15",
+                "--set",
+                "synth.kind=\"torus\"",
+                "--set",
+                "synth.n=600",
+                "--set",
+                "model.hidden=[16]",
+                "--set",
+                "train.batch_size=64",
+                "--set",
+                &format!("train.topo.gamma={gamma}"),
+                "--set",
+                &format!("train.seed={seed}"),
+                "--threads",
+                "1",
+                "--out",
+                path_str(&run),
+            ]));
+            ok(&tglml(&[
+                "eval",
+                "--checkpoint",
+                path_str(&run),
+                "--set",
+                "eval.landmarks=32",
+                "--set",
+                "eval.embedding_rows=0",
+                "--set",
+                "eval.ks=[5,20,5]",
+                "--threads",
+                "1",
+                "--out",
+                path_str(&run.join("eval.h5")),
+            ]));
+        }
+    }
+    let out = dir.path().join("report");
+    let r = tglml(&["report", path_str(&sweep), "--out", path_str(&out)]);
+    ok(&r);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| train.topo.gamma = 0.0 | 2 |"), "{md}");
+    assert!(md.contains("| train.topo.gamma = 1.0 | 2 |"), "{md}");
+    let check = format!(
+        "import csv, numpy as np\n\
+         rows = list(csv.DictReader(open({:?})))\n\
+         summ = {{r['setting']: r for r in csv.DictReader(open({:?}))}}\n\
+         assert len(rows) == 4 and len(summ) == 2, (len(rows), summ.keys())\n\
+         for name, s in summ.items():\n\
+         \x20   mine = [r for r in rows if r['setting'] == name]\n\
+         \x20   assert int(s['n']) == 2 and len(mine) == 2\n\
+         \x20   for c in ['w_h0', 'w_h1', 'trustworthiness', 'kl_0.1', 'stress']:\n\
+         \x20       v = np.array([float(r[c]) for r in mine])\n\
+         \x20       assert abs(float(s[c + '_mean']) - v.mean()) <= 1e-12 * max(1, abs(v.mean())), (c, s[c + '_mean'], v)\n\
+         \x20       assert abs(float(s[c + '_std']) - v.std(ddof=1)) <= 1e-12 * max(1, v.std()), (c, s[c + '_std'], v)\n",
+        s(&out.join("metrics.csv")),
+        s(&out.join("summary.csv"))
+    );
+    ok(&python_cmd().arg("-c").arg(&check).output().unwrap());
+    // A folder with runs but no evaluations.
+    let bare = dir.path().join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    std::fs::copy(sweep.join("g0.0-s0/run.h5"), bare.join("run.h5")).unwrap();
+    let out2 = dir.path().join("report2");
+    refused(
+        &["report", path_str(&bare), "--out", path_str(&out2)],
+        &out2.join("report.md"),
+        "no `tglml eval` file",
+    );
+    assert!(!out2.exists());
+}

@@ -8,6 +8,7 @@ mod info;
 mod pack;
 mod ph;
 mod ph_collection;
+mod report;
 mod synth;
 mod torch;
 
@@ -143,6 +144,24 @@ pub fn run(cli: Cli, comm: &Comm, torch: &dyn Torch) -> Result<Exit> {
                 return Ok(Exit::Done);
             };
             torch.eval(comm, &setup, &a)
+        }
+        Command::Report(a) => {
+            let files = report::files(&a.out);
+            let Some(setup) = prepare(
+                comm,
+                &a.common,
+                Vec::new(),
+                "report",
+                Some(&files[0]),
+                &args,
+            )?
+            else {
+                return Ok(Exit::Done);
+            };
+            let outs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+            let ins: Vec<&Path> = a.dirs.iter().map(|p| p.as_path()).collect();
+            check_outputs(comm, &outs, &ins)?;
+            report::run(comm, &setup, &a)
         }
         Command::Info(common) => {
             let Some(setup) = prepare(comm, &common, Vec::new(), "info", None, &args)? else {

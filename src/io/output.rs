@@ -41,6 +41,22 @@ pub fn temp_name(dest: &Path) -> Result<PathBuf> {
     Ok(parent_of(dest).join(tmp))
 }
 
+/// Writes `text` to `path` through a temporary file beside it (removed on
+/// failure), creating missing folders.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    create_folders(&parent_of(path))?;
+    let tmp = temp_name(path)?;
+    track(&tmp);
+    let done = std::fs::write(&tmp, text)
+        .map_err(|e| Error::io(&tmp, "writing", e))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "renaming", e)));
+    if done.is_err() {
+        remove_one(&tmp);
+    }
+    untrack(&tmp);
+    done
+}
+
 /// The folder `path` lies in (`.` for a bare name).
 pub fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {

@@ -679,6 +679,15 @@ fn measure(
         cubical_measures(&mut r, cfg, reference, samples)?;
     }
     if let Some(run) = run {
+        // The evaluated run, for `tglml report` (its settings and seed).
+        let f = hdf5::File::open(run).map_err(|e| hdf5_err(run, "opening the file", e))?;
+        let config: String = f
+            .attr("config")
+            .and_then(|a| a.read_scalar::<hdf5::types::VarLenUnicode>())
+            .map(|v| v.as_str().to_string())
+            .map_err(|e| hdf5_err(run, "attribute config (the run's configuration)", e))?;
+        r.text("/run", "path", &run.display().to_string());
+        r.text("/run", "config", &config);
         embedding_measures(&mut r, cfg, run)?;
     }
     Ok(r)

@@ -1,0 +1,421 @@
+//! `tglml report`: every `tglml eval` file below some folders, grouped by
+//! the setting of the run it evaluated, as Markdown and CSV tables of the
+//! mean and sample standard deviation over seeds.
+//!
+//! A setting is the run's configuration (the eval file's `/run` attribute
+//! `config`) without `train.seed`; the keys in which the settings differ
+//! name them. An evaluation without a run (two files compared) is its own
+//! setting, named by its sets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use hdf5::types::VarLenUnicode;
+
+use super::Setup;
+use crate::cli::ReportArgs;
+use crate::dist::Comm;
+use crate::error::{Error, Result};
+
+/// The files `tglml report` writes into `out`.
+pub fn files(out: &Path) -> Vec<PathBuf> {
+    ["report.md", "metrics.csv", "summary.csv"]
+        .iter()
+        .map(|f| out.join(f))
+        .collect()
+}
+
+/// The measures a report shows, as (column, HDF5 group, attribute, heading).
+const MEASURES: [(&str, &str, &str, &str); 20] = [
+    ("fid", "features", "fid", "FID"),
+    ("is", "features", "is_mean", "IS"),
+    ("precision", "features", "precision", "precision"),
+    ("recall", "features", "recall", "recall"),
+    ("density", "features", "density", "density"),
+    ("coverage", "features", "coverage", "coverage"),
+    ("w_h0", "topology/h0", "wasserstein", "W_p H0"),
+    ("w_h1", "topology/h1", "wasserstein", "W_p H1"),
+    (
+        "bottleneck_h0",
+        "topology/h0",
+        "bottleneck",
+        "bottleneck H0",
+    ),
+    (
+        "bottleneck_h1",
+        "topology/h1",
+        "bottleneck",
+        "bottleneck H1",
+    ),
+    ("betti_h0", "topology/h0", "betti_distance", "Betti H0"),
+    ("betti_h1", "topology/h1", "betti_distance", "Betti H1"),
+    (
+        "topo_acc_h1",
+        "topology/h1",
+        "topological_accuracy",
+        "top. acc. H1",
+    ),
+    ("cubical_tv_b0", "cubical", "tv_b0", "cubical TV β0"),
+    ("cubical_tv_b1", "cubical", "tv_b1", "cubical TV β1"),
+    ("trustworthiness", "embedding", "trustworthiness", "trust."),
+    ("continuity", "embedding", "continuity", "cont."),
+    ("mrre_zx", "embedding", "mrre_zx", "MRRE Z→X"),
+    ("stress", "embedding", "stress", "stress"),
+    ("kl_0.1", "embedding", "kl_0.1", "KL_0.1"),
+];
+
+/// The tables' sections: (title, columns of [`MEASURES`]).
+const SECTIONS: [(&str, &[&str]); 3] = [
+    (
+        "Samples (features)",
+        &["fid", "is", "precision", "recall", "density", "coverage"],
+    ),
+    (
+        "Topology of the samples",
+        &[
+            "w_h0",
+            "w_h1",
+            "bottleneck_h0",
+            "bottleneck_h1",
+            "betti_h0",
+            "betti_h1",
+            "topo_acc_h1",
+            "cubical_tv_b0",
+            "cubical_tv_b1",
+        ],
+    ),
+    (
+        "Latent space (test split against its codes)",
+        &[
+            "trustworthiness",
+            "continuity",
+            "mrre_zx",
+            "stress",
+            "kl_0.1",
+        ],
+    ),
+];
+
+/// One evaluation file.
+struct Evaluation {
+    file: PathBuf,
+    /// The run's flattened configuration, `train.seed` left out (`None`
+    /// without a run).
+    setting: Option<BTreeMap<String, String>>,
+    seed: Option<String>,
+    /// Without a run: its sets.
+    sets: String,
+    values: BTreeMap<&'static str, f64>,
+}
+
+fn str_attr(loc: &hdf5::Location, name: &str) -> Option<String> {
+    loc.attr(name)
+        .and_then(|a| a.read_scalar::<VarLenUnicode>())
+        .ok()
+        .map(|v| v.as_str().to_string())
+}
+
+/// Flattens a TOML table into `section.key` → value text.
+fn flatten(prefix: &str, t: &toml::Table, out: &mut BTreeMap<String, String>) {
+    for (k, v) in t {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(sub) => flatten(&key, sub, out),
+            other => {
+                out.insert(key, other.to_string());
+            }
+        }
+    }
+}
+
+/// Reads `path` if it is an eval file (`None` if it is another HDF5 file).
+fn read(path: &Path) -> Result<Option<Evaluation>> {
+    let Ok(f) = hdf5::File::open(path) else {
+        return Ok(None);
+    };
+    if str_attr(&f, "command").as_deref() != Some("eval") {
+        return Ok(None);
+    }
+    let (setting, seed) = match f.group("run").ok().and_then(|g| str_attr(&g, "config")) {
+        Some(text) => {
+            let t: toml::Table = text.parse().map_err(|e| {
+                Error::invalid(
+                    format!("{}:/run attribute config", path.display()),
+                    format!("is not a TOML configuration: {e}"),
+                )
+            })?;
+            let mut flat = BTreeMap::new();
+            flatten("", &t, &mut flat);
+            let seed = flat.remove("train.seed");
+            (Some(flat), seed)
+        }
+        None => (None, None),
+    };
+    let sets = f
+        .group("sets")
+        .ok()
+        .map(|g| {
+            format!(
+                "{} vs {}",
+                str_attr(&g, "samples").unwrap_or_default(),
+                str_attr(&g, "reference").unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    let mut values = BTreeMap::new();
+    for (col, group, attr, _) in MEASURES {
+        if let Some(v) = f
+            .group(group)
+            .ok()
+            .and_then(|g| g.attr(attr).ok())
+            .and_then(|a| a.read_scalar::<f64>().ok())
+        {
+            values.insert(col, v);
+        }
+    }
+    Ok(Some(Evaluation {
+        file: path.to_path_buf(),
+        setting,
+        seed,
+        sets,
+        values,
+    }))
+}
+
+/// Every `.h5` file below `dir`, sorted.
+fn h5_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, "reading the folder", e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            h5_files(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "h5") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Mean and sample standard deviation (ddof 1; 0 for one value).
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (m, 0.0);
+    }
+    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0);
+    (m, var.sqrt())
+}
+
+/// A CSV field (quoted when it holds a comma, a quote or a line break).
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A setting's group: its name, its evaluations.
+struct Group<'a> {
+    name: String,
+    evals: Vec<&'a Evaluation>,
+}
+
+/// Groups the evaluations by setting, named by the keys in which the
+/// settings differ.
+fn group(evals: &[Evaluation]) -> Vec<Group<'_>> {
+    let mut keys: BTreeSet<&String> = BTreeSet::new();
+    let with: Vec<&BTreeMap<String, String>> =
+        evals.iter().filter_map(|e| e.setting.as_ref()).collect();
+    for s in &with {
+        keys.extend(s.keys());
+    }
+    let differing: Vec<&String> = keys
+        .into_iter()
+        .filter(|k| {
+            let first = with[0].get(*k);
+            with.iter().any(|s| s.get(*k) != first)
+        })
+        .collect();
+    let mut groups: Vec<Group> = Vec::new();
+    for e in evals {
+        let name = match &e.setting {
+            Some(_) if differing.is_empty() => "all runs".to_string(),
+            Some(s) => differing
+                .iter()
+                .map(|k| format!("{k} = {}", s.get(*k).map_or("(unset)", |v| v.as_str())))
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => format!("files: {}", e.sets),
+        };
+        match groups.iter_mut().find(|g| g.name == name) {
+            Some(g) => g.evals.push(e),
+            None => groups.push(Group {
+                name,
+                evals: vec![e],
+            }),
+        }
+    }
+    groups
+}
+
+/// Runs `tglml report` (rank 0 reads and writes).
+pub fn run(comm: &Comm, _setup: &Setup, a: &ReportArgs) -> Result<()> {
+    let outcome = if comm.is_root() {
+        report(a)
+    } else {
+        Ok(String::new())
+    };
+    let summary = comm.agree(outcome)?;
+    if comm.is_root() {
+        eprintln!("{summary}");
+    }
+    Ok(())
+}
+
+fn report(a: &ReportArgs) -> Result<String> {
+    let mut paths = Vec::new();
+    for d in &a.dirs {
+        if !d.is_dir() {
+            return Err(Error::invalid(
+                d.display().to_string(),
+                "is not a folder; give the folders that hold the runs and their evaluations",
+            ));
+        }
+        h5_files(d, &mut paths)?;
+    }
+    let mut evals = Vec::new();
+    for p in &paths {
+        if let Some(e) = read(p)? {
+            evals.push(e);
+        }
+    }
+    if evals.is_empty() {
+        let dirs: Vec<String> = a.dirs.iter().map(|d| d.display().to_string()).collect();
+        return Err(Error::invalid(
+            "report",
+            format!(
+                "no `tglml eval` file (an .h5 whose root attribute command is \"eval\") under {} ({} .h5 files searched): run `tglml eval --checkpoint RUN --out RUN/eval.h5` on the runs first",
+                dirs.join(", "),
+                paths.len()
+            ),
+        ));
+    }
+    let groups = group(&evals);
+    let cols: Vec<&str> = MEASURES.iter().map(|m| m.0).collect();
+    // metrics.csv: one row per evaluation.
+    let mut m = format!("file,setting,seed,{}\n", cols.join(","));
+    for g in &groups {
+        for e in &g.evals {
+            let vals: Vec<String> = cols
+                .iter()
+                .map(|c| e.values.get(c).map_or(String::new(), |v| format!("{v}")))
+                .collect();
+            m += &format!(
+                "{},{},{},{}\n",
+                csv(&e.file.display().to_string()),
+                csv(&g.name),
+                e.seed.as_deref().unwrap_or(""),
+                vals.join(",")
+            );
+        }
+    }
+    // summary.csv: per setting, mean and std of each measure.
+    let mut s = "setting,n".to_string();
+    for c in &cols {
+        s += &format!(",{c}_mean,{c}_std");
+    }
+    s.push('\n');
+    let stats = |g: &Group, c: &str| -> Option<(f64, f64, usize)> {
+        let v: Vec<f64> = g
+            .evals
+            .iter()
+            .filter_map(|e| e.values.get(c).copied())
+            .collect();
+        (!v.is_empty()).then(|| {
+            let (mu, sd) = mean_std(&v);
+            (mu, sd, v.len())
+        })
+    };
+    for g in &groups {
+        s += &format!("{},{}", csv(&g.name), g.evals.len());
+        for c in &cols {
+            match stats(g, c) {
+                Some((mu, sd, _)) => s += &format!(",{mu},{sd}"),
+                None => s += ",,",
+            }
+        }
+        s.push('\n');
+    }
+    // report.md.
+    let dirs: Vec<String> = a.dirs.iter().map(|d| d.display().to_string()).collect();
+    let mut md = format!(
+        "# TGLML evaluation report\n\n{} evaluations in {} settings, from {} (`tglml report`). Each cell: mean ± sample standard deviation (ddof 1) over the seeds of a setting, with their number n; – where the measure was not computed. Columns and units: docs/hdf5.md (\"Evaluation\").\n",
+        evals.len(),
+        groups.len(),
+        dirs.join(", ")
+    );
+    for (title, section) in SECTIONS {
+        let shown: Vec<&&str> = section
+            .iter()
+            .filter(|c| groups.iter().any(|g| stats(g, c).is_some()))
+            .collect();
+        if shown.is_empty() {
+            continue;
+        }
+        md += &format!("\n## {title}\n\n| setting | n |");
+        for c in &shown {
+            let head = MEASURES.iter().find(|m| m.0 == **c).expect("a measure").3;
+            md += &format!(" {head} |");
+        }
+        md += "\n| --- | --- |";
+        md += &" --- |".repeat(shown.len());
+        md.push('\n');
+        for g in &groups {
+            md += &format!("| {} | {} |", g.name.replace('|', "\\|"), g.evals.len());
+            for c in &shown {
+                match stats(g, c) {
+                    Some((mu, sd, n)) if n > 1 => md += &format!(" {mu:.4} ± {sd:.4} |"),
+                    Some((mu, _, _)) => md += &format!(" {mu:.4} |"),
+                    None => md += " – |",
+                }
+            }
+            md.push('\n');
+        }
+    }
+    md += "\n## Evaluations\n\n";
+    for g in &groups {
+        for e in &g.evals {
+            md += &format!(
+                "- {} — {}{}\n",
+                e.file.display(),
+                g.name,
+                e.seed
+                    .as_ref()
+                    .map_or(String::new(), |s| format!(", train.seed = {s}"))
+            );
+        }
+    }
+    let out = files(&a.out);
+    // Every file is complete before the first is written; each is written
+    // atomically.
+    crate::io::output::write_text(&out[1], &m)?;
+    crate::io::output::write_text(&out[2], &s)?;
+    crate::io::output::write_text(&out[0], &md)?;
+    Ok(format!(
+        "report: {} evaluations in {} settings; wrote {}, {} and {}",
+        evals.len(),
+        groups.len(),
+        out[0].display(),
+        out[1].display(),
+        out[2].display()
+    ))
+}
