@@ -13,6 +13,7 @@
 #   make fashion-samples   each model on Fashion-MNIST, 64-sample grids into docs/images/fashion (scripts/fashion-samples.sh)
 #   make compare-samples   GAN and diffusion with and without the loss, 3 seeds: W2 of H0/H1 of samples vs held-out (benches/train/samples.py)
 #   make sample-torus      samplers and paths of a trained torus VAE: distance to the data and the torus, 3 seeds (benches/sample/torus.py)
+#   make sweep-torus       an evaluated γ × 3-seed sweep of a VAE and a GAN on the torus, tglml report into docs/reports/torus-sweep
 #   make eval-fashion      tglml eval of every Fashion-MNIST model with the project's classifier (benches/eval/fashion-results.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -29,10 +30,10 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples sample-torus eval-fashion
+.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples sample-torus eval-fashion sweep-torus
 
 help:
-	@sed -n '2,16p' Makefile
+	@sed -n '2,17p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -137,3 +138,7 @@ eval-fashion: build
 	@echo "== tglml eval on Fashion-MNIST: classifier, real vs real, untrained generator, each model kind (scripts/eval-fashion.sh; about an hour on 2 cores)"
 	@bash scripts/setup-bench.sh
 	@TGLML_PYTHON=$(BENCH_PY) bash scripts/eval-fashion.sh
+
+sweep-torus: build
+	@echo "== an evaluated sweep (slurm/sweep.sbatch, SEEDS and EVAL) of the torus VAE and GAN, then tglml report (scripts/sweep-torus.sh)"
+	@bash scripts/sweep-torus.sh

@@ -7,7 +7,7 @@
 #      network), its test accuracy on the 10,000 test images;
 #   2. real against real: the 10,000 test images against the 60,000 training
 #      images; and the test images against the samples of an untrained
-#      generator (the GAN of configs/gan_fashion_mnist.toml at step 0);
+#      generator (the GAN of configs/gan_fashion_mnist.toml after one step);
 #   3. each model kind (the autoencoder, the GAN, the diffusion model, latent
 #      diffusion; configs/*fashion_mnist.toml), 2,000 samples of each
 #      (`tglml sample`) against its test split.
@@ -29,7 +29,7 @@ for split in train:train t10k:test; do
     [[ -f $dst ]] || "$TGLML" data pack "$D/$src-images-idx3-ubyte.gz" --labels "$D/$src-labels-idx1-ubyte.gz" --out "$dst"
 done
 TIMES=$OUT/eval/times.txt
-: > "$TIMES"
+echo "# $(date -u +%FT%TZ), revision $(git describe --always --dirty), THREADS=$THREADS" >> "$TIMES"
 # train NAME CONFIG [ARGS...]: trains configs/CONFIG.toml into OUT/NAME
 # unless it has a run.h5.
 train() {
@@ -59,7 +59,7 @@ evaluate() {
 }
 
 train classifier fashion_mnist_classifier
-train untrained_gan gan_fashion_mnist --steps 0
+train untrained_gan gan_fashion_mnist --steps 1
 train fashion_mnist fashion_mnist
 train gan_fashion_mnist gan_fashion_mnist
 train diffusion_fashion_mnist diffusion_fashion_mnist --steps "$DIFFUSION_STEPS"

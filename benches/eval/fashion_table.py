@@ -42,7 +42,7 @@ print(f"the {n_test} test images.")
 print()
 rows = [
     ("real", "test images vs training images"),
-    ("untrained", "untrained GAN (step 0) vs test images"),
+    ("untrained", "untrained GAN (one step) vs test images"),
     ("fashion_mnist", "autoencoder (Langevin on a GMM of its codes) vs test"),
     ("gan_fashion_mnist", "GAN (prior) vs test"),
     ("diffusion_fashion_mnist", "diffusion model (DDIM, 100 steps) vs test"),
@@ -96,7 +96,7 @@ if emb:
     print()
 times = os.path.join(ev, "times.txt")
 if os.path.exists(times):
-    print("Times (this run of the script; runs that were reused are not listed):")
+    print("Times recorded by the script (a line per invocation, then its trainings, samplings and evaluations; reused runs are not timed again):")
     print()
     for line in open(times):
         print("- " + line.strip())

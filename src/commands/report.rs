@@ -229,42 +229,77 @@ struct Group<'a> {
     evals: Vec<&'a Evaluation>,
 }
 
-/// Groups the evaluations by setting, named by the keys in which the
-/// settings differ.
+/// Groups the evaluations by setting (the whole configuration but the
+/// seed), each named by the fewest keys that tell the settings apart:
+/// `model.kind` first, then the other keys in which settings differ, in
+/// name order, each taken only if it separates settings that the keys
+/// before it did not.
 fn group(evals: &[Evaluation]) -> Vec<Group<'_>> {
+    let mut settings: Vec<&BTreeMap<String, String>> = Vec::new();
+    for s in evals.iter().filter_map(|e| e.setting.as_ref()) {
+        if !settings.contains(&s) {
+            settings.push(s);
+        }
+    }
     let mut keys: BTreeSet<&String> = BTreeSet::new();
-    let with: Vec<&BTreeMap<String, String>> =
-        evals.iter().filter_map(|e| e.setting.as_ref()).collect();
-    for s in &with {
+    for s in &settings {
         keys.extend(s.keys());
     }
-    let differing: Vec<&String> = keys
+    let mut candidates: Vec<&String> = keys
         .into_iter()
         .filter(|k| {
-            let first = with[0].get(*k);
-            with.iter().any(|s| s.get(*k) != first)
+            let first = settings[0].get(*k);
+            settings.iter().any(|s| s.get(*k) != first)
         })
         .collect();
-    let mut groups: Vec<Group> = Vec::new();
+    candidates.sort_by_key(|k| (k.as_str() != "model.kind", k.as_str()));
+    let value = |s: &BTreeMap<String, String>, k: &str| {
+        s.get(k).cloned().unwrap_or_else(|| "(unset)".to_string())
+    };
+    let distinct = |ks: &[&String]| {
+        settings
+            .iter()
+            .map(|s| ks.iter().map(|k| value(s, k)).collect::<Vec<_>>())
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    let mut naming: Vec<&String> = Vec::new();
+    for k in candidates {
+        if distinct(&naming) == settings.len() {
+            break;
+        }
+        let mut more = naming.clone();
+        more.push(k);
+        if distinct(&more) > distinct(&naming) {
+            naming = more;
+        }
+    }
+    let mut groups: Vec<(Option<&BTreeMap<String, String>>, Group)> = Vec::new();
     for e in evals {
         let name = match &e.setting {
-            Some(_) if differing.is_empty() => "all runs".to_string(),
-            Some(s) => differing
+            Some(_) if naming.is_empty() => "all runs".to_string(),
+            Some(s) => naming
                 .iter()
-                .map(|k| format!("{k} = {}", s.get(*k).map_or("(unset)", |v| v.as_str())))
+                .map(|k| format!("{k} = {}", value(s, k)))
                 .collect::<Vec<_>>()
                 .join(", "),
             None => format!("files: {}", e.sets),
         };
-        match groups.iter_mut().find(|g| g.name == name) {
-            Some(g) => g.evals.push(e),
-            None => groups.push(Group {
-                name,
-                evals: vec![e],
-            }),
+        let found = groups
+            .iter_mut()
+            .find(|(s, g)| *s == e.setting.as_ref() && g.name == name);
+        match found {
+            Some((_, g)) => g.evals.push(e),
+            None => groups.push((
+                e.setting.as_ref(),
+                Group {
+                    name,
+                    evals: vec![e],
+                },
+            )),
         }
     }
-    groups
+    groups.into_iter().map(|(_, g)| g).collect()
 }
 
 /// Runs `tglml report` (rank 0 reads and writes).

@@ -21,6 +21,11 @@
 #   7. sample.sbatch  MALA samples and geodesic paths of the model of (2),
 #                     submitted to start after it, 2 tasks, against one
 #                     process on the same checkpoint
+#   8. an evaluated sweep  sweep.sbatch with SEEDS="0 1 2" EVAL=1 over γ (0
+#                     and 1) for two models (the VAE of the default config
+#                     and the GAN of gan_circle.toml), 20 steps each: 12
+#                     array tasks, each trained and scored by tglml eval;
+#                     then tglml report over both: 4 settings of 3 seeds
 #
 # Outputs are compared with tests/slurm/h5py same-ness (h5same.py: every
 # dataset bit for bit, every attribute) but for the rank count, threads and
@@ -116,6 +121,10 @@ SAMPLE_ARGS=(--sampler mala --n 300 --threads 1)
 PATH_ARGS=(--set interpolate.pairs=4 --set interpolate.steps=50 --points 8 --threads 1)
 J_SAMPLE=$(sub --dependency=afterok:"$J_TRAIN" -o sample.out "$ROOT/slurm/sample.sbatch" sample train-slurm sample-slurm.h5 -- "${SAMPLE_ARGS[@]}")
 J_PATHS=$(sub --dependency=afterok:"$J_TRAIN" -o paths.out "$ROOT/slurm/sample.sbatch" interpolate train-slurm paths-slurm.h5 -- "${PATH_ARGS[@]}")
+# 8. γ × 3 seeds for two models, each run evaluated; the report after both.
+EVAL_SWEEP=(--steps 20 --set model.samples=200)
+J_EV_VAE=$(SEEDS="0 1 2" EVAL=1 EVAL_ARGS="--set eval.landmarks=40 --set eval.ks=[5,20,5]" sub --export=ALL --array=0-5 -o evsweep-vae-%a.out "$ROOT/slurm/sweep.sbatch" "$ROOT/configs/default.toml" evsweep/vae train.topo.gamma 0 1 -- "${EVAL_SWEEP[@]}")
+J_EV_GAN=$(SEEDS="0 1 2" EVAL=1 EVAL_ARGS="--set eval.landmarks=40" sub --export=ALL --array=0-5 -o evsweep-gan-%a.out "$ROOT/slurm/sweep.sbatch" "$ROOT/configs/gan_circle.toml" evsweep/gan train.topo.gamma 0 1 -- "${EVAL_SWEEP[@]}")
 say "submitted: wall time $J_WALL, ph $J_PH, train $J_TRAIN, sweep $J_SWEEP (array 0-1), every config $J_ALL, failing $J_FAIL, sample $J_SAMPLE and interpolate $J_PATHS (after train)"
 
 # --- the same runs under plain mpirun, meanwhile --------------------------------
@@ -194,6 +203,19 @@ check_ok "$J_PATHS" "sample.sbatch interpolate" paths.out
 "$TGLML" interpolate --checkpoint train-slurm --out paths-one.h5 "${PATH_ARGS[@]}" > paths-one.log 2>&1 || { cat paths-one.log; fail "interpolate on one process failed"; }
 same "sample.sbatch (2 tasks) vs one process: samples" sample-slurm.h5 sample-one.h5
 same "sample.sbatch (2 tasks) vs one process: paths" paths-slurm.h5 paths-one.h5
+
+for a in 0 1 2 3 4 5; do
+    check_ok "${J_EV_VAE}_$a" "evaluated sweep, VAE task $a" "evsweep-vae-$a.out"
+    check_ok "${J_EV_GAN}_$a" "evaluated sweep, GAN task $a" "evsweep-gan-$a.out"
+done
+if "$TGLML" report evsweep --out evsweep/report > report.log 2>&1 \
+    && grep -q "12 evaluations in 4 settings" report.log \
+    && [[ $(grep -c '^| model.kind = "[a-z]*", train.topo.gamma = [01]\.0 | 3 |' evsweep/report/report.md) == 8 ]] \
+    && [[ $(wc -l < evsweep/report/metrics.csv) == 13 ]]; then
+    pass "tglml report over the evaluated sweep: $(cat report.log)"
+else
+    fail "tglml report over the evaluated sweep:"; cat report.log; cat evsweep/report/report.md 2>/dev/null
+fi
 
 state=$(job_field "$J_FAIL" JobState) code=$(job_field "$J_FAIL" ExitCode)
 if [[ $state == FAILED && $code != 0:0 ]] && grep -q "tglml: error: rank 1: .*values must be finite, got NaN" fail.out && [[ ! -e fail.h5 ]] \

@@ -558,19 +558,33 @@ fn embedding_measures(r: &mut Results, cfg: &EvalConfig, run: &Path) -> Result<(
     let x = read_2d(&f, run, "eval/x")?;
     let z = read_2d(&f, run, "eval/z")?;
     let sub = choose(x.nrows(), cfg.embedding_rows, cfg.seed ^ 4);
-    let ks: Vec<usize> = (cfg.ks[0]..=cfg.ks[1]).step_by(cfg.ks[2]).collect();
-    let kmax = *ks.last().expect("validated: first <= last");
-    if sub.len() <= kmax + 1 {
+    // The rank measures need k < n/2: a grid beyond it is cut there (and
+    // said), a grid wholly beyond it refused.
+    let grid: Vec<usize> = (cfg.ks[0]..=cfg.ks[1]).step_by(cfg.ks[2]).collect();
+    let ks: Vec<usize> = grid
+        .iter()
+        .copied()
+        .filter(|&k| 2 * k < sub.len())
+        .collect();
+    if ks.is_empty() {
         return Err(Error::invalid(
             "eval.ks",
             format!(
-                "k up to {kmax} needs more than {} rows of the test split, {} has {} (eval.embedding_rows = {})",
-                kmax + 1,
+                "the neighbourhood measures need k < rows/2, but {} has {} test rows (eval.embedding_rows = {}) and the grid starts at k = {}",
                 run.display(),
                 sub.len(),
-                cfg.embedding_rows
+                cfg.embedding_rows,
+                grid[0]
             ),
         ));
+    }
+    if ks.len() < grid.len() {
+        eprintln!(
+            "eval: {} test rows: the k grid of the embedding measures stops at {} (k < rows/2; eval.ks = {:?})",
+            sub.len(),
+            ks[ks.len() - 1],
+            cfg.ks
+        );
     }
     eprintln!(
         "eval: embedding measures of {} test rows against their codes ({})",
