@@ -322,6 +322,28 @@ fn bad_input_is_refused_with_one_message_and_nothing_written() {
         &out,
         "is a model.kind = \"vae\" run; features come from a model.kind = \"classifier\" run",
     );
+    // A standardised run's file without /scale (as an older tglml wrote).
+    let old = dir.path().join("old-run.h5");
+    let code = format!(
+        "import h5py, shutil\nshutil.copy({:?}, {:?})\nwith h5py.File({:?}, 'a') as f:\n    del f['scale']\n",
+        s(&vae.join("run.h5")),
+        s(&old),
+        s(&old)
+    );
+    ok(&python_cmd().arg("-c").arg(&code).output().unwrap());
+    refused(
+        &[
+            "eval",
+            "--samples",
+            path_str(&old),
+            "--reference",
+            path_str(&vae.join("run.h5")),
+            "--out",
+            o,
+        ],
+        &out,
+        "holds no /scale to map it back to the data's units",
+    );
     // A classifier given to sample: it generates nothing.
     let drawn = dir.path().join("drawn.h5");
     refused(

@@ -107,6 +107,11 @@ pub fn read_set(path: &Path, names: &[&str]) -> Result<Set> {
             ));
         }
         x = &x * &std + &mean;
+    } else if standardised_run(&f) {
+        return Err(Error::invalid(
+            &source,
+            "is from a run with train.standardize = true but holds no /scale to map it back to the data's units (a run.h5 of an older tglml): train it again, or draw samples with `tglml sample`, whose file has /scale",
+        ));
     }
     if let Some(((i, j), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(Error::invalid(
@@ -115,6 +120,24 @@ pub fn read_set(path: &Path, names: &[&str]) -> Result<Set> {
         ));
     }
     Ok(Set { x, source })
+}
+
+/// Whether `f` is a run.h5 of a run with train.standardize = true (its
+/// root attributes command and config).
+fn standardised_run(f: &hdf5::File) -> bool {
+    let text = |name: &str| {
+        f.attr(name)
+            .and_then(|a| a.read_scalar::<hdf5::types::VarLenUnicode>())
+            .map(|v| v.as_str().to_string())
+            .ok()
+    };
+    if text("command").as_deref() != Some("train") {
+        return false;
+    }
+    text("config")
+        .and_then(|c| c.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("train")?.get("standardize")?.as_bool())
+        .unwrap_or(false)
 }
 
 /// The datasets a generated set is read from, in order.
