@@ -2,7 +2,8 @@
 # Usage: bash scripts/eval-fashion.sh [OUT_ROOT]        (make eval-fashion)
 #
 # `tglml eval` on Fashion-MNIST (issue 16, acceptance 2), into OUT_ROOT
-# (default output/fashion) and benches/eval/fashion-results.md:
+# (default output/fashion), benches/eval/fashion-results.md and the
+# `tglml report` of the evaluations in docs/reports/fashion/:
 #   1. the classifier of configs/fashion_mnist_classifier.toml (the feature
 #      network), its test accuracy on the 10,000 test images;
 #   2. real against real: the 10,000 test images against the 60,000 training
@@ -80,4 +81,5 @@ done
 
 PY=${TGLML_PYTHON:-python3}
 "$PY" benches/eval/fashion_table.py "$OUT" "$(git describe --always --dirty)" > benches/eval/fashion-results.md
-echo "wrote benches/eval/fashion-results.md"
+"$TGLML" report "$OUT/eval" --out docs/reports/fashion
+echo "wrote benches/eval/fashion-results.md and docs/reports/fashion/"
