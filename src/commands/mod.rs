@@ -226,6 +226,22 @@ pub fn prepare(
     }))
 }
 
+/// Runs `write` on rank 0 while the other ranks wait for its outcome, so
+/// that a failure there stops every rank; rank 0 prints the summary it
+/// returns.
+pub fn on_root(comm: &Comm, write: impl FnOnce() -> Result<String>) -> Result<()> {
+    let outcome = if comm.is_root() {
+        write()
+    } else {
+        Ok(String::new())
+    };
+    let summary = comm.agree(outcome)?;
+    if comm.is_root() {
+        eprintln!("{summary}");
+    }
+    Ok(())
+}
+
 /// Refuses, on rank 0 (which writes every output) and before any work,
 /// outputs that are inputs, folders, or in folders that cannot be written
 /// ([`crate::io::output::check`]); every rank stops together.

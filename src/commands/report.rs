@@ -10,8 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use hdf5::types::VarLenUnicode;
-
 use super::Setup;
 use crate::cli::ReportArgs;
 use crate::dist::Comm;
@@ -108,11 +106,8 @@ struct Evaluation {
     values: BTreeMap<&'static str, f64>,
 }
 
-fn str_attr(loc: &hdf5::Location, name: &str) -> Option<String> {
-    loc.attr(name)
-        .and_then(|a| a.read_scalar::<VarLenUnicode>())
-        .ok()
-        .map(|v| v.as_str().to_string())
+fn str_attr(path: &Path, loc: &hdf5::Location, name: &str) -> Option<String> {
+    crate::io::attr_string(path, loc, "", name).ok()
 }
 
 /// Flattens a TOML table into `section.key` → value text.
@@ -137,10 +132,14 @@ fn read(path: &Path) -> Result<Option<Evaluation>> {
     let Ok(f) = hdf5::File::open(path) else {
         return Ok(None);
     };
-    if str_attr(&f, "command").as_deref() != Some("eval") {
+    if str_attr(path, &f, "command").as_deref() != Some("eval") {
         return Ok(None);
     }
-    let (setting, seed) = match f.group("run").ok().and_then(|g| str_attr(&g, "config")) {
+    let (setting, seed) = match f
+        .group("run")
+        .ok()
+        .and_then(|g| str_attr(path, &g, "config"))
+    {
         Some(text) => {
             let t: toml::Table = text.parse().map_err(|e| {
                 Error::invalid(
@@ -161,8 +160,8 @@ fn read(path: &Path) -> Result<Option<Evaluation>> {
         .map(|g| {
             format!(
                 "{} vs {}",
-                str_attr(&g, "samples").unwrap_or_default(),
-                str_attr(&g, "reference").unwrap_or_default()
+                str_attr(path, &g, "samples").unwrap_or_default(),
+                str_attr(path, &g, "reference").unwrap_or_default()
             )
         })
         .unwrap_or_default();
@@ -304,16 +303,7 @@ fn group(evals: &[Evaluation]) -> Vec<Group<'_>> {
 
 /// Runs `tglml report` (rank 0 reads and writes).
 pub fn run(comm: &Comm, _setup: &Setup, a: &ReportArgs) -> Result<()> {
-    let outcome = if comm.is_root() {
-        report(a)
-    } else {
-        Ok(String::new())
-    };
-    let summary = comm.agree(outcome)?;
-    if comm.is_root() {
-        eprintln!("{summary}");
-    }
-    Ok(())
+    super::on_root(comm, || report(a))
 }
 
 fn report(a: &ReportArgs) -> Result<String> {

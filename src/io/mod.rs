@@ -259,6 +259,15 @@ impl Drop for H5Writer {
     }
 }
 
+/// The UTF-8 string attribute `name` of `loc` (the object `obj` of the
+/// file at `path`, for the message).
+pub fn attr_string(path: &Path, loc: &hdf5::Location, obj: &str, name: &str) -> Result<String> {
+    loc.attr(name)
+        .and_then(|a| a.read_scalar::<VarLenUnicode>())
+        .map(|s| s.as_str().to_string())
+        .map_err(|e| Error::hdf5(path, format!("attribute {name} of {obj}"), e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,10 +16,10 @@ use rayon::prelude::*;
 use tch::{Device, Kind};
 
 use crate::features::FeatureNet;
-use crate::generate::{choose, on_root, Trained};
+use crate::generate::{choose, Trained};
 use crate::train::topo_loss::to_vec;
 use tglml::cli::EvalArgs;
-use tglml::commands::{check_outputs, Setup};
+use tglml::commands::{check_outputs, on_root, Setup};
 use tglml::config::{EvalConfig, ModelKind};
 use tglml::dist::Comm;
 use tglml::error::{Error, Result};
@@ -107,7 +107,7 @@ pub fn read_set(path: &Path, names: &[&str]) -> Result<Set> {
             ));
         }
         x = &x * &std + &mean;
-    } else if standardised_run(&f) {
+    } else if standardised_run(path, &f) {
         return Err(Error::invalid(
             &source,
             "is from a run with train.standardize = true but holds no /scale to map it back to the data's units (a run.h5 of an older tglml): train it again, or draw samples with `tglml sample`, whose file has /scale",
@@ -124,13 +124,8 @@ pub fn read_set(path: &Path, names: &[&str]) -> Result<Set> {
 
 /// Whether `f` is a run.h5 of a run with train.standardize = true (its
 /// root attributes command and config).
-fn standardised_run(f: &hdf5::File) -> bool {
-    let text = |name: &str| {
-        f.attr(name)
-            .and_then(|a| a.read_scalar::<hdf5::types::VarLenUnicode>())
-            .map(|v| v.as_str().to_string())
-            .ok()
-    };
+fn standardised_run(path: &Path, f: &hdf5::File) -> bool {
+    let text = |name: &str| tglml::io::attr_string(path, f, "/", name).ok();
     if text("command").as_deref() != Some("train") {
         return false;
     }
@@ -573,13 +568,12 @@ fn cubical_measures(
 
 /// The embedding measures of a run's test split against its latent codes
 /// (`/embedding`).
-fn embedding_measures(r: &mut Results, cfg: &EvalConfig, run: &Path) -> Result<()> {
-    let f = hdf5::File::open(run).map_err(|e| hdf5_err(run, "opening the file", e))?;
-    if !has_dataset(&f, "eval/z") {
+fn embedding_measures(r: &mut Results, cfg: &EvalConfig, run: &Path, f: &hdf5::File) -> Result<()> {
+    if !has_dataset(f, "eval/z") {
         return Ok(());
     }
-    let x = read_2d(&f, run, "eval/x")?;
-    let z = read_2d(&f, run, "eval/z")?;
+    let x = read_2d(f, run, "eval/x")?;
+    let z = read_2d(f, run, "eval/z")?;
     let sub = choose(x.nrows(), cfg.embedding_rows, cfg.seed ^ 4);
     // The rank measures need k < n/2: a grid beyond it is cut there (and
     // said), a grid wholly beyond it refused.
@@ -718,14 +712,10 @@ fn measure(
     if let Some(run) = run {
         // The evaluated run, for `tglml report` (its settings and seed).
         let f = hdf5::File::open(run).map_err(|e| hdf5_err(run, "opening the file", e))?;
-        let config: String = f
-            .attr("config")
-            .and_then(|a| a.read_scalar::<hdf5::types::VarLenUnicode>())
-            .map(|v| v.as_str().to_string())
-            .map_err(|e| hdf5_err(run, "attribute config (the run's configuration)", e))?;
+        let config = tglml::io::attr_string(run, &f, "/", "config")?;
         r.text("/run", "path", &run.display().to_string());
         r.text("/run", "config", &config);
-        embedding_measures(&mut r, cfg, run)?;
+        embedding_measures(&mut r, cfg, run, &f)?;
     }
     Ok(r)
 }

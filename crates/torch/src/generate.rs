@@ -25,7 +25,7 @@ use crate::train::model::{normal_rows, samples_png, scatter_over, value_range, G
 use crate::train::topo_loss::to_vec;
 use crate::train::{checkpoint, data::TrainData, trainer, vae::kind_of};
 use tglml::cli::{InterpolateArgs, SampleArgs};
-use tglml::commands::{check_outputs, Setup};
+use tglml::commands::{check_outputs, on_root, Setup};
 use tglml::config::{
     Config, DensityConfig, DensityName, PathInit, PathMethod, Sampler, SamplerName, StartName,
 };
@@ -1019,22 +1019,6 @@ pub fn interpolate(comm: &Comm, setup: &Setup, a: &InterpolateArgs) -> Result<()
                 png.display()
             ))
     })
-}
-
-/// Runs `write` on rank 0 while the other ranks wait for its outcome, so
-/// that a failure there stops every rank; rank 0 prints the summary it
-/// returns.
-pub(crate) fn on_root(comm: &Comm, write: impl FnOnce() -> Result<String>) -> Result<()> {
-    let outcome = if comm.is_root() {
-        write()
-    } else {
-        Ok(String::new())
-    };
-    let summary = comm.agree(outcome)?;
-    if comm.is_root() {
-        eprintln!("{summary}");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

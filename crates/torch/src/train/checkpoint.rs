@@ -33,7 +33,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenUnicode};
+use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
 use ndarray::{ArrayD, IxDyn};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -416,13 +416,6 @@ fn attr_u64(path: &Path, loc: &hdf5::Location, obj: &str, name: &str) -> Result<
         .map_err(|e| Error::hdf5(path, format!("attribute {name} of {obj}"), e))
 }
 
-fn attr_string(path: &Path, loc: &hdf5::Location, obj: &str, name: &str) -> Result<String> {
-    loc.attr(name)
-        .and_then(|a| a.read_scalar::<VarLenUnicode>())
-        .map(|s| s.as_str().to_string())
-        .map_err(|e| Error::hdf5(path, format!("attribute {name} of {obj}"), e))
-}
-
 /// Reads the moments in the group `gname` (`/optimizer/<name>/m` or
 /// `…/v`) in index order, with their parameter names.
 fn read_moments(path: &Path, file: &hdf5::File, gname: &str) -> Result<Vec<(String, Tensor)>> {
@@ -452,7 +445,7 @@ fn read_moments(path: &Path, file: &hdf5::File, gname: &str) -> Result<Vec<(Stri
             let obj = format!("{gname}/{i}");
             let t = read_tensor(path, file, &obj)?;
             let ds = file.dataset(&obj).map_err(|e| Error::hdf5(path, &obj, e))?;
-            let name = attr_string(path, &ds, &obj, "param")?;
+            let name = tglml::io::attr_string(path, &ds, &obj, "param")?;
             Ok((name, t))
         })
         .collect()
@@ -469,7 +462,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
             e,
         )
     })?;
-    match attr_string(path, &file, "/", "kind") {
+    match tglml::io::attr_string(path, &file, "/", "kind") {
         Ok(k) if k == KIND => {}
         Ok(k) => {
             return Err(bad(
@@ -500,7 +493,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     }
     let step = attr_u64(path, &file, "/", "step")?;
     let data_position = attr_u64(path, &file, "/", "data_position")?;
-    let config_toml = attr_string(path, &file, "/", "config")?;
+    let config_toml = tglml::io::attr_string(path, &file, "/", "config")?;
 
     let model = file
         .group("model")
@@ -1035,7 +1028,7 @@ mod tests {
             .read_scalar()
             .unwrap();
         assert_eq!(step, 9);
-        let p: VarLenUnicode = f
+        let p: hdf5::types::VarLenUnicode = f
             .dataset("optimizer/generator/v/1")
             .unwrap()
             .attr("param")
@@ -1043,7 +1036,7 @@ mod tests {
             .read_scalar()
             .unwrap();
         assert_eq!(p.as_str(), "a.scalar");
-        let k: VarLenUnicode = f.attr("kind").unwrap().read_scalar().unwrap();
+        let k: hdf5::types::VarLenUnicode = f.attr("kind").unwrap().read_scalar().unwrap();
         assert_eq!(k.as_str(), "checkpoint");
     }
 
