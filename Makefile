@@ -15,6 +15,7 @@
 #   make sample-torus      samplers and paths of a trained torus VAE: distance to the data and the torus, 3 seeds (benches/sample/torus.py)
 #   make sweep-torus       an evaluated γ × 3-seed sweep of a VAE and a GAN on the torus, tglml report into docs/reports/torus-sweep
 #   make eval-fashion      tglml eval of every Fashion-MNIST model with the project's classifier (benches/eval/fashion-results.md)
+#   make claims            VAE, GAN, diffusion with and without the loss, 3 seeds, torus and Fashion-MNIST (docs/claims.md; about 2 h)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -30,10 +31,10 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples sample-torus eval-fashion sweep-torus
+.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples sample-torus eval-fashion sweep-torus claims
 
 help:
-	@sed -n '2,17p' Makefile
+	@sed -n '2,18p' Makefile
 
 setup:
 	@bash scripts/setup.sh --no-build
@@ -142,3 +143,7 @@ eval-fashion: build
 sweep-torus: build
 	@echo "== an evaluated sweep (slurm/sweep.sbatch, SEEDS and EVAL) of the torus VAE and GAN, then tglml report (scripts/sweep-torus.sh)"
 	@bash scripts/sweep-torus.sh
+
+claims: build
+	@echo "== the experiment of docs/claims.md: each model with and without the loss, 3 seeds, torus and Fashion-MNIST (scripts/claims.sh; about 2 hours on 2 cores)"
+	@bash scripts/claims.sh

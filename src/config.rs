@@ -69,6 +69,14 @@ pub struct EvalConfig {
     pub cubical_rows: usize,
     pub embedding_rows: usize,
     pub ks: Vec<usize>,
+    pub robustness: bool,
+    pub robust_rows: usize,
+    pub attack_eps: Vec<f64>,
+    pub pgd_steps: usize,
+    pub shift_noise: Vec<f64>,
+    pub shift_blur: Vec<f64>,
+    pub shift_rotation: Vec<f64>,
+    pub shift_contrast: Vec<f64>,
     pub seed: u64,
 }
 
@@ -1402,6 +1410,54 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
                 ev.ks
             ),
         ));
+    }
+    at_least("eval.pgd_steps", ev.pgd_steps, 1)?;
+    for (key, grid, lo, hi, what) in [
+        (
+            "eval.attack_eps",
+            &ev.attack_eps,
+            0.0,
+            1.0,
+            "fractions of the value range in [0, 1]",
+        ),
+        (
+            "eval.shift_noise",
+            &ev.shift_noise,
+            0.0,
+            f64::INFINITY,
+            "noise standard deviations >= 0 (fractions of the value range)",
+        ),
+        (
+            "eval.shift_blur",
+            &ev.shift_blur,
+            0.0,
+            100.0,
+            "blur standard deviations in pixels, in [0, 100]",
+        ),
+        (
+            "eval.shift_rotation",
+            &ev.shift_rotation,
+            -360.0,
+            360.0,
+            "angles in degrees, in [-360, 360]",
+        ),
+        (
+            "eval.shift_contrast",
+            &ev.shift_contrast,
+            0.0,
+            f64::INFINITY,
+            "contrast factors >= 0 (1 = unchanged)",
+        ),
+    ] {
+        if let Some(v) = grid
+            .iter()
+            .find(|v| !(v.is_finite() && (lo..=hi).contains(*v)))
+        {
+            return Err(fail(
+                key,
+                format!("must list {what}; {v} is not ({grid:?})"),
+            ));
+        }
     }
     if !(c.run.memory_budget_gib.is_finite() && c.run.memory_budget_gib >= 0.0) {
         return Err(fail(

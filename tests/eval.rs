@@ -221,6 +221,154 @@ fn eval_matches_numpy_and_a_set_matches_itself() {
     ok(&r);
 }
 
+/// NumPy: the interpolation measures from the paths file, and the FGSM
+/// and contrast robustness curves from the VAE's weights (784–16–2, ReLU,
+/// Gaussian decoder, float64, not standardised), by their definitions.
+const NUMPY_PATHS_ROBUSTNESS: &str = r#"
+import sys, h5py, numpy as np
+ck, run, paths, out = sys.argv[1:5]
+m = h5py.File(ck)['model']
+W = lambda k: m[k][()].astype(np.float64)
+def forward(x):
+    a1 = x @ W('enc.fc0.weight').T + W('enc.fc0.bias'); h1 = np.maximum(a1, 0)
+    z = h1 @ W('enc.mu.weight').T + W('enc.mu.bias')
+    a2 = z @ W('dec.fc0.weight').T + W('dec.fc0.bias'); h2 = np.maximum(a2, 0)
+    r = h2 @ W('dec.out.weight').T + W('dec.out.bias')
+    return a1, z, a2, r
+f = h5py.File(out)
+# Paths: regularity and nearest real rows (the run's test split).
+px = h5py.File(paths)['paths/x'][()]
+ref = h5py.File(run)['eval/x'][()]
+per = f['interpolation/per_path'][()]
+base = f['interpolation'].attrs['reference_nn_distance']
+for p, path in enumerate(px):
+    steps = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    curv = np.linalg.norm(path[2:] - 2 * path[1:-1] + path[:-2], axis=1).mean() / steps.mean()
+    cv = steps.std() / steps.mean()
+    d = np.sqrt(np.maximum((path ** 2).sum(1)[:, None] + (ref ** 2).sum(1)[None, :] - 2 * path @ ref.T, 0)).min(1)
+    assert abs(per[p, 0] - curv) <= 1e-9 * max(1, curv), (p, per[p, 0], curv)
+    assert abs(per[p, 1] - cv) <= 1e-9, (p, per[p, 1], cv)
+    assert abs(per[p, 2] * base - d.mean()) <= 1e-9 * d.mean(), (p, per[p, 2] * base, d.mean())
+# Robustness on every test row (eval.robust_rows = 0).
+x = ref
+lo, hi = x.min(), x.max()
+_, z0, _, _ = forward(x)
+spread = np.sqrt(((z0 - z0.mean(0)) ** 2).sum(1).mean())
+def point(s, xs):
+    _, z, _, r = forward(xs)
+    disp = np.linalg.norm(z - z0, axis=1).mean()
+    return [s, np.sqrt(((r - x) ** 2).mean()), disp, disp / spread]
+a1, z, a2, r = forward(x)
+g2 = (2 * (r - x)) @ W('dec.out.weight') * (a2 > 0)
+g1 = (g2 @ W('dec.fc0.weight')) @ W('enc.mu.weight') * (a1 > 0)
+grad = g1 @ W('enc.fc0.weight')
+eps = [0.0, 0.01, 0.02, 0.05, 0.1]
+want = {
+    'fgsm': [point(e, np.clip(x + e * (hi - lo) * np.sign(grad), lo, hi) if e > 0 else x) for e in eps],
+    'contrast': [point(c, x.mean(1, keepdims=True) + c * (x - x.mean(1, keepdims=True))) for c in [1.0, 0.8, 0.6, 0.4, 0.2]],
+}
+for name, rows in want.items():
+    got = f['robustness/' + name + '/curve'][()]
+    err = np.abs(got - np.array(rows)).max()
+    assert err <= 1e-9, (name, err, got, rows)
+print('paths', per[:, :3].round(4).tolist(), 'fgsm', np.array(want['fgsm'])[:, 1].round(4).tolist())
+"#;
+
+/// The interpolation measures and the robustness curves (FGSM's gradient
+/// step, contrast) equal NumPy's; an image run has every curve, and cubical
+/// Betti changes along its paths.
+#[test]
+fn interpolation_and_robustness_match_numpy() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = fashion_subsets(dir.path(), &[("train", 0, 1000)]);
+    let run = dir.path().join("vae");
+    ok(&tglml(&[
+        "train",
+        "--steps",
+        "30",
+        "--set",
+        &format!("train.data={:?}", s(&sets[0])),
+        "--set",
+        "train.standardize=false",
+        "--set",
+        "train.dtype=\"float64\"",
+        "--set",
+        "model.hidden=[16]",
+        "--set",
+        "train.batch_size=64",
+        "--threads",
+        "1",
+        "--out",
+        path_str(&run),
+    ]));
+    let paths = dir.path().join("paths.h5");
+    ok(&tglml(&[
+        "interpolate",
+        "--checkpoint",
+        path_str(&run),
+        "--method",
+        "linear",
+        "--points",
+        "6",
+        "--set",
+        "interpolate.pairs=3",
+        "--threads",
+        "1",
+        "--out",
+        path_str(&paths),
+    ]));
+    let out = dir.path().join("eval.h5");
+    let r = tglml(&[
+        "eval",
+        "--checkpoint",
+        path_str(&run),
+        "--paths",
+        path_str(&paths),
+        "--set",
+        "eval.landmarks=32",
+        "--set",
+        "eval.cubical_rows=20",
+        "--set",
+        "eval.robust_rows=0",
+        "--set",
+        "eval.ks=[5,20,5]",
+        "--threads",
+        "1",
+        "--out",
+        path_str(&out),
+    ]);
+    ok(&r);
+    let err = stderr(&r);
+    assert!(
+        err.contains("interpolation (3 paths of 6 points)") && err.contains("robustness"),
+        "{err}"
+    );
+    let r = python_cmd()
+        .arg("-c")
+        .arg(NUMPY_PATHS_ROBUSTNESS)
+        .args([
+            s(&run.join("checkpoint.h5")),
+            s(&run.join("run.h5")),
+            s(&paths),
+            s(&out),
+        ])
+        .output()
+        .unwrap();
+    ok(&r);
+    eprintln!("NumPy agrees: {}", stdout(&r).trim());
+    let check = format!(
+        "import h5py, numpy as np\nf = h5py.File({:?})\n\
+         assert sorted(f['robustness']) == ['blur', 'contrast', 'fgsm', 'noise', 'pgd', 'rotation'], list(f['robustness'])\n\
+         for k in f['robustness']:\n    c = f['robustness/' + k + '/curve'][()]\n    assert c.shape == (5, 4) and np.all(np.isfinite(c)), (k, c)\n\
+         assert np.allclose(f['robustness/pgd/curve'][0], f['robustness/fgsm/curve'][0])\n\
+         i = dict(f['interpolation'].attrs)\n\
+         assert 0 <= i['betti_changes'] <= 5 and i['realism_space'] == 'data', i\n\
+         assert f['preview/samples'].shape[1] == 784 and f['embedding/z'].shape[1] == 2\n",
+        s(&out)
+    );
+    ok(&python_cmd().arg("-c").arg(&check).output().unwrap());
+}
+
 /// One line of error, and no output file.
 fn refused(args: &[&str], out: &Path, want: &str) {
     let r = tglml(args);
@@ -434,7 +582,14 @@ fn report_groups_a_sweep_by_setting_with_numpy_means() {
         }
     }
     let out = dir.path().join("report");
-    let r = tglml(&["report", path_str(&sweep), "--out", path_str(&out)]);
+    let r = tglml(&[
+        "report",
+        path_str(&sweep),
+        "--baseline",
+        "train.topo.gamma=0",
+        "--out",
+        path_str(&out),
+    ]);
     ok(&r);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("| train.topo.gamma = 0.0 | 2 |"), "{md}");
@@ -455,6 +610,56 @@ fn report_groups_a_sweep_by_setting_with_numpy_means() {
         s(&out.join("summary.csv"))
     );
     ok(&python_cmd().arg("-c").arg(&check).output().unwrap());
+    // The comparison with γ = 0: Welch's t and its degrees of freedom by
+    // NumPy, a verdict only beyond the 5% critical value, in the measure's
+    // direction.
+    let check = format!(
+        "import csv, numpy as np\n\
+         rows = list(csv.DictReader(open({:?})))\n\
+         comp = list(csv.DictReader(open({:?})))\n\
+         assert len(comp) >= 15, len(comp)\n\
+         t975 = {{1: 12.706, 2: 4.303}}\n\
+         for c in comp:\n\
+         \x20   assert c['setting'] == 'train.topo.gamma = 1.0'\n\
+         \x20   v = lambda s: np.array([float(r[c['measure']]) for r in rows if r['setting'] == s and r[c['measure']] != ''])\n\
+         \x20   a, b = v('train.topo.gamma = 1.0'), v('train.topo.gamma = 0.0')\n\
+         \x20   va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)\n\
+         \x20   if va + vb == 0: continue\n\
+         \x20   t = (a.mean() - b.mean()) / np.sqrt(va + vb)\n\
+         \x20   df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))\n\
+         \x20   assert abs(float(c['welch_t']) - t) <= 1e-9 * max(1, abs(t)), (c, t)\n\
+         \x20   assert abs(float(c['df']) - df) <= 1e-9 * df, (c, df)\n\
+         \x20   crit = t975[min(max(int(np.floor(df)), 1), 2)]\n\
+         \x20   lower = c['measure'] not in ['is', 'precision', 'recall', 'coverage', 'topo_acc_h1', 'trustworthiness', 'continuity', 'density']\n\
+         \x20   want = 'inconclusive' if abs(t) <= crit else ('better' if (t < 0) == lower else 'worse')\n\
+         \x20   if c['measure'] != 'density': assert c['verdict'] == want, (c, want)\n",
+        s(&out.join("metrics.csv")),
+        s(&out.join("comparisons.csv"))
+    );
+    ok(&python_cmd().arg("-c").arg(&check).output().unwrap());
+    // Every plot report.md shows exists as a PNG: measures against γ, the
+    // robustness curves, diagrams, latent scatters and samples.
+    let shown: Vec<&str> = md
+        .lines()
+        .filter_map(|l| l.strip_prefix("![")?.split_once("](")?.1.strip_suffix(')'))
+        .collect();
+    for want in [
+        "w-h0_vs_train.topo.gamma.png",
+        "robustness_pgd_rmse.png",
+        "diagram_train.topo.gamma-1.0_h1.png",
+        "latent_train.topo.gamma-0.0.png",
+        "samples_train.topo.gamma-0.0.png",
+    ] {
+        assert!(shown.contains(&want), "{want} not in {shown:?}");
+    }
+    for f in &shown {
+        let bytes = std::fs::read(out.join(f)).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 5000,
+            "{f}: {} bytes",
+            bytes.len()
+        );
+    }
     // A folder with runs but no evaluations.
     let bare = dir.path().join("bare");
     std::fs::create_dir_all(&bare).unwrap();

@@ -4,6 +4,7 @@
 //! every rank stops together and rank 0 can report the cause once.
 
 mod diagram;
+mod figures;
 mod info;
 mod pack;
 mod ph;

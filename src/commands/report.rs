@@ -23,8 +23,62 @@ pub fn files(out: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Which way a measure improves, for the comparisons with a baseline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Better {
+    Lower,
+    Higher,
+}
+
+/// The direction of each measure of [`MEASURES`] (density, whose ideal is
+/// 1, has none).
+fn better(col: &str) -> Option<Better> {
+    use Better::*;
+    Some(match col {
+        "is" | "precision" | "recall" | "coverage" | "topo_acc_h1" | "trustworthiness"
+        | "continuity" => Higher,
+        "density" => return None,
+        _ => Lower,
+    })
+}
+
+/// The 0.975 quantile of Student's t with 1..=30 degrees of freedom.
+const T975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// Welch's t of mean `a` against mean `b` (values of each), its degrees
+/// of freedom (Welch–Satterthwaite), and whether |t| exceeds the two-sided
+/// 5% critical value (degrees of freedom rounded down, at least 1; 1.96
+/// beyond 30). Equal means of constant sets: t = 0; different ones: ±∞.
+pub(super) fn welch(a: &[f64], b: &[f64]) -> (f64, f64, bool) {
+    let (ma, sa) = mean_std(a);
+    let (mb, sb) = mean_std(b);
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (va, vb) = (sa * sa / na, sb * sb / nb);
+    let se = (va + vb).sqrt();
+    if se == 0.0 {
+        let t = if ma == mb {
+            0.0
+        } else {
+            (ma - mb).signum() * f64::INFINITY
+        };
+        return (t, f64::INFINITY, ma != mb);
+    }
+    let t = (ma - mb) / se;
+    let df = (va + vb).powi(2) / (va * va / (na - 1.0).max(1.0) + vb * vb / (nb - 1.0).max(1.0));
+    let crit = if df >= 31.0 {
+        1.96
+    } else {
+        T975[(df.floor() as usize).clamp(1, 30) - 1]
+    };
+    (t, df, t.abs() > crit)
+}
+
 /// The measures a report shows, as (column, HDF5 group, attribute, heading).
-const MEASURES: [(&str, &str, &str, &str); 20] = [
+pub(super) const MEASURES: [(&str, &str, &str, &str); 31] = [
     ("fid", "features", "fid", "FID"),
     ("is", "features", "is_mean", "IS"),
     ("precision", "features", "precision", "precision"),
@@ -60,10 +114,51 @@ const MEASURES: [(&str, &str, &str, &str); 20] = [
     ("mrre_zx", "embedding", "mrre_zx", "MRRE Z→X"),
     ("stress", "embedding", "stress", "stress"),
     ("kl_0.1", "embedding", "kl_0.1", "KL_0.1"),
+    (
+        "path_curvature",
+        "interpolation",
+        "curvature",
+        "path curvature",
+    ),
+    ("path_step_cv", "interpolation", "step_cv", "step CV"),
+    ("path_realism", "interpolation", "realism", "path realism"),
+    (
+        "path_betti_changes",
+        "interpolation",
+        "betti_changes",
+        "Betti changes / path",
+    ),
+    ("fgsm_rmse", "robustness/fgsm", "rmse_at_max", "FGSM RMSE"),
+    ("pgd_rmse", "robustness/pgd", "rmse_at_max", "PGD RMSE"),
+    (
+        "pgd_latent",
+        "robustness/pgd",
+        "displacement_rel_at_max",
+        "PGD latent shift",
+    ),
+    (
+        "noise_rmse",
+        "robustness/noise",
+        "rmse_at_max",
+        "noise RMSE",
+    ),
+    ("blur_rmse", "robustness/blur", "rmse_at_max", "blur RMSE"),
+    (
+        "rotation_rmse",
+        "robustness/rotation",
+        "rmse_at_max",
+        "rotation RMSE",
+    ),
+    (
+        "contrast_rmse",
+        "robustness/contrast",
+        "rmse_at_max",
+        "contrast RMSE",
+    ),
 ];
 
 /// The tables' sections: (title, columns of [`MEASURES`]).
-const SECTIONS: [(&str, &[&str]); 3] = [
+const SECTIONS: [(&str, &[&str]); 5] = [
     (
         "Samples (features)",
         &["fid", "is", "precision", "recall", "density", "coverage"],
@@ -92,18 +187,39 @@ const SECTIONS: [(&str, &[&str]); 3] = [
             "kl_0.1",
         ],
     ),
+    (
+        "Interpolation (decoded paths: curvature and step CV of the path, realism = distance to the nearest real point over real data's own, cubical Betti changes)",
+        &[
+            "path_curvature",
+            "path_step_cv",
+            "path_realism",
+            "path_betti_changes",
+        ],
+    ),
+    (
+        "Robustness (reconstruction RMSE in data units at the largest severity of each grid; PGD latent shift over the codes' spread)",
+        &[
+            "fgsm_rmse",
+            "pgd_rmse",
+            "pgd_latent",
+            "noise_rmse",
+            "blur_rmse",
+            "rotation_rmse",
+            "contrast_rmse",
+        ],
+    ),
 ];
 
 /// One evaluation file.
-struct Evaluation {
-    file: PathBuf,
+pub(super) struct Evaluation {
+    pub(super) file: PathBuf,
     /// The run's flattened configuration, `train.seed` left out (`None`
     /// without a run).
     setting: Option<BTreeMap<String, String>>,
-    seed: Option<String>,
+    pub(super) seed: Option<String>,
     /// Without a run: its sets.
     sets: String,
-    values: BTreeMap<&'static str, f64>,
+    pub(super) values: BTreeMap<&'static str, f64>,
 }
 
 fn str_attr(path: &Path, loc: &hdf5::Location, name: &str) -> Option<String> {
@@ -203,7 +319,7 @@ fn h5_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// Mean and sample standard deviation (ddof 1; 0 for one value).
-fn mean_std(v: &[f64]) -> (f64, f64) {
+pub(super) fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let m = v.iter().sum::<f64>() / n;
     if v.len() < 2 {
@@ -222,10 +338,12 @@ fn csv(s: &str) -> String {
     }
 }
 
-/// A setting's group: its name, its evaluations.
-struct Group<'a> {
-    name: String,
-    evals: Vec<&'a Evaluation>,
+/// A setting's group: its name, its configuration (none for files
+/// compared without a run), its evaluations.
+pub(super) struct Group<'a> {
+    pub(super) name: String,
+    pub(super) setting: Option<&'a BTreeMap<String, String>>,
+    pub(super) evals: Vec<&'a Evaluation>,
 }
 
 /// Groups the evaluations by setting (the whole configuration but the
@@ -233,7 +351,7 @@ struct Group<'a> {
 /// `model.kind` first, then the other keys in which settings differ, in
 /// name order, each taken only if it separates settings that the keys
 /// before it did not.
-fn group(evals: &[Evaluation]) -> Vec<Group<'_>> {
+fn group(evals: &[Evaluation]) -> (Vec<Group<'_>>, Vec<String>) {
     let mut settings: Vec<&BTreeMap<String, String>> = Vec::new();
     for s in evals.iter().filter_map(|e| e.setting.as_ref()) {
         if !settings.contains(&s) {
@@ -273,7 +391,7 @@ fn group(evals: &[Evaluation]) -> Vec<Group<'_>> {
             naming = more;
         }
     }
-    let mut groups: Vec<(Option<&BTreeMap<String, String>>, Group)> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     for e in evals {
         let name = match &e.setting {
             Some(_) if naming.is_empty() => "all runs".to_string(),
@@ -286,19 +404,109 @@ fn group(evals: &[Evaluation]) -> Vec<Group<'_>> {
         };
         let found = groups
             .iter_mut()
-            .find(|(s, g)| *s == e.setting.as_ref() && g.name == name);
+            .find(|g| g.setting == e.setting.as_ref() && g.name == name);
         match found {
-            Some((_, g)) => g.evals.push(e),
-            None => groups.push((
-                e.setting.as_ref(),
-                Group {
-                    name,
-                    evals: vec![e],
-                },
-            )),
+            Some(g) => g.evals.push(e),
+            None => groups.push(Group {
+                name,
+                setting: e.setting.as_ref(),
+                evals: vec![e],
+            }),
         }
     }
-    groups.into_iter().map(|(_, g)| g).collect()
+    (groups, naming.into_iter().cloned().collect())
+}
+
+/// One measure of one setting against its baseline.
+struct Comparison {
+    setting: String,
+    column: &'static str,
+    heading: &'static str,
+    /// Mean, std, n.
+    base: (f64, f64, usize),
+    this: (f64, f64, usize),
+    t: f64,
+    df: f64,
+    verdict: &'static str,
+}
+
+/// Whether two configuration values are the same (numbers by value: "0"
+/// and "0.0").
+fn same_value(a: &str, b: &str) -> bool {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a.trim_matches('"') == b.trim_matches('"'),
+    }
+}
+
+/// Every setting against its baseline (`KEY=VALUE`): the one whose
+/// configuration differs from it only in KEY, which is VALUE there.
+fn compare(groups: &[Group], spec: &str) -> Result<(String, String, Vec<Comparison>)> {
+    let Some((key, value)) = spec.split_once('=') else {
+        return Err(Error::invalid(
+            format!("--baseline {spec}"),
+            "must be KEY=VALUE, e.g. train.topo.gamma=0",
+        ));
+    };
+    let (key, value) = (key.trim(), value.trim());
+    let is_base = |g: &Group| {
+        g.setting
+            .and_then(|s| s.get(key))
+            .is_some_and(|v| same_value(v, value))
+    };
+    if !groups.iter().any(is_base) {
+        return Err(Error::invalid(
+            format!("--baseline {spec}"),
+            format!("no setting has {key} = {value}"),
+        ));
+    }
+    let values = |g: &Group, c: &str| -> Vec<f64> {
+        g.evals
+            .iter()
+            .filter_map(|e| e.values.get(c).copied())
+            .collect()
+    };
+    let mut rows = Vec::new();
+    for g in groups.iter().filter(|g| !is_base(g)) {
+        let Some(s) = g.setting else { continue };
+        let base = groups.iter().find(|b| {
+            is_base(b)
+                && b.setting.is_some_and(|bs| {
+                    let keys: BTreeSet<&String> = bs.keys().chain(s.keys()).collect();
+                    keys.into_iter().all(|k| k == key || bs.get(k) == s.get(k))
+                })
+        });
+        let Some(base) = base else { continue };
+        for (col, _, _, heading) in MEASURES {
+            let (a, b) = (values(g, col), values(base, col));
+            if a.is_empty() || b.is_empty() {
+                continue;
+            }
+            let (t, df, significant) = welch(&a, &b);
+            let verdict = match (better(col), significant) {
+                (None, _) => "no direction",
+                (Some(_), false) => "inconclusive",
+                (Some(Better::Lower), true) if t < 0.0 => "better",
+                (Some(Better::Higher), true) if t > 0.0 => "better",
+                (Some(_), true) => "worse",
+            };
+            let stats = |v: &[f64]| {
+                let (m, sd) = mean_std(v);
+                (m, sd, v.len())
+            };
+            rows.push(Comparison {
+                setting: g.name.clone(),
+                column: col,
+                heading,
+                base: stats(&b),
+                this: stats(&a),
+                t,
+                df,
+                verdict,
+            });
+        }
+    }
+    Ok((key.to_string(), value.to_string(), rows))
 }
 
 /// Runs `tglml report` (rank 0 reads and writes).
@@ -334,7 +542,7 @@ fn report(a: &ReportArgs) -> Result<String> {
             ),
         ));
     }
-    let groups = group(&evals);
+    let (groups, naming) = group(&evals);
     let cols: Vec<&str> = MEASURES.iter().map(|m| m.0).collect();
     // metrics.csv: one row per evaluation.
     let mut m = format!("file,setting,seed,{}\n", cols.join(","));
@@ -416,6 +624,43 @@ fn report(a: &ReportArgs) -> Result<String> {
             md.push('\n');
         }
     }
+    let comparisons = match &a.baseline {
+        Some(b) => Some(compare(&groups, b)?),
+        None => None,
+    };
+    if let Some((key, value, rows)) = &comparisons {
+        md += &format!(
+            "\n## Against {key} = {value}\n\nEach setting against the one that differs from it only in {key} = {value}: the means over seeds (± sample std), their difference, Welch's t and a verdict at the two-sided 5% level (Student's t with the Welch–Satterthwaite degrees of freedom): **better** or **worse** in the measure's direction (lower is better, but for IS, precision, recall, coverage, topological accuracy, trustworthiness and continuity; density has none), else inconclusive. With 3 seeds only large effects pass.\n\n| setting | measure | baseline | setting | difference | t | verdict |\n| --- | --- | --- | --- | --- | --- | --- |\n"
+        );
+        for c in rows {
+            md += &format!(
+                "| {} | {} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:+.4} | {:.2} | {} |\n",
+                c.setting.replace('|', "\\|"),
+                c.heading,
+                c.base.0,
+                c.base.1,
+                c.this.0,
+                c.this.1,
+                c.this.0 - c.base.0,
+                c.t,
+                c.verdict
+            );
+        }
+    }
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| Error::io(&a.out, "creating the report's folder", e))?;
+    let figs = super::figures::draw(&a.out, &groups, &naming)?;
+    let mut section = "";
+    if !figs.is_empty() {
+        md += "\n# Plots\n";
+    }
+    for f in &figs {
+        if f.section != section {
+            section = f.section;
+            md += &format!("\n## {section}\n\n");
+        }
+        md += &format!("![{}]({})\n\n*{}*\n\n", f.file, f.file, f.caption);
+    }
     md += "\n## Evaluations\n\n";
     for g in &groups {
         for e in &g.evals {
@@ -435,12 +680,34 @@ fn report(a: &ReportArgs) -> Result<String> {
     crate::io::output::write_text(&out[1], &m)?;
     crate::io::output::write_text(&out[2], &s)?;
     crate::io::output::write_text(&out[0], &md)?;
+    if let Some((_, _, rows)) = &comparisons {
+        let mut c = "setting,measure,baseline_mean,baseline_std,baseline_n,mean,std,n,difference,welch_t,df,verdict\n".to_string();
+        for r in rows {
+            c += &format!(
+                "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                csv(&r.setting),
+                r.column,
+                r.base.0,
+                r.base.1,
+                r.base.2,
+                r.this.0,
+                r.this.1,
+                r.this.2,
+                r.this.0 - r.base.0,
+                r.t,
+                r.df,
+                r.verdict
+            );
+        }
+        crate::io::output::write_text(&a.out.join("comparisons.csv"), &c)?;
+    }
     Ok(format!(
-        "report: {} evaluations in {} settings; wrote {}, {} and {}",
+        "report: {} evaluations in {} settings; wrote {}, {}, {} and {} plots",
         evals.len(),
         groups.len(),
         out[0].display(),
         out[1].display(),
-        out[2].display()
+        out[2].display(),
+        figs.len()
     ))
 }

@@ -9,13 +9,19 @@
 //!   them: trustworthiness, continuity, the mean relative rank errors,
 //!   ℓ-RMSE and stress;
 //! - [`topology`]: the Betti-curve distance and topological accuracy
-//!   between the diagrams of a real and a generated set.
+//!   between the diagrams of a real and a generated set;
+//! - [`path`]: the regularity, realism and topological consistency of
+//!   decoded interpolation paths;
+//! - [`shift`]: distribution shifts (noise, blur, rotation, contrast) for
+//!   the robustness curves.
 //!
 //! Each is checked against its reference tool on the fixtures of
 //! tests/fixtures/metrics/ (pytorch-fid, prdc, scikit-learn, NumPy).
 
 pub mod embedding;
 pub mod features;
+pub mod path;
+pub mod shift;
 pub mod topology;
 
 use ndarray::{Array2, ArrayView2};

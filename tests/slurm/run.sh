@@ -123,7 +123,7 @@ J_SAMPLE=$(sub --dependency=afterok:"$J_TRAIN" -o sample.out "$ROOT/slurm/sample
 J_PATHS=$(sub --dependency=afterok:"$J_TRAIN" -o paths.out "$ROOT/slurm/sample.sbatch" interpolate train-slurm paths-slurm.h5 -- "${PATH_ARGS[@]}")
 # 8. γ × 3 seeds for two models, each run evaluated; the report after both.
 EVAL_SWEEP=(--steps 20 --set model.samples=200)
-J_EV_VAE=$(SEEDS="0 1 2" EVAL=1 EVAL_ARGS="--set eval.landmarks=40 --set eval.ks=[5,20,5]" sub --export=ALL --array=0-5 -o evsweep-vae-%a.out "$ROOT/slurm/sweep.sbatch" "$ROOT/configs/default.toml" evsweep/vae train.topo.gamma 0 1 -- "${EVAL_SWEEP[@]}")
+J_EV_VAE=$(SEEDS="0 1 2" EVAL=1 EVAL_ARGS="--set eval.landmarks=40 --set eval.ks=[5,20,5]" PATHS_ARGS="--method linear --points 6 --set interpolate.pairs=2" sub --export=ALL --array=0-5 -o evsweep-vae-%a.out "$ROOT/slurm/sweep.sbatch" "$ROOT/configs/default.toml" evsweep/vae train.topo.gamma 0 1 -- "${EVAL_SWEEP[@]}")
 J_EV_GAN=$(SEEDS="0 1 2" EVAL=1 EVAL_ARGS="--set eval.landmarks=40" sub --export=ALL --array=0-5 -o evsweep-gan-%a.out "$ROOT/slurm/sweep.sbatch" "$ROOT/configs/gan_circle.toml" evsweep/gan train.topo.gamma 0 1 -- "${EVAL_SWEEP[@]}")
 say "submitted: wall time $J_WALL, ph $J_PH, train $J_TRAIN, sweep $J_SWEEP (array 0-1), every config $J_ALL, failing $J_FAIL, sample $J_SAMPLE and interpolate $J_PATHS (after train)"
 
@@ -208,10 +208,23 @@ for a in 0 1 2 3 4 5; do
     check_ok "${J_EV_VAE}_$a" "evaluated sweep, VAE task $a" "evsweep-vae-$a.out"
     check_ok "${J_EV_GAN}_$a" "evaluated sweep, GAN task $a" "evsweep-gan-$a.out"
 done
-if "$TGLML" report evsweep --out evsweep/report > report.log 2>&1 \
+# Every plot report.md shows is a PNG file there.
+plots_ok() {
+    local shown n=0
+    shown=$(grep -o '^!\[[^]]*\]([^)]*)' "$1/report.md" | sed 's/.*(\(.*\))/\1/')
+    for f in $shown; do
+        [[ $(head -c 4 "$1/$f" | od -An -c | tr -d ' ') == 211PNG ]] || return 1
+        n=$((n + 1))
+    done
+    ((n >= 20))
+}
+if "$TGLML" report evsweep --baseline train.topo.gamma=0 --out evsweep/report > report.log 2>&1 \
     && grep -q "12 evaluations in 4 settings" report.log \
-    && [[ $(grep -c '^| model.kind = "[a-z]*", train.topo.gamma = [01]\.0 | 3 |' evsweep/report/report.md) == 8 ]] \
-    && [[ $(wc -l < evsweep/report/metrics.csv) == 13 ]]; then
+    && [[ $(grep -c '^| model.kind = "[a-z]*", train.topo.gamma = [01]\.0 | 3 |' evsweep/report/report.md) == 16 ]] \
+    && [[ $(wc -l < evsweep/report/metrics.csv) == 13 ]] \
+    && grep -q '^| model.kind = "gan", train.topo.gamma = 1.0 | W_p H0 |' evsweep/report/report.md \
+    && [[ -f evsweep/vae/gamma-1/seed-2/paths.h5 ]] && grep -q '^| model.kind = "vae", train.topo.gamma = 1.0 | 3 | [0-9]' <(sed -n '/^## Interpolation/,/^## Robustness/p' evsweep/report/report.md) \
+    && plots_ok evsweep/report; then
     pass "tglml report over the evaluated sweep: $(cat report.log)"
 else
     fail "tglml report over the evaluated sweep:"; cat report.log; cat evsweep/report/report.md 2>/dev/null

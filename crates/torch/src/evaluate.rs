@@ -86,9 +86,22 @@ pub fn read_set(path: &Path, names: &[&str]) -> Result<Set> {
             ),
         ));
     };
-    let mut x = read_2d(&f, path, name)?;
+    let x = read_2d(&f, path, name)?;
     let source = format!("{}:/{name}", path.display());
-    if has_dataset(&f, "scale/mean") && has_dataset(&f, "scale/std") {
+    let x = in_data_units(&f, path, &source, x)?;
+    Ok(Set { x, source })
+}
+
+/// Rows `x` of `source` in `f` mapped back to the data's units by `f`'s
+/// `/scale`, when it has one; a standardised run's file without one is
+/// refused; a value that is not finite too.
+fn in_data_units(
+    f: &hdf5::File,
+    path: &Path,
+    source: &str,
+    mut x: Array2<f64>,
+) -> Result<Array2<f64>> {
+    if has_dataset(f, "scale/mean") && has_dataset(f, "scale/std") {
         let read = |n: &str| {
             f.dataset(n)
                 .and_then(|d| d.read_1d::<f64>())
@@ -97,7 +110,7 @@ pub fn read_set(path: &Path, names: &[&str]) -> Result<Set> {
         let (mean, std) = (read("scale/mean")?, read("scale/std")?);
         if mean.len() != x.ncols() || std.len() != x.ncols() {
             return Err(Error::invalid(
-                &source,
+                source,
                 format!(
                     "has {} values per row, but /scale/mean and /scale/std have {} and {}",
                     x.ncols(),
@@ -107,19 +120,19 @@ pub fn read_set(path: &Path, names: &[&str]) -> Result<Set> {
             ));
         }
         x = &x * &std + &mean;
-    } else if standardised_run(path, &f) {
+    } else if standardised_run(path, f) {
         return Err(Error::invalid(
-            &source,
+            source,
             "is from a run with train.standardize = true but holds no /scale to map it back to the data's units (a run.h5 of an older tglml): train it again, or draw samples with `tglml sample`, whose file has /scale",
         ));
     }
     if let Some(((i, j), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(Error::invalid(
-            &source,
+            source,
             format!("row {i}, column {j} is {v}: values must be finite"),
         ));
     }
-    Ok(Set { x, source })
+    Ok(x)
 }
 
 /// Whether `f` is a run.h5 of a run with train.standardize = true (its
@@ -313,14 +326,15 @@ fn pick(x: &Array2<f64>, rows: &[usize]) -> Array2<f64> {
     x.select(Axis(0), rows)
 }
 
-/// FID, IS and precision/recall/density/coverage (`/features`).
+/// FID, IS and precision/recall/density/coverage (`/features`); returns
+/// the reference set's features.
 fn feature_measures(
     r: &mut Results,
     cfg: &EvalConfig,
     src: &FeatureSource,
     reference: &Set,
     samples: &Set,
-) -> Result<()> {
+) -> Result<Array2<f64>> {
     eprintln!(
         "eval: features of {} reference and {} generated rows ({})",
         reference.x.nrows(),
@@ -389,7 +403,7 @@ fn feature_measures(
         p.precision, p.recall, p.density, p.coverage
     );
     r.lines.push(line);
-    Ok(())
+    Ok(fr.f)
 }
 
 /// The Rips diagrams (H0..=maxdim) of up to `m` maxmin landmarks of `x`.
@@ -609,6 +623,17 @@ fn embedding_measures(r: &mut Results, cfg: &EvalConfig, run: &Path, f: &hdf5::F
         run.display()
     );
     let (xs, zs) = (pick(&x, &sub), pick(&z, &sub));
+    r.arrays.push(("/embedding/z".into(), zs.clone()));
+    if has_dataset(f, "eval/y") {
+        let y = f
+            .dataset("eval/y")
+            .and_then(|d| d.read_1d::<i64>())
+            .map_err(|e| hdf5_err(run, "dataset /eval/y", e))?;
+        r.arrays.push((
+            "/embedding/labels".into(),
+            Array2::from_shape_fn((sub.len(), 1), |(i, _)| y[sub[i]] as f64),
+        ));
+    }
     let e = Embedding::new(xs.view(), zs.view())?;
     let a = e.averaged(&ks)?;
     let g = "/embedding";
@@ -645,6 +670,194 @@ fn embedding_measures(r: &mut Results, cfg: &EvalConfig, run: &Path, f: &hdf5::F
     Ok(())
 }
 
+/// The quality of the interpolation paths of `paths` (`/interpolation`):
+/// per path its regularity ([`tglml::metrics::path::regularity`]), its
+/// realism (the mean distance of its points to their nearest reference
+/// row, in feature space with a feature network, over the mean distance of
+/// reference rows to their nearest other one: 1 = as close as real data
+/// lies to itself) and, for images, how often the cubical Betti numbers
+/// (β0, β1) of its points change from one point to the next.
+fn interpolation_measures(
+    r: &mut Results,
+    cfg: &EvalConfig,
+    paths: &Path,
+    reference: &Set,
+    features: Option<(&FeatureSource, &Array2<f64>)>,
+) -> Result<()> {
+    use tglml::metrics::path as pm;
+    let f = hdf5::File::open(paths).map_err(|e| hdf5_err(paths, "opening the file", e))?;
+    let source = format!("{}:/paths/x", paths.display());
+    if !has_dataset(&f, "paths/x") {
+        return Err(Error::invalid(
+            paths.display().to_string(),
+            "holds no /paths/x: give a `tglml interpolate` file to --paths",
+        ));
+    }
+    let raw = f
+        .dataset("paths/x")
+        .and_then(|d| d.read_dyn::<f64>())
+        .map_err(|e| hdf5_err(paths, "dataset /paths/x (read as float64)", e))?;
+    let &[np, k, d] = raw.shape() else {
+        return Err(Error::invalid(
+            &source,
+            format!(
+                "has shape {:?}; expected (paths, points, values)",
+                raw.shape()
+            ),
+        ));
+    };
+    if d != reference.x.ncols() {
+        return Err(Error::invalid(
+            &source,
+            format!(
+                "has {d} values per point, the reference set ({}) {}: the paths must be of the same data",
+                reference.source,
+                reference.x.ncols()
+            ),
+        ));
+    }
+    if np == 0 || k < 3 {
+        return Err(Error::invalid(
+            &source,
+            format!("has {np} paths of {k} points; the measures need a path of at least 3 points"),
+        ));
+    }
+    let flat = raw
+        .into_shape_with_order((np * k, d))
+        .map_err(|e| Error::external("paths", e))?;
+    let x = in_data_units(&f, paths, &source, flat)?;
+    eprintln!(
+        "eval: interpolation quality of {np} paths of {k} points ({})",
+        paths.display()
+    );
+    // Realism, in feature space when there is a feature network.
+    let (space, points, real) = match features {
+        Some((src, fr)) => {
+            let set = Set {
+                x: x.clone(),
+                source: source.clone(),
+            };
+            (
+                "features",
+                src.of(&set, "decoded path points")?.f,
+                fr.clone(),
+            )
+        }
+        None => ("data", x.clone(), reference.x.clone()),
+    };
+    let n = real.nrows();
+    if n < 4 {
+        return Err(Error::invalid(
+            &reference.source,
+            format!("has {n} rows; the realism of paths needs at least 4"),
+        ));
+    }
+    let held = choose(n, (n / 2).min(1000), cfg.seed ^ 6);
+    let rest: Vec<usize> = (0..n).filter(|i| held.binary_search(i).is_err()).collect();
+    let key = "eval.prdc_rows (the reference rows of the paths' realism)";
+    let base = pm::nearest(pick(&real, &held).view(), pick(&real, &rest).view(), key)?;
+    let base = base.iter().sum::<f64>() / base.len() as f64;
+    let nn = pm::nearest(points.view(), real.view(), key)?;
+    let image = cfg.image_shape.len() == 2 && cfg.image_shape[0] * cfg.image_shape[1] == d;
+    let betti = if image {
+        Some(cubical_betti(
+            &x,
+            cfg.image_shape[0],
+            cfg.image_shape[1],
+            cfg.cubical_tau,
+        )?)
+    } else {
+        None
+    };
+    let mut per = Array2::from_elem((np, 4), f64::NAN);
+    for p in 0..np {
+        let rows = x.slice(ndarray::s![p * k..(p + 1) * k, ..]);
+        let (c, cv) = pm::regularity(rows);
+        per[[p, 0]] = c;
+        per[[p, 1]] = cv;
+        per[[p, 2]] = nn[p * k..(p + 1) * k].iter().sum::<f64>() / k as f64 / base;
+        if let Some(b) = &betti {
+            let t: Vec<(u64, u64)> = (p * k..(p + 1) * k)
+                .map(|i| (b[[i, 0]] as u64, b[[i, 1]] as u64))
+                .collect();
+            per[[p, 3]] = pm::changes(&t) as f64;
+        }
+    }
+    let g = "/interpolation";
+    let mean = |j: usize| per.column(j).mean().unwrap_or(f64::NAN);
+    r.text(g, "paths_file", &paths.display().to_string());
+    r.num(g, "paths", np as f64);
+    r.num(g, "points", k as f64);
+    r.num(g, "curvature", mean(0));
+    r.num(g, "step_cv", mean(1));
+    r.num(g, "realism", mean(2));
+    r.text(g, "realism_space", space);
+    r.num(g, "reference_nn_distance", base);
+    r.num(g, "nn_distance", nn.iter().sum::<f64>() / nn.len() as f64);
+    let mut line = format!(
+        "interpolation ({np} paths of {k} points): curvature {:.3}, step CV {:.3}, realism {:.3} (nearest real point in {space} space over real data's own)",
+        mean(0),
+        mean(1),
+        mean(2)
+    );
+    if image {
+        r.num(g, "betti_changes", mean(3));
+        r.num(g, "betti_change_rate", mean(3) / (k - 1) as f64);
+        r.num(g, "cubical_tau", cfg.cubical_tau);
+        line += &format!(", cubical Betti changes {:.2} per path", mean(3));
+    }
+    r.arrays.push((format!("{g}/per_path"), per));
+    let shown = np.min(8);
+    r.arrays.push((
+        format!("{g}/strip"),
+        x.slice(ndarray::s![..shown * k, ..]).to_owned(),
+    ));
+    r.lines.push(line);
+    Ok(())
+}
+
+/// The robustness curves of an autoencoder run (`/robustness`,
+/// [`crate::robust`]) on eval.robust_rows rows of its test split.
+fn robustness_measures(r: &mut Results, cfg: &EvalConfig, t: &Trained, run: &Path) -> Result<()> {
+    let set = read_set(run, &["eval/x"])?;
+    let sub = choose(set.x.nrows(), cfg.robust_rows, cfg.seed ^ 8);
+    let x = pick(&set.x, &sub);
+    let image = (cfg.image_shape.len() == 2
+        && cfg.image_shape[0] * cfg.image_shape[1] == x.ncols())
+    .then(|| (cfg.image_shape[0], cfg.image_shape[1]));
+    eprintln!(
+        "eval: robustness of the encoder on {} test rows (FGSM, PGD, {})",
+        x.nrows(),
+        if image.is_some() {
+            "noise, blur, rotation, contrast"
+        } else {
+            "noise"
+        }
+    );
+    let curves = crate::robust::curves(t, &x, cfg, image)?;
+    let g = "/robustness";
+    r.num(g, "rows", x.nrows() as f64);
+    r.num(g, "pgd_steps", cfg.pgd_steps as f64);
+    let mut parts = Vec::new();
+    for c in &curves {
+        let cg = format!("{g}/{}", c.name);
+        let rows = Array2::from_shape_fn((c.rows.len(), 4), |(i, j)| c.rows[i][j]);
+        r.text(&cg, "unit", c.unit);
+        if let (Some(first), Some(last)) = (c.rows.first(), c.rows.last()) {
+            r.num(&cg, "rmse_clean", first[1]);
+            r.num(&cg, "rmse_at_max", last[1]);
+            r.num(&cg, "displacement_rel_at_max", last[3]);
+            parts.push(format!("{} {:.3}→{:.3}", c.name, first[1], last[1]));
+        }
+        r.arrays.push((format!("{cg}/curve"), rows));
+    }
+    r.lines.push(format!(
+        "robustness (reconstruction RMSE, first → last severity): {}",
+        parts.join(", ")
+    ));
+    Ok(())
+}
+
 /// The run.h5 of `--checkpoint DIR`.
 fn run_file(dir: &Path) -> Result<PathBuf> {
     let f = if dir.is_dir() {
@@ -665,14 +878,26 @@ fn run_file(dir: &Path) -> Result<PathBuf> {
     }
 }
 
+/// What `tglml eval` measures besides the two sets.
+struct Extra<'a> {
+    /// The feature network.
+    features: Option<&'a FeatureSource>,
+    /// The evaluated run's run.h5.
+    run: Option<&'a Path>,
+    /// Its model, when its robustness is measured.
+    model: Option<&'a Trained>,
+    /// Interpolation paths (`--paths`).
+    paths: Option<&'a Path>,
+}
+
+/// Up to `n` rows of `x`, the first ones: what a report draws.
+fn preview(x: &Array2<f64>, n: usize) -> Array2<f64> {
+    x.slice(ndarray::s![..n.min(x.nrows()), ..]).to_owned()
+}
+
 /// Every measure of the two sets (rank 0).
-fn measure(
-    cfg: &EvalConfig,
-    reference: &Set,
-    samples: &Set,
-    features: Option<&FeatureSource>,
-    run: Option<&Path>,
-) -> Result<Results> {
+fn measure(cfg: &EvalConfig, reference: &Set, samples: &Set, extra: &Extra) -> Result<Results> {
+    let (features, run) = (extra.features, extra.run);
     let mut r = Results::default();
     let (nr, dr) = reference.x.dim();
     let (ns, ds) = samples.x.dim();
@@ -698,16 +923,34 @@ fn measure(
     r.num("/sets", "reference_rows", nr as f64);
     r.num("/sets", "samples_rows", ns as f64);
     r.num("/sets", "dim", dr as f64);
-    match features {
-        Some(src) => feature_measures(&mut r, cfg, src, reference, samples)?,
-        None => r.lines.push(
-            "no feature network (eval.features = \"\"): FID, IS and precision/recall left out"
-                .to_string(),
-        ),
-    }
+    let reference_features = match features {
+        Some(src) => Some(feature_measures(&mut r, cfg, src, reference, samples)?),
+        None => {
+            r.lines.push(
+                "no feature network (eval.features = \"\"): FID, IS and precision/recall left out"
+                    .to_string(),
+            );
+            None
+        }
+    };
     topology_measures(&mut r, cfg, reference, samples)?;
-    if cfg.image_shape.len() == 2 && cfg.image_shape[0] * cfg.image_shape[1] == dr {
+    let image = cfg.image_shape.len() == 2 && cfg.image_shape[0] * cfg.image_shape[1] == dr;
+    if image {
         cubical_measures(&mut r, cfg, reference, samples)?;
+    }
+    // Rows for a report's pictures: a grid of images, or a scatter.
+    let shown = if image { 64 } else { 1000 };
+    r.arrays
+        .push(("/preview/samples".into(), preview(&samples.x, shown)));
+    r.arrays
+        .push(("/preview/reference".into(), preview(&reference.x, shown)));
+    if image {
+        r.num("/preview", "image_height", cfg.image_shape[0] as f64);
+        r.num("/preview", "image_width", cfg.image_shape[1] as f64);
+    }
+    if let Some(paths) = extra.paths {
+        let feats = features.zip(reference_features.as_ref());
+        interpolation_measures(&mut r, cfg, paths, reference, feats)?;
     }
     if let Some(run) = run {
         // The evaluated run, for `tglml report` (its settings and seed).
@@ -716,6 +959,9 @@ fn measure(
         r.text("/run", "path", &run.display().to_string());
         r.text("/run", "config", &config);
         embedding_measures(&mut r, cfg, run, &f)?;
+        if let Some(t) = extra.model {
+            robustness_measures(&mut r, cfg, t, run)?;
+        }
     }
     Ok(r)
 }
@@ -739,11 +985,22 @@ pub fn eval(comm: &Comm, setup: &Setup, a: &EvalArgs) -> Result<()> {
     if !cfg.features.is_empty() {
         inputs.push(Path::new(&cfg.features));
     }
+    if let Some(p) = &a.paths {
+        inputs.push(p);
+    }
     check_outputs(comm, &[&a.out], &inputs)?;
     let features = if cfg.features.is_empty() {
         None
     } else {
         Some(FeatureSource::load(comm, &cfg.features, cfg)?)
+    };
+    // The run's own model, for its robustness (autoencoders only).
+    let model = match (&a.checkpoint, cfg.robustness) {
+        (Some(dir), true) => {
+            let t = Trained::load(comm, dir).map_err(|e| e.context("--checkpoint"))?;
+            t.autoencodes().then_some(t)
+        }
+        _ => None,
     };
     on_root(comm, || {
         let samples = read_set(&samples_path, &SAMPLE_SETS)?;
@@ -752,7 +1009,13 @@ pub fn eval(comm: &Comm, setup: &Setup, a: &EvalArgs) -> Result<()> {
         } else {
             read_set(&reference_path, &["eval/x"])?
         };
-        let r = measure(cfg, &reference, &samples, features.as_ref(), run.as_deref())?;
+        let extra = Extra {
+            features: features.as_ref(),
+            run: run.as_deref(),
+            model: model.as_ref(),
+            paths: a.paths.as_deref(),
+        };
+        let r = measure(cfg, &reference, &samples, &extra)?;
         let stamp = Stamp {
             command: setup.command.to_string(),
             config_toml: setup.config.to_toml(),

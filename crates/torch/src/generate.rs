@@ -179,6 +179,42 @@ impl Trained {
         self.blocks("decoding", z, &|t| self.gen().decode(t).map(|x| x.detach()))
     }
 
+    /// Whether it encodes and decodes (an autoencoder, or latent
+    /// diffusion through its autoencoder).
+    pub fn autoencodes(&self) -> bool {
+        self.has_encoder() && self.gen().has_decoder()
+    }
+
+    /// The codes and reconstructions of float64 CPU rows in the data's
+    /// units (reconstructions in them too), differentiable in the rows:
+    /// standardised as in training, encoded, decoded and mapped back.
+    /// `None` without an encoder and a decoder.
+    pub fn autoencode(&self, x: &Tensor) -> Option<(Tensor, Tensor)> {
+        let scale = self.data.scale().map(|(m, s)| {
+            let row = |a: &ndarray::Array1<f64>| {
+                Tensor::from_slice(a.as_slice().expect("contiguous")).view([1, -1])
+            };
+            (row(m), row(s))
+        });
+        let xm = match &scale {
+            Some((m, s)) => (x - m) / s,
+            None => x.shallow_clone(),
+        };
+        let z = self
+            .gen()
+            .encode(&xm.to_kind(self.kind).to_device(self.device))?;
+        let r = self
+            .gen()
+            .decode(&z)?
+            .to_kind(Kind::Double)
+            .to_device(Device::Cpu);
+        let r = match &scale {
+            Some((m, s)) => r * s + m,
+            None => r,
+        };
+        Some((z.to_kind(Kind::Double).to_device(Device::Cpu), r))
+    }
+
     /// The decoder on float64 CPU rows, differentiable (for the geodesics).
     fn decoder(&self) -> impl Fn(&Tensor) -> Tensor + '_ {
         move |z: &Tensor| {
@@ -724,11 +760,13 @@ pub fn sample(comm: &Comm, setup: &Setup, a: &SampleArgs) -> Result<()> {
         if let Some(f) = &fitted {
             f.write(&w, dcfg)?;
         }
-        samples_png(&ref_x, &x, &png)?;
+        let title = format!("{} samples ({})", x.nrows(), sampler.name());
+        samples_png(&ref_x, &x, &title, "data units", &png)?;
         let mut pictures = vec![png.display().to_string()];
         if let (Some(z), Some(codes)) = (&z, &codes) {
             if z.ncols() == 2 {
-                samples_png(codes, z, &latent_png)?;
+                let title = format!("{title}: latent states over the training codes");
+                samples_png(codes, z, &title, "latent units", &latent_png)?;
                 pictures.push(latent_png.display().to_string());
             }
         }
@@ -990,14 +1028,19 @@ pub fn interpolate(comm: &Comm, setup: &Setup, a: &InterpolateArgs) -> Result<()
                 .to_owned()
                 .into_shape_with_order((shown * k, dim))
                 .map_err(|e| Error::external("paths", e))?;
-            tglml::io::plot::image_grid_png(&rows, 28, k, value_range(&ref_x), &png)?;
+            let title = format!(
+                "{shown} {} paths of {k} points (a row each)",
+                ip.method.name()
+            );
+            tglml::io::plot::image_grid_png(&rows, 28, k, value_range(&ref_x), &title, &png)?;
         } else {
-            let (reference, pts) = if let (2, Some(codes)) = (l, codes.as_ref()) {
+            let (reference, pts, unit) = if let (2, Some(codes)) = (l, codes.as_ref()) {
                 (
                     codes,
                     z.to_shape((np * k, l))
                         .map_err(|e| Error::external("paths", e))?
                         .to_owned(),
+                    "latent units",
                 )
             } else {
                 (
@@ -1005,10 +1048,18 @@ pub fn interpolate(comm: &Comm, setup: &Setup, a: &InterpolateArgs) -> Result<()
                     x.to_shape((np * k, dim))
                         .map_err(|e| Error::external("paths", e))?
                         .to_owned(),
+                    "data units",
                 )
             };
-            let labels: Vec<i64> = (0..np * k).map(|r| 1 + (r / k) as i64 % 9).collect();
-            scatter_over(reference, &pts, &labels, &png)?;
+            // At most 9 colours: paths beyond share them.
+            let labels: Vec<i64> = (0..np * k).map(|r| (r / k) as i64 % 9).collect();
+            let name = |l: i64| {
+                let same: Vec<String> =
+                    (l as usize..np).step_by(9).map(|p| p.to_string()).collect();
+                format!("path {}", same.join(", "))
+            };
+            let title = format!("{np} {} paths of {k} points", ip.method.name());
+            scatter_over(reference, &pts, &labels, &name, &title, unit, &png)?;
         }
         let path = w.commit()?;
         let mean_len = length.mean().unwrap_or(f64::NAN);

@@ -8,6 +8,7 @@ pub mod evaluate;
 pub mod features;
 pub mod generate;
 pub mod geodesic;
+pub mod robust;
 pub mod score;
 pub mod train;
 

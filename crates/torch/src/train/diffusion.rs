@@ -832,9 +832,7 @@ impl Generative for DiffusionModel {
     }
 
     fn encode(&self, x: &Tensor) -> Option<Tensor> {
-        self.frozen
-            .as_ref()
-            .map(|f| tch::no_grad(|| f.vae.encode(x).0))
+        self.frozen.as_ref().map(|f| f.vae.encode(x).0)
     }
 
     fn decode(&self, z: &Tensor) -> Option<Tensor> {

@@ -164,38 +164,96 @@ pub fn write_samples(
     samples: &ndarray::Array2<f64>,
 ) -> Result<()> {
     w.dataset("/samples", samples)?;
-    samples_png(&split.x, samples, &out.join(SAMPLES_PLOT))
+    samples_png(
+        &split.x,
+        samples,
+        &format!("{} samples at the end of training", samples.nrows()),
+        "data units",
+        &out.join(SAMPLES_PLOT),
+    )
 }
 
-/// The picture of `samples` at `path`: a grid of the first 64 when they
-/// are 28 × 28 images (grey levels over the value range of `reference`),
-/// else a scatter of the samples (orange) over `reference` (blue), their
-/// first two coordinates.
+/// The picture of `samples` at `path`, titled `title`: a grid of the first
+/// 64 when they are 28 × 28 images (grey levels over the value range of
+/// `reference`), else a scatter of the samples over `reference`, their
+/// first two coordinates (in `unit`).
 pub fn samples_png(
     reference: &ndarray::Array2<f64>,
     samples: &ndarray::Array2<f64>,
+    title: &str,
+    unit: &str,
     path: &Path,
 ) -> Result<()> {
     if samples.ncols() == 784 {
-        return tglml::io::plot::image_grid_png(samples, 28, 8, value_range(reference), path);
+        return tglml::io::plot::image_grid_png(
+            samples,
+            28,
+            8,
+            value_range(reference),
+            title,
+            path,
+        );
     }
-    scatter_over(reference, samples, &vec![1; samples.nrows()], path)
+    scatter_over(
+        reference,
+        samples,
+        &vec![1; samples.nrows()],
+        &|_| "samples".into(),
+        title,
+        unit,
+        path,
+    )
 }
 
-/// A scatter of `points` (coloured by `labels`, one per point, 1 and up)
-/// over `reference` (label 0), their first two coordinates.
+/// A scatter of `points` (grouped by `labels`, one per point, each group
+/// named by `name`) over `reference` ("reference"), their first two
+/// coordinates (in `unit`), titled `title`.
 pub fn scatter_over(
     reference: &ndarray::Array2<f64>,
     points: &ndarray::Array2<f64>,
     labels: &[i64],
+    name: &dyn Fn(i64) -> String,
+    title: &str,
+    unit: &str,
     path: &Path,
 ) -> Result<()> {
-    let both = ndarray::concatenate(ndarray::Axis(0), &[reference.view(), points.view()])
-        .map_err(|e| tglml::error::Error::external("scatter plot", e))?;
-    let all: Vec<i64> = std::iter::repeat_n(0, reference.nrows())
-        .chain(labels.iter().copied())
-        .collect();
-    tglml::io::plot::scatter_png(&both, Some(&all), path)
+    use tglml::io::plot::{points_png, Axes, Points};
+    let xy = |x: &ndarray::Array2<f64>, i: usize| {
+        (x[[i, 0]], if x.ncols() > 1 { x[[i, 1]] } else { 0.0 })
+    };
+    let mut sets = vec![Points {
+        name: "reference".into(),
+        points: (0..reference.nrows()).map(|i| xy(reference, i)).collect(),
+    }];
+    let mut seen: Vec<i64> = Vec::new();
+    for (i, &l) in labels.iter().enumerate() {
+        let at = match seen.iter().position(|&s| s == l) {
+            Some(at) => at,
+            None => {
+                seen.push(l);
+                sets.push(Points {
+                    name: name(l),
+                    points: Vec::new(),
+                });
+                seen.len() - 1
+            }
+        };
+        sets[at + 1].points.push(xy(points, i));
+    }
+    let (x, y) = (
+        format!("coordinate 1 ({unit})"),
+        format!("coordinate 2 ({unit})"),
+    );
+    points_png(
+        path,
+        &Axes {
+            title,
+            x: &x,
+            y: &y,
+        },
+        &sets,
+        false,
+    )
 }
 
 /// The smallest and largest value of `x` ((0, 1) when they do not make a
@@ -269,7 +327,8 @@ pub trait Generative {
     /// Whether it has a decoder ([`Self::decode`] decodes).
     fn has_decoder(&self) -> bool;
     /// The latent codes of data rows (a VAE's means; latent diffusion: its
-    /// VAE's), `None` without an encoder.
+    /// VAE's), differentiable in the rows (callers that need no gradient
+    /// wrap it in `tch::no_grad`); `None` without an encoder.
     fn encode(&self, x: &Tensor) -> Option<Tensor>;
     /// The decoded points of latent rows (a VAE's decoder mean, a GAN's
     /// generator), differentiable; `None` without a decoder.

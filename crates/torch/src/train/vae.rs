@@ -389,7 +389,12 @@ impl Model for VaeModel {
         )
         .map_err(|e| Error::external("samples", e))?;
         super::model::write_samples(w, out, split, &samples)?;
-        tglml::io::plot::scatter_png(&z, split.labels.as_deref(), &out.join(Self::PLOT))?;
+        tglml::io::plot::scatter_png(
+            &z,
+            split.labels.as_deref(),
+            &format!("latent codes of {} test rows", z.nrows()),
+            &out.join(Self::PLOT),
+        )?;
         Ok(format!("{summary}; {k} samples in /samples"))
     }
 
@@ -412,7 +417,7 @@ impl Generative for VaeModel {
     }
 
     fn encode(&self, x: &Tensor) -> Option<Tensor> {
-        Some(tch::no_grad(|| self.vae.encode(x).0))
+        Some(self.vae.encode(x).0)
     }
 
     fn decode(&self, z: &Tensor) -> Option<Tensor> {
