@@ -507,6 +507,22 @@ fn bad_input_is_refused_with_one_message_and_nothing_written() {
     );
     // No sets at all.
     refused(&["eval", "--out", o], &out, "needs the sets to compare");
+    // Paths that are not a `tglml interpolate` file.
+    refused(
+        &[
+            "eval",
+            "--samples",
+            path_str(refr),
+            "--reference",
+            path_str(refr),
+            "--paths",
+            path_str(few),
+            "--out",
+            o,
+        ],
+        &out,
+        "holds no /paths/x: give a `tglml interpolate` file to --paths",
+    );
     // A classifier on data without labels (the synthetic torus).
     let cls = dir.path().join("nolabels");
     let r = tglml(&[
@@ -671,4 +687,24 @@ fn report_groups_a_sweep_by_setting_with_numpy_means() {
         "no `tglml eval` file",
     );
     assert!(!out2.exists());
+    // A baseline that is not KEY=VALUE, or that no setting has.
+    for (spec, want) in [
+        ("train.topo.gamma", "must be KEY=VALUE"),
+        ("train.topo.gamma=7", "no setting has train.topo.gamma = 7"),
+    ] {
+        let out3 = dir.path().join("report3");
+        refused(
+            &[
+                "report",
+                path_str(&sweep),
+                "--baseline",
+                spec,
+                "--out",
+                path_str(&out3),
+            ],
+            &out3.join("report.md"),
+            want,
+        );
+        assert!(!out3.exists(), "{spec}: a report folder was made");
+    }
 }
