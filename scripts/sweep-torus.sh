@@ -15,4 +15,4 @@ OUT=${1:-output/sweep-torus}
 export TGLML=${TGLML:-target/release/tglml} NP=${NP:-1} SEEDS="0 1 2" EVAL=1 EVAL_ARGS="--threads 1"
 bash slurm/sweep.sbatch configs/torus.toml "$OUT/vae" train.topo.gamma 0 1 -- --steps 300 --threads 1 --overwrite
 bash slurm/sweep.sbatch configs/gan_torus.toml "$OUT/gan" train.topo.gamma 0 1 -- --steps 500 --threads 1 --overwrite
-"$TGLML" report "$OUT" --out docs/reports/torus-sweep
+"$TGLML" report "$OUT" --baseline train.topo.gamma=0 --out docs/reports/torus-sweep
