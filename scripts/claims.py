@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """The tables of docs/claims.md from the reports of `make claims`.
 
-Usage: python3 scripts/claims.py [REPORT_DIR ...] > docs/claims-tables.md
+Usage: python3 scripts/claims.py [LABEL=REPORT_DIR[:MODEL] ...] > docs/claims-tables.md
 
 Reads comparisons.csv (each setting against the same setting with
 train.topo.gamma = 0: Welch's t and a verdict at the 5% level, written by
-`tglml report --baseline`) and summary.csv of each report folder (default:
-docs/reports/claims-torus and docs/reports/claims-fashion), and writes, per
+`tglml report --baseline`) of each report folder (default: the three of
+`make claims` under docs/reports/), and writes, per
 claim of the seed, a table of every measure that bears on it, per data set
 and model, with the claim's verdict for that model under one fixed rule:
 
@@ -40,18 +40,18 @@ CLAIMS = [
     ("Interpolation: smoother, more realistic paths, topology kept along them",
      ["path_curvature", "path_step_cv", "path_realism", "path_betti_changes"]),
     ("Extrapolation: inputs beyond the training distribution (rotated, low-contrast, blurred images) reconstructed as well",
-     ["rotation_rmse", "contrast_rmse", "blur_rmse"]),
+     ["rotation_rise", "contrast_rise", "blur_rise"]),
     ("Robustness: attacks and noise move the codes and reconstructions less",
-     ["fgsm_rmse", "pgd_rmse", "pgd_latent", "noise_rmse"]),
+     ["fgsm_rise", "pgd_rise", "pgd_latent", "noise_rise"]),
 ]
 F_CRIT = 39.0  # F(2, 2) 0.975 quantile: 3 seeds against 3.
 
 
-def model_of(setting):
+def model_of(setting, default):
     for part in setting.split(", "):
         if part.startswith("model.kind"):
             return part.split("=", 1)[1].strip().strip('"')
-    return setting
+    return default
 
 
 def gamma_of(setting):
@@ -73,14 +73,16 @@ def verdict(vs):
 
 
 def main(dirs):
+    """dirs: LABEL=DIR[:MODEL] (MODEL names the one model of a report whose
+    settings differ only in γ)."""
     out = []
     rows = {}
-    summaries = {}
-    for d in dirs:
-        d = Path(d)
-        name = d.name.replace("claims-", "")
-        rows[name] = list(csv.DictReader(open(d / "comparisons.csv")))
-        summaries[name] = list(csv.DictReader(open(d / "summary.csv")))
+    models = {}
+    for spec in dirs:
+        label, rest = spec.split("=", 1)
+        d, _, model = rest.partition(":")
+        rows[label] = list(csv.DictReader(open(Path(d) / "comparisons.csv")))
+        models[label] = model or "?"
     verdicts = []
     for title, measures in CLAIMS:
         out.append(f"\n### {title}\n")
@@ -91,7 +93,7 @@ def main(dirs):
             for c in comp:
                 if c["measure"] not in measures:
                     continue
-                m = model_of(c["setting"])
+                m = model_of(c["setting"], models[data])
                 per_model.setdefault((data, m, gamma_of(c["setting"])), []).append(c["verdict"])
                 out.append(
                     f"| {data} | {m} ({gamma_of(c['setting'])}) | {c['measure']} | "
@@ -101,9 +103,10 @@ def main(dirs):
         if not per_model:
             out.append("| – | – | not measured | | | | | |")
         out.append("")
-        for (data, m, g), vs in sorted(per_model.items()):
+        for (data, m, g), vs in sorted(per_model.items(), key=lambda kv: (kv[0][0], kv[0][1], float(kv[0][2]))):
             v = verdict(vs)
-            verdicts.append((title.split(":")[0], data, m, v, vs.count("better"), vs.count("worse"), len(vs)))
+            verdicts.append((title.split(":")[0], data, f"{m} (γ = {g})", v, vs.count("better"),
+                             vs.count("worse"), len(vs)))
             out.append(f"- {data}, {m} (γ = {g}): {v} ({vs.count('better')} better, {vs.count('worse')} worse, "
                        f"{vs.count('inconclusive')} inconclusive of {len(vs)})")
     # Stability across seeds: the std ratio of every measure, F test.
@@ -116,7 +119,7 @@ def main(dirs):
             s0, s1 = float(c["baseline_std"]), float(c["std"])
             if int(c["n"]) < 2 or int(c["baseline_n"]) < 2 or (s0 == 0 and s1 == 0):
                 continue
-            by_model.setdefault(model_of(c["setting"]), []).append((c["measure"], s0, s1))
+            by_model.setdefault(model_of(c["setting"], models[data]) + " (γ = " + gamma_of(c["setting"]) + ")", []).append((c["measure"], s0, s1))
         for m, items in sorted(by_model.items()):
             smaller = sum(s1 < s0 for _, s0, s1 in items)
             f_small = [k for k, s0, s1 in items if s0 > 0 and (s1 / s0) ** 2 < 1 / F_CRIT]
@@ -134,5 +137,5 @@ def main(dirs):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["docs/reports/claims-torus", "docs/reports/claims-fashion",
-                          "docs/reports/claims-torus-gamma"])
+    main(sys.argv[1:] or ["torus=docs/reports/claims-torus", "Fashion-MNIST=docs/reports/claims-fashion",
+                          "torus, γ sweep=docs/reports/claims-torus-gamma:vae"])

@@ -78,7 +78,7 @@ pub(super) fn welch(a: &[f64], b: &[f64]) -> (f64, f64, bool) {
 }
 
 /// The measures a report shows, as (column, HDF5 group, attribute, heading).
-pub(super) const MEASURES: [(&str, &str, &str, &str); 31] = [
+pub(super) const MEASURES: [(&str, &str, &str, &str); 32] = [
     ("fid", "features", "fid", "FID"),
     ("is", "features", "is_mean", "IS"),
     ("precision", "features", "precision", "precision"),
@@ -128,8 +128,19 @@ pub(super) const MEASURES: [(&str, &str, &str, &str); 31] = [
         "betti_changes",
         "Betti changes / path",
     ),
-    ("fgsm_rmse", "robustness/fgsm", "rmse_at_max", "FGSM RMSE"),
-    ("pgd_rmse", "robustness/pgd", "rmse_at_max", "PGD RMSE"),
+    ("rmse_clean", "robustness/pgd", "rmse_clean", "RMSE clean"),
+    (
+        "fgsm_rise",
+        "robustness/fgsm",
+        "rmse_increase_at_max",
+        "FGSM rise",
+    ),
+    (
+        "pgd_rise",
+        "robustness/pgd",
+        "rmse_increase_at_max",
+        "PGD rise",
+    ),
     (
         "pgd_latent",
         "robustness/pgd",
@@ -137,23 +148,28 @@ pub(super) const MEASURES: [(&str, &str, &str, &str); 31] = [
         "PGD latent shift",
     ),
     (
-        "noise_rmse",
+        "noise_rise",
         "robustness/noise",
-        "rmse_at_max",
-        "noise RMSE",
+        "rmse_increase_at_max",
+        "noise rise",
     ),
-    ("blur_rmse", "robustness/blur", "rmse_at_max", "blur RMSE"),
     (
-        "rotation_rmse",
+        "blur_rise",
+        "robustness/blur",
+        "rmse_increase_at_max",
+        "blur rise",
+    ),
+    (
+        "rotation_rise",
         "robustness/rotation",
-        "rmse_at_max",
-        "rotation RMSE",
+        "rmse_increase_at_max",
+        "rotation rise",
     ),
     (
-        "contrast_rmse",
+        "contrast_rise",
         "robustness/contrast",
-        "rmse_at_max",
-        "contrast RMSE",
+        "rmse_increase_at_max",
+        "contrast rise",
     ),
 ];
 
@@ -197,15 +213,16 @@ const SECTIONS: [(&str, &[&str]); 5] = [
         ],
     ),
     (
-        "Robustness (reconstruction RMSE in data units at the largest severity of each grid; PGD latent shift over the codes' spread)",
+        "Robustness (reconstruction RMSE of the clean test rows, data units, and its rise at the largest severity of each grid; PGD latent shift over the codes' spread)",
         &[
-            "fgsm_rmse",
-            "pgd_rmse",
+            "rmse_clean",
+            "fgsm_rise",
+            "pgd_rise",
             "pgd_latent",
-            "noise_rmse",
-            "blur_rmse",
-            "rotation_rmse",
-            "contrast_rmse",
+            "noise_rise",
+            "blur_rise",
+            "rotation_rise",
+            "contrast_rise",
         ],
     ),
 ];

@@ -846,6 +846,7 @@ fn robustness_measures(r: &mut Results, cfg: &EvalConfig, t: &Trained, run: &Pat
         if let (Some(first), Some(last)) = (c.rows.first(), c.rows.last()) {
             r.num(&cg, "rmse_clean", first[1]);
             r.num(&cg, "rmse_at_max", last[1]);
+            r.num(&cg, "rmse_increase_at_max", last[1] - first[1]);
             r.num(&cg, "displacement_rel_at_max", last[3]);
             parts.push(format!("{} {:.3}→{:.3}", c.name, first[1], last[1]));
         }

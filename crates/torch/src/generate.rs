@@ -760,7 +760,11 @@ pub fn sample(comm: &Comm, setup: &Setup, a: &SampleArgs) -> Result<()> {
         if let Some(f) = &fitted {
             f.write(&w, dcfg)?;
         }
-        let title = format!("{} samples ({})", x.nrows(), sampler.name());
+        let title = format!(
+            "samples of the {} sampler ({} drawn)",
+            sampler.name(),
+            x.nrows()
+        );
         samples_png(&ref_x, &x, &title, "data units", &png)?;
         let mut pictures = vec![png.display().to_string()];
         if let (Some(z), Some(codes)) = (&z, &codes) {

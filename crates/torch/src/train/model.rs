@@ -167,7 +167,7 @@ pub fn write_samples(
     samples_png(
         &split.x,
         samples,
-        &format!("{} samples at the end of training", samples.nrows()),
+        &format!("samples at the end of training ({} drawn)", samples.nrows()),
         "data units",
         &out.join(SAMPLES_PLOT),
     )
