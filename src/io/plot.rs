@@ -319,8 +319,15 @@ pub fn scatter_png(
 fn save_atomic(img: &image::RgbImage, path: &Path) -> Result<()> {
     let tmp = super::output::temp_name(path)?;
     super::output::track(&tmp);
-    let done = img
-        .save_with_format(&tmp, image::ImageFormat::Png)
+    // The best compression: plots are committed with reports.
+    let encode = || -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+        let file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let enc = PngEncoder::new_with_quality(file, CompressionType::Best, FilterType::Adaptive);
+        img.write_with_encoder(enc)?;
+        Ok(())
+    };
+    let done = encode()
         .map_err(|e| Error::external(format!("{}: writing the plot", tmp.display()), e))
         .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "renaming", e)));
     if done.is_err() {
