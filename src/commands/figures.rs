@@ -12,7 +12,7 @@ use ndarray::Array2;
 
 use super::report::{mean_std, Evaluation, Group, MEASURES};
 use crate::error::Result;
-use crate::io::plot::{self, Axes, Points, Series};
+use crate::io::plot::{self, value_range, Axes, Points, Series};
 
 /// A picture of the report: its file (in the report's folder) and caption.
 pub struct Figure {
@@ -106,16 +106,6 @@ fn rows_png(
         y: "coordinate 2 (data units)",
     };
     plot::points_png(path, &axes, &sets, false)
-}
-
-fn value_range(x: &Array2<f64>) -> (f64, f64) {
-    let lo = x.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if lo < hi {
-        (lo, hi)
-    } else {
-        (0.0, 1.0)
-    }
 }
 
 /// Every figure of the report into `out`; returns them in order.

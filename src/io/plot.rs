@@ -337,6 +337,18 @@ fn save_atomic(img: &image::RgbImage, path: &Path) -> Result<()> {
     done
 }
 
+/// The smallest and largest value of `x` ((0, 1) when they do not make a
+/// range): the grey scale of image grids.
+pub fn value_range(x: &Array2<f64>) -> (f64, f64) {
+    let lo = x.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if lo < hi {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
 /// A grid of grey images, `cols` per row, 2 pixels of white between them,
 /// each image scaled up `zoom` times: the first `cols`² (at most) rows of
 /// `images`, each a `side` × `side` image in row-major order, its values

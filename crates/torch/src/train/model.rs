@@ -256,17 +256,7 @@ pub fn scatter_over(
     )
 }
 
-/// The smallest and largest value of `x` ((0, 1) when they do not make a
-/// range): the grey scale of image grids.
-pub fn value_range(x: &ndarray::Array2<f64>) -> (f64, f64) {
-    let lo = x.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if lo < hi {
-        (lo, hi)
-    } else {
-        (0.0, 1.0)
-    }
-}
+pub use tglml::io::plot::value_range;
 
 /// A phase's loss on this rank's rows.
 pub struct PhaseLoss {
