@@ -75,7 +75,12 @@ def verdict(vs):
 def main(dirs):
     """dirs: LABEL=DIR[:MODEL] (MODEL names the one model of a report whose
     settings differ only in γ)."""
-    out = []
+    out = ["# The tables of docs/claims.md",
+           "",
+           "Written by scripts/claims.py from the comparisons.csv of each report "
+           "(`make claims`); a rerun replaces this file. Each row: one measure, the "
+           "mean ± sample std over 3 seeds with γ = 0 and with the loss, their "
+           "difference, Welch's t and the verdict at the two-sided 5% level."]
     rows = {}
     models = {}
     for spec in dirs:
