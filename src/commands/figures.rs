@@ -12,7 +12,7 @@ use ndarray::Array2;
 
 use super::report::{mean_std, Evaluation, Group, MEASURES};
 use crate::error::Result;
-use crate::io::plot::{self, value_range, Axes, Points, Series};
+use crate::io::plot::{self, value_range, Axes, Series};
 
 /// A picture of the report: its file (in the report's folder) and caption.
 pub struct Figure {
@@ -84,28 +84,12 @@ fn rows_png(
         let range = over.map_or_else(|| value_range(rows), value_range);
         return plot::image_grid_png(rows, h, cols, range, title, path);
     }
-    let xy = |a: &Array2<f64>| -> Vec<(f64, f64)> {
-        (0..a.nrows())
-            .map(|i| (a[[i, 0]], if a.ncols() > 1 { a[[i, 1]] } else { 0.0 }))
-            .collect()
-    };
     let mut sets = Vec::new();
     if let Some(o) = over {
-        sets.push(Points {
-            name: "reference".into(),
-            points: xy(o),
-        });
+        sets.extend(plot::by_label(o, None, &|_| "reference".into()));
     }
-    sets.push(Points {
-        name: label.into(),
-        points: xy(rows),
-    });
-    let axes = Axes {
-        title,
-        x: "coordinate 1 (data units)",
-        y: "coordinate 2 (data units)",
-    };
-    plot::points_png(path, &axes, &sets, false)
+    sets.extend(plot::by_label(rows, None, &|_| label.into()));
+    plot::coordinates_png(path, title, "data units", &sets)
 }
 
 /// Every figure of the report into `out`; returns them in order.
@@ -134,11 +118,7 @@ pub fn draw(out: &Path, groups: &[Group], naming: &[String]) -> Result<Vec<Figur
             let mut lines: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
             for g in groups {
                 let Some(s) = g.setting else { continue };
-                let v: Vec<f64> = g
-                    .evals
-                    .iter()
-                    .filter_map(|e| e.values.get(col).copied())
-                    .collect();
+                let v = g.values(col);
                 if v.is_empty() {
                     continue;
                 }

@@ -363,6 +363,16 @@ pub(super) struct Group<'a> {
     pub(super) evals: Vec<&'a Evaluation>,
 }
 
+impl Group<'_> {
+    /// The values of measure `col` over its evaluations (those that have it).
+    pub(super) fn values(&self, col: &str) -> Vec<f64> {
+        self.evals
+            .iter()
+            .filter_map(|e| e.values.get(col).copied())
+            .collect()
+    }
+}
+
 /// Groups the evaluations by setting (the whole configuration but the
 /// seed), each named by the fewest keys that tell the settings apart:
 /// `model.kind` first, then the other keys in which settings differ, in
@@ -477,12 +487,6 @@ fn compare(groups: &[Group], spec: &str) -> Result<(String, String, Vec<Comparis
             format!("no setting has {key} = {value}"),
         ));
     }
-    let values = |g: &Group, c: &str| -> Vec<f64> {
-        g.evals
-            .iter()
-            .filter_map(|e| e.values.get(c).copied())
-            .collect()
-    };
     let mut rows = Vec::new();
     for g in groups.iter().filter(|g| !is_base(g)) {
         let Some(s) = g.setting else { continue };
@@ -495,7 +499,7 @@ fn compare(groups: &[Group], spec: &str) -> Result<(String, String, Vec<Comparis
         });
         let Some(base) = base else { continue };
         for (col, _, _, heading) in MEASURES {
-            let (a, b) = (values(g, col), values(base, col));
+            let (a, b) = (g.values(col), base.values(col));
             if a.is_empty() || b.is_empty() {
                 continue;
             }
@@ -585,11 +589,7 @@ fn report(a: &ReportArgs) -> Result<String> {
     }
     s.push('\n');
     let stats = |g: &Group, c: &str| -> Option<(f64, f64, usize)> {
-        let v: Vec<f64> = g
-            .evals
-            .iter()
-            .filter_map(|e| e.values.get(c).copied())
-            .collect();
+        let v = g.values(c);
         (!v.is_empty()).then(|| {
             let (mu, sd) = mean_std(&v);
             (mu, sd, v.len())

@@ -267,6 +267,49 @@ pub fn diagram_png(
     )
 }
 
+/// The rows of `x` as points (their first two coordinates; 0 for a
+/// missing second), grouped by `labels` (one per row; one group without)
+/// in label order, each group named by `name`.
+pub fn by_label(
+    x: &Array2<f64>,
+    labels: Option<&[i64]>,
+    name: &dyn Fn(i64) -> String,
+) -> Vec<Points> {
+    let mut groups: std::collections::BTreeMap<i64, Vec<(f64, f64)>> = Default::default();
+    for i in 0..x.nrows() {
+        let second = if x.ncols() > 1 { x[[i, 1]] } else { 0.0 };
+        groups
+            .entry(labels.map_or(-1, |l| l[i]))
+            .or_default()
+            .push((x[[i, 0]], second));
+    }
+    groups
+        .into_iter()
+        .map(|(l, points)| Points {
+            name: name(l),
+            points,
+        })
+        .collect()
+}
+
+/// A scatter of `sets` over their first two coordinates, in `unit`.
+pub fn coordinates_png(path: &Path, title: &str, unit: &str, sets: &[Points]) -> Result<()> {
+    let (x, y) = (
+        format!("coordinate 1 ({unit})"),
+        format!("coordinate 2 ({unit})"),
+    );
+    points_png(
+        path,
+        &Axes {
+            title,
+            x: &x,
+            y: &y,
+        },
+        sets,
+        false,
+    )
+}
+
 /// A scatter plot of the first two columns of `z` (one point per row,
 /// coloured and named by label when there are labels; a single column is
 /// drawn against 0), titled `title`, written atomically as a PNG.
@@ -276,32 +319,13 @@ pub fn scatter_png(
     title: &str,
     path: &Path,
 ) -> Result<()> {
-    let col = |i: usize, j: usize| if j < z.ncols() { z[[i, j]] } else { 0.0 };
-    let mut sets: Vec<(i64, Points)> = Vec::new();
-    for i in 0..z.nrows() {
-        let l = labels.map_or(-1, |l| l[i]);
-        let at = match sets.iter().position(|s| s.0 == l) {
-            Some(at) => at,
-            None => {
-                let name = if l < 0 {
-                    "rows".to_string()
-                } else {
-                    format!("class {l}")
-                };
-                sets.push((
-                    l,
-                    Points {
-                        name,
-                        points: Vec::new(),
-                    },
-                ));
-                sets.len() - 1
-            }
-        };
-        sets[at].1.points.push((col(i, 0), col(i, 1)));
-    }
-    sets.sort_by_key(|s| s.0);
-    let sets: Vec<Points> = sets.into_iter().map(|s| s.1).collect();
+    let name = |l: i64| {
+        if l < 0 {
+            "rows".to_string()
+        } else {
+            format!("class {l}")
+        }
+    };
     points_png(
         path,
         &Axes {
@@ -309,7 +333,7 @@ pub fn scatter_png(
             x: "z1 (latent units)",
             y: "z2 (latent units)",
         },
-        &sets,
+        &by_label(z, labels, &name),
         false,
     )
 }

@@ -817,9 +817,8 @@ fn interpolation_measures(
 }
 
 /// The robustness curves of an autoencoder run (`/robustness`,
-/// [`crate::robust`]) on eval.robust_rows rows of its test split.
-fn robustness_measures(r: &mut Results, cfg: &EvalConfig, t: &Trained, run: &Path) -> Result<()> {
-    let set = read_set(run, &["eval/x"])?;
+/// [`crate::robust`]) on eval.robust_rows rows of its test split `set`.
+fn robustness_measures(r: &mut Results, cfg: &EvalConfig, t: &Trained, set: &Set) -> Result<()> {
     let sub = choose(set.x.nrows(), cfg.robust_rows, cfg.seed ^ 8);
     let x = pick(&set.x, &sub);
     let image = (cfg.image_shape.len() == 2
@@ -961,7 +960,13 @@ fn measure(cfg: &EvalConfig, reference: &Set, samples: &Set, extra: &Extra) -> R
         r.text("/run", "config", &config);
         embedding_measures(&mut r, cfg, run, &f)?;
         if let Some(t) = extra.model {
-            robustness_measures(&mut r, cfg, t, run)?;
+            // The test split: the reference already read, unless another
+            // reference was given.
+            let own = format!("{}:/eval/x", run.display());
+            let other = (reference.source != own)
+                .then(|| read_set(run, &["eval/x"]))
+                .transpose()?;
+            robustness_measures(&mut r, cfg, t, other.as_ref().unwrap_or(reference))?;
         }
     }
     Ok(r)

@@ -140,9 +140,7 @@ impl Trained {
 
     /// Rows as a tensor of the model's kind, on its device.
     pub fn tensor(&self, a: ArrayView2<f64>) -> Tensor {
-        let (r, c) = a.dim();
-        Tensor::from_slice(a.as_standard_layout().as_slice().expect("standard layout"))
-            .view([r as i64, c as i64])
+        crate::geodesic::to_tensor(a)
             .to_kind(self.kind)
             .to_device(self.device)
     }

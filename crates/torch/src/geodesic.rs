@@ -45,7 +45,8 @@ pub struct Path {
     pub length: f64,
 }
 
-fn to_tensor(a: ArrayView2<f64>) -> Tensor {
+/// Rows as a float64 CPU tensor.
+pub(crate) fn to_tensor(a: ArrayView2<f64>) -> Tensor {
     let (r, c) = a.dim();
     Tensor::from_slice(a.as_standard_layout().as_slice().expect("standard layout"))
         .view([r as i64, c as i64])

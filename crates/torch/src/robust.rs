@@ -4,12 +4,13 @@
 //! encoded and decoded. Each curve gives, per severity, the reconstruction
 //! error against the clean rows and how far the codes moved.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
 use crate::generate::Trained;
+use crate::geodesic::to_tensor as tensor;
 use tglml::config::EvalConfig;
 use tglml::error::{Error, Result};
 use tglml::metrics::shift::{self, Shift};
@@ -24,12 +25,6 @@ pub struct Curve {
     /// in the data's units, mean latent displacement ‖z' − z‖, the same
     /// over the clean codes' RMS spread around their mean).
     pub rows: Vec<[f64; 4]>,
-}
-
-fn tensor(x: ArrayView2<f64>) -> Tensor {
-    let (r, c) = x.dim();
-    Tensor::from_slice(x.as_standard_layout().as_slice().expect("standard layout"))
-        .view([r as i64, c as i64])
 }
 
 /// The attacked or shifted rows' measures against the clean ones.

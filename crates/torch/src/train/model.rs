@@ -217,43 +217,10 @@ pub fn scatter_over(
     unit: &str,
     path: &Path,
 ) -> Result<()> {
-    use tglml::io::plot::{points_png, Axes, Points};
-    let xy = |x: &ndarray::Array2<f64>, i: usize| {
-        (x[[i, 0]], if x.ncols() > 1 { x[[i, 1]] } else { 0.0 })
-    };
-    let mut sets = vec![Points {
-        name: "reference".into(),
-        points: (0..reference.nrows()).map(|i| xy(reference, i)).collect(),
-    }];
-    let mut seen: Vec<i64> = Vec::new();
-    for (i, &l) in labels.iter().enumerate() {
-        let at = match seen.iter().position(|&s| s == l) {
-            Some(at) => at,
-            None => {
-                seen.push(l);
-                sets.push(Points {
-                    name: name(l),
-                    points: Vec::new(),
-                });
-                seen.len() - 1
-            }
-        };
-        sets[at + 1].points.push(xy(points, i));
-    }
-    let (x, y) = (
-        format!("coordinate 1 ({unit})"),
-        format!("coordinate 2 ({unit})"),
-    );
-    points_png(
-        path,
-        &Axes {
-            title,
-            x: &x,
-            y: &y,
-        },
-        &sets,
-        false,
-    )
+    use tglml::io::plot::{by_label, coordinates_png};
+    let mut sets = by_label(reference, None, &|_| "reference".into());
+    sets.extend(by_label(points, Some(labels), name));
+    coordinates_png(path, title, unit, &sets)
 }
 
 pub use tglml::io::plot::value_range;
