@@ -368,6 +368,63 @@ pub struct VaeConfig {
     pub likelihood: Likelihood,
     pub variational: bool,
     pub beta: f64,
+    pub batch_norm: BatchNorm,
+    pub output: OutputActivation,
+}
+
+/// Batch normalisation of an MLP's hidden layers (`model.vae.batch_norm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchNorm {
+    /// None.
+    None,
+    /// After each hidden layer's activation (Topological Autoencoders').
+    After,
+    /// Between each hidden layer's linear map and its activation.
+    Before,
+}
+
+/// The activation of a decoder's last layer (`model.vae.output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputActivation {
+    /// None (the Gaussian mean is the linear output).
+    Linear,
+    /// tanh: means in (−1, 1), for data scaled to [−1, 1].
+    Tanh,
+    /// The logistic sigmoid: means in (0, 1).
+    Sigmoid,
+}
+
+/// `train.optimizer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerName {
+    /// torch.optim.Adam (weight decay as an L2 term of the gradient).
+    Adam,
+    /// torch.optim.AdamW (decoupled weight decay).
+    Adamw,
+}
+
+/// What early stopping watches on the validation rows (`train.monitor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Monitor {
+    /// The model's mean reconstruction loss per row.
+    #[serde(rename = "reconstruction")]
+    Reconstruction,
+    /// KL_0.1 between the data and latent density estimates.
+    #[serde(rename = "kl_0.1")]
+    Kl01,
+}
+
+impl Monitor {
+    /// Its name in configs and in the run file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Monitor::Reconstruction => "reconstruction",
+            Monitor::Kl01 => "kl_0.1",
+        }
+    }
 }
 
 /// p(x|z) of a VAE (`model.vae.likelihood`).
@@ -386,14 +443,24 @@ pub enum Likelihood {
 pub struct TrainConfig {
     pub data: String,
     pub test_data: String,
+    pub labels: String,
+    pub test_labels: String,
     pub steps: u64,
+    pub epochs: u64,
     pub batch_size: usize,
     pub lr: f64,
     pub seed: u64,
     pub dtype: String,
     pub device: String,
     pub standardize: bool,
+    pub fixed_scale: Vec<f64>,
     pub test_fraction: f64,
+    pub validation_fraction: f64,
+    pub validate_every: u64,
+    pub monitor: Monitor,
+    pub patience: u64,
+    pub optimizer: OptimizerName,
+    pub weight_decay: f64,
     pub checkpoint_every: u64,
     pub hash_every: u64,
     pub topo: TopoConfig,
@@ -1255,6 +1322,68 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
         return Err(fail(
             "train.test_fraction",
             format!("must be in [0, 1), got {}", t.test_fraction),
+        ));
+    }
+    if !(t.validation_fraction >= 0.0 && t.validation_fraction < 1.0) {
+        return Err(fail(
+            "train.validation_fraction",
+            format!("must be in [0, 1), got {}", t.validation_fraction),
+        ));
+    }
+    if t.validation_fraction > 0.0 && m.kind != ModelKind::Vae {
+        return Err(fail(
+            "train.validation_fraction",
+            format!(
+                "validation (reconstruction, KL_0.1, early stopping) is built for model.kind = \"vae\", not \"{}\"; set it to 0",
+                m.kind.name()
+            ),
+        ));
+    }
+    if t.patience > 0 && t.validation_fraction == 0.0 {
+        return Err(fail(
+            "train.patience",
+            format!(
+                "= {} stops early on the validation rows, but train.validation_fraction = 0 holds none out",
+                t.patience
+            ),
+        ));
+    }
+    if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+        return Err(fail(
+            "train.weight_decay",
+            format!("must be a finite number >= 0, got {}", t.weight_decay),
+        ));
+    }
+    match t.fixed_scale[..] {
+        [] => {}
+        [mean, std] if mean.is_finite() && std.is_finite() && std > 0.0 => {
+            if t.standardize {
+                return Err(fail(
+                    "train.fixed_scale",
+                    "and train.standardize = true both scale the data: set standardize = false to use the fixed [mean, std]".to_string(),
+                ));
+            }
+        }
+        _ => {
+            return Err(fail(
+                "train.fixed_scale",
+                format!(
+                    "must be [] or [mean, std] with std > 0, both finite, got {:?}",
+                    t.fixed_scale
+                ),
+            ))
+        }
+    }
+    if m.vae.batch_norm != BatchNorm::None && m.network != Network::Mlp {
+        return Err(fail(
+            "model.vae.batch_norm",
+            "normalises the hidden layers of model.network = \"mlp\" only".to_string(),
+        ));
+    }
+    if m.vae.output != OutputActivation::Linear && m.vae.likelihood == Likelihood::Bernoulli {
+        return Err(fail(
+            "model.vae.output",
+            "is for the Gaussian likelihood: a Bernoulli decoder gives logits, whose sigmoid is already its mean".to_string(),
         ));
     }
     if !(t.topo.gamma.is_finite() && t.topo.gamma >= 0.0) {

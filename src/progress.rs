@@ -89,6 +89,16 @@ impl Progress {
         }
     }
 
+    /// A line of its own among the progress lines (a validation's
+    /// numbers): nothing when silent.
+    pub fn note(&self, line: &str) {
+        match &self.mode {
+            Mode::Off => {}
+            Mode::Bar(b) => b.println(line),
+            Mode::Plain => eprintln!("{line}"),
+        }
+    }
+
     /// Ends the report with a final line.
     pub fn finish(&self) {
         let done = self.done.load(Ordering::Relaxed);

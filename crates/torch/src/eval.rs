@@ -14,8 +14,20 @@ use tglml::error::Result;
 /// f(i) = Σ_j exp(−D̃[i, j]² / σ) over all j (i included), p = f / Σ f,
 /// KL_σ = Σ_i p_X(i) (ln p_X(i) − ln p_Z(i)).
 pub fn kl_sigma(x: &Array2<f64>, z: &Array2<f64>, sigma: f64) -> f64 {
-    let (px, pz) = (density(x, sigma), density(z, sigma));
-    px.iter().zip(&pz).map(|(a, b)| a * (a.ln() - b.ln())).sum()
+    kl_sigmas(x, z, &[sigma])[0]
+}
+
+/// [`kl_sigma`] at each of `sigmas`, with one pass over each set's
+/// distances for all of them (after the pass that finds the largest).
+pub fn kl_sigmas(x: &Array2<f64>, z: &Array2<f64>, sigmas: &[f64]) -> Vec<f64> {
+    let (px, pz) = (densities(x, sigmas), densities(z, sigmas));
+    px.iter().zip(&pz).map(|(a, b)| kl_of(a, b)).collect()
+}
+
+/// KL(p ‖ q) = Σ_i p_i (ln p_i − ln q_i) of two normalised density
+/// estimates ([`densities`]).
+pub fn kl_of(p: &[f64], q: &[f64]) -> f64 {
+    p.iter().zip(q).map(|(a, b)| a * (a.ln() - b.ln())).sum()
 }
 
 /// Squared distances of all pairs, by blocks of rows through the Gram
@@ -57,16 +69,25 @@ fn for_each_sq_row(a: &Array2<f64>, mut f: impl FnMut(usize, &[f64])) {
     }
 }
 
-fn density(a: &Array2<f64>, sigma: f64) -> Vec<f64> {
+/// The normalised density estimates p of KL_σ for each σ of `sigmas`
+/// (distances divided by their largest): a fixed set's can be kept and
+/// compared with many others' by [`kl_of`].
+pub fn densities(a: &Array2<f64>, sigmas: &[f64]) -> Vec<Vec<f64>> {
     let mut mx2: f64 = 0.0;
     for_each_sq_row(a, |_, r| mx2 = r.iter().copied().fold(mx2, f64::max));
     let mx2 = if mx2 > 0.0 { mx2 } else { 1.0 };
-    let mut f = vec![0.0; a.nrows()];
+    let mut f = vec![vec![0.0; a.nrows()]; sigmas.len()];
     for_each_sq_row(a, |i, r| {
-        f[i] = r.iter().map(|&d2| (-(d2 / mx2) / sigma).exp()).sum()
+        for (fs, &sigma) in f.iter_mut().zip(sigmas) {
+            fs[i] = r.iter().map(|&d2| (-(d2 / mx2) / sigma).exp()).sum();
+        }
     });
-    let s: f64 = f.iter().sum();
-    f.into_iter().map(|v| v / s).collect()
+    f.into_iter()
+        .map(|fs| {
+            let s: f64 = fs.iter().sum();
+            fs.into_iter().map(|v| v / s).collect()
+        })
+        .collect()
 }
 
 /// The H0 Wasserstein scores of `/eval`: the data's distances are divided

@@ -649,11 +649,9 @@ fn embedding_measures(r: &mut Results, cfg: &EvalConfig, run: &Path, f: &hdf5::F
     r.num(g, "mrre_xz", a.mrre_xz);
     r.num(g, "rmse", e.rmse());
     r.num(g, "stress", e.stress());
-    let mut kl = Vec::new();
-    for (name, s) in [("kl_0.01", 0.01), ("kl_0.1", 0.1), ("kl_1", 1.0)] {
-        let v = crate::eval::kl_sigma(&x, &z, s);
-        r.num(g, name, v);
-        kl.push(v);
+    let kl = crate::eval::kl_sigmas(&x, &z, &[0.01, 0.1, 1.0]);
+    for (name, v) in ["kl_0.01", "kl_0.1", "kl_1"].iter().zip(&kl) {
+        r.num(g, name, *v);
     }
     r.lines.push(format!(
         "embedding ({} rows; KL on all {}): trustworthiness {:.3}, continuity {:.3}, MRRE {:.3}/{:.3}, RMSE {:.3}, stress {:.3}, KL_0.1 {:.4}",

@@ -37,7 +37,7 @@ impl Torch for Commands {
         } else {
             Ok(())
         })?;
-        let files = trainer::output_files(&a.out, setup.config.model.kind);
+        let files = trainer::output_files(&a.out, &setup.config);
         let outs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
         check_outputs(comm, &outs, &inputs)?;
         let finish = trainer::run(

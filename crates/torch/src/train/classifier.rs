@@ -321,6 +321,8 @@ mod tests {
         vs.set_kind(Kind::Double);
         let x = Tensor::randn([6, 5], (Kind::Double, tch::Device::Cpu));
         let y = Tensor::from_slice(&[0i64, 1, 2, 2, 1, 0]);
+        let comm = tglml::dist::Comm::solo();
+        let tape = crate::train::norm::Tape::new(&comm, 6);
         let batch = Batch {
             x: &x,
             step: 0,
@@ -330,6 +332,7 @@ mod tests {
             device: tch::Device::Cpu,
             topological: false,
             labels: Some(&y),
+            norm: &tape,
         };
         let l = m.loss(0, &batch);
         let f = m.net.features(&x);

@@ -39,6 +39,9 @@ pub struct TrainData {
     /// The data rows of the held-out test split, in test order (empty when
     /// `train.test_data` names a separate file).
     test_rows: Vec<usize>,
+    /// The data rows of the validation split (train.validation_fraction),
+    /// in validation order.
+    validation_rows: Vec<usize>,
     /// Labels of all data rows (held-out test labels come from here).
     labels: Option<Vec<i64>>,
     /// Standardisation (mean, std), applied to the test split too.
@@ -85,7 +88,7 @@ fn read_block(
         return Ok((x.slice(s![block.clone(), ..]).to_owned(), block, n, y));
     }
     let path = Path::new(&t.data);
-    let labels = read_labels(path)?;
+    let labels = read_labels(path, &t.labels, "train.labels")?;
     if tglml::data::matrix::row_source(path).is_some() {
         let (n, _) = tglml::data::matrix::row_count(path, "x")?;
         let block = block_of(n, rank, size);
@@ -110,19 +113,65 @@ fn test_columns(path: &Path) -> Result<usize> {
     }
 }
 
-/// The labels `/y` of an HDF5 sample matrix, if it has them.
-fn read_labels(path: &Path) -> Result<Option<Vec<i64>>> {
-    if tglml::data::matrix::row_source(path) != Some(tglml::data::matrix::RowSource::Hdf5) {
-        return Ok(None);
+/// The IDX label file beside an IDX image file, by Debian's (and the
+/// original distribution's) naming: `…-images-idx3-ubyte[.gz]` →
+/// `…-labels-idx1-ubyte[.gz]`, if it exists.
+pub(crate) fn sibling_labels(path: &Path) -> Option<std::path::PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let at = name.find("-images-idx3-ubyte")?;
+    let other = format!(
+        "{}-labels-idx1-ubyte{}",
+        &name[..at],
+        &name[at + "-images-idx3-ubyte".len()..]
+    );
+    let p = path.with_file_name(other);
+    p.exists().then_some(p)
+}
+
+/// The labels of the data file `path`: the file `explicit` names (an IDX
+/// label file or an HDF5 file with `/y`; the config key `key`), else an
+/// HDF5 file's own `/y`, else an IDX image file's sibling label file; `None`
+/// when there are none.
+pub(crate) fn read_labels(path: &Path, explicit: &str, key: &str) -> Result<Option<Vec<i64>>> {
+    let hdf5_y = |p: &Path, required: bool| -> Result<Option<Vec<i64>>> {
+        let f = hdf5::File::open(p).map_err(|e| Error::hdf5(p, "opening the file", e))?;
+        if !f.link_exists("y") {
+            return if required {
+                Err(Error::invalid(
+                    format!("{key} = {:?}", p.display().to_string()),
+                    "has no dataset /y (labels)",
+                ))
+            } else {
+                Ok(None)
+            };
+        }
+        f.dataset("y")
+            .and_then(|d| d.read_raw::<i64>())
+            .map(Some)
+            .map_err(|e| Error::hdf5(p, "dataset /y (labels, read as int64)", e))
+    };
+    use tglml::data::matrix::{row_source, RowSource};
+    if !explicit.is_empty() {
+        let p = Path::new(explicit);
+        return match row_source(p) {
+            Some(RowSource::Hdf5) => hdf5_y(p, true),
+            Some(RowSource::Idx) => tglml::data::idx::read_idx_labels(p)
+                .map(Some)
+                .map_err(|e| e.context(key.to_string())),
+            None => Err(Error::invalid(
+                format!("{key} = {explicit:?}"),
+                "expected an IDX label file (…-labels-idx1-ubyte[.gz]) or an HDF5 file with /y",
+            )),
+        };
     }
-    let f = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening the file", e))?;
-    if !f.link_exists("y") {
-        return Ok(None);
+    match row_source(path) {
+        Some(RowSource::Hdf5) => hdf5_y(path, false),
+        Some(RowSource::Idx) => match sibling_labels(path) {
+            Some(p) => tglml::data::idx::read_idx_labels(&p).map(Some),
+            None => Ok(None),
+        },
+        None => Ok(None),
     }
-    f.dataset("y")
-        .and_then(|d| d.read_raw::<i64>())
-        .map(Some)
-        .map_err(|e| Error::hdf5(path, "dataset /y (labels, read as int64)", e))
 }
 
 impl TrainData {
@@ -130,6 +179,21 @@ impl TrainData {
     pub fn load(comm: &Comm, cfg: &Config) -> Result<TrainData> {
         let t = &cfg.train;
         let (mut rows, block, n, labels) = comm.agree(read_block(cfg, comm))?;
+        if let Some(y) = labels.as_ref().filter(|y| y.len() != n) {
+            return Err(Error::invalid(
+                "train.data",
+                format!(
+                    "{:?} has {n} rows but its labels ({}) have {}",
+                    t.data,
+                    if t.labels.is_empty() {
+                        "found beside it"
+                    } else {
+                        t.labels.as_str()
+                    },
+                    y.len()
+                ),
+            ));
+        }
         let bad = rows
             .indexed_iter()
             .find(|(_, v)| !v.is_finite())
@@ -153,7 +217,7 @@ impl TrainData {
                     if cfg.model.kind == tglml::config::ModelKind::Classifier {
                         let path = Path::new(&t.test_data);
                         let rows = tglml::data::matrix::row_count(path, "x").map(|r| r.0);
-                        let labels = read_labels(path)?;
+                        let labels = read_labels(path, &t.test_labels, "train.test_labels")?;
                         let n = rows.unwrap_or(labels.as_ref().map_or(0, |y| y.len()));
                         check_labels(labels.as_deref(), cfg, &t.test_data, n)?;
                     }
@@ -183,6 +247,19 @@ impl TrainData {
             ((n as f64) * t.test_fraction).round() as usize
         };
         let (tr, te) = order.split_at(n - n_test);
+        let n_val = ((tr.len() as f64) * t.validation_fraction).round() as usize;
+        let (tr, va) = tr.split_at(tr.len() - n_val);
+        if t.validation_fraction > 0.0 && va.len() < 2 {
+            return Err(Error::invalid(
+                "train.validation_fraction",
+                format!(
+                    "= {} of {} training rows holds out {} rows; the validation needs at least 2",
+                    t.validation_fraction,
+                    tr.len() + va.len(),
+                    va.len()
+                ),
+            ));
+        }
         if tr.len() < t.batch_size {
             return Err(Error::invalid(
                 "train.batch_size",
@@ -205,6 +282,9 @@ impl TrainData {
                 }
             }
             Some(s)
+        } else if let [mean, std] = t.fixed_scale[..] {
+            rows.mapv_inplace(|v| (v - mean) / std);
+            Some((Array1::from_elem(dim, mean), Array1::from_elem(dim, std)))
         } else {
             None
         };
@@ -236,6 +316,7 @@ impl TrainData {
             block,
             train_rows: tr.to_vec(),
             test_rows: te.to_vec(),
+            validation_rows: va.to_vec(),
             labels,
             scale,
             dim,
@@ -296,6 +377,15 @@ impl TrainData {
             .map(|x| x.expect("all-gathered"))
     }
 
+    /// The validation split's rows, standardised, on rank 0 (`None` on the
+    /// others, and when there is no validation split). Collective.
+    pub fn validation_split(&self, comm: &Comm) -> Result<Option<Array2<f64>>> {
+        if self.validation_rows.is_empty() {
+            return Ok(None);
+        }
+        self.gather(comm, &self.validation_rows, true)
+    }
+
     /// The standardisation (mean, std per feature), if the run used one.
     pub fn scale(&self) -> Option<&(Array1<f64>, Array1<f64>)> {
         self.scale.as_ref()
@@ -321,7 +411,18 @@ impl TrainData {
                 if let Some((mean, std)) = &self.scale {
                     x = (&x - mean) / std;
                 }
-                let labels = read_labels(path)?;
+                let labels = read_labels(path, &t.test_labels, "train.test_labels")?;
+                if let Some(y) = labels.as_ref().filter(|y| y.len() != x.nrows()) {
+                    return Err(Error::invalid(
+                        "train.test_data",
+                        format!(
+                            "{:?} has {} rows but {} labels",
+                            t.test_data,
+                            x.nrows(),
+                            y.len()
+                        ),
+                    ));
+                }
                 if cfg.model.kind == tglml::config::ModelKind::Classifier {
                     check_labels(labels.as_deref(), cfg, &t.test_data, x.nrows())?;
                 }

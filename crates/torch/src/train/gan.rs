@@ -408,6 +408,8 @@ mod tests {
         let m = GanModel::new(&vs.root(), &spec, 5, 1, Kind::Double).unwrap();
         vs.set_kind(Kind::Double);
         let x = Tensor::randn([6, 3], (Kind::Double, tch::Device::Cpu));
+        let comm = tglml::dist::Comm::solo();
+        let tape = crate::train::norm::Tape::new(&comm, 6);
         let batch = Batch {
             x: &x,
             step: 4,
@@ -417,6 +419,7 @@ mod tests {
             device: tch::Device::Cpu,
             topological: true,
             labels: None,
+            norm: &tape,
         };
         let d = m.loss(0, &batch);
         let w = vs.variables()["disc.fc0.weight"].copy();

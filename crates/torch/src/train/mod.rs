@@ -9,6 +9,7 @@ pub mod data;
 pub mod diffusion;
 pub mod gan;
 pub mod model;
+pub mod norm;
 pub mod optim;
 pub mod topo_loss;
 pub mod trainer;

@@ -56,6 +56,9 @@ pub struct Batch<'a> {
     pub topological: bool,
     /// The labels of this rank's rows (int64, B), when the data have them.
     pub labels: Option<&'a Tensor>,
+    /// Where batch-norm layers record themselves for the backward pass
+    /// (their statistics are the global batch's; [`super::norm`]).
+    pub norm: &'a super::norm::Tape<'a>,
 }
 
 impl Batch<'_> {
@@ -256,6 +259,13 @@ pub trait Model {
     /// The files it writes into the output folder besides checkpoint.h5
     /// and run.h5.
     fn extra_files(&self, out: &Path) -> Vec<PathBuf>;
+
+    /// On the validation rows `x` (train.validation_fraction; rank 0): the
+    /// mean reconstruction loss per row and the latent codes, in evaluation
+    /// mode. `None`: the model has no validation (refused by the config).
+    fn validate(&self, _x: &ndarray::Array2<f64>) -> Option<Result<(f64, ndarray::Array2<f64>)>> {
+        None
+    }
 
     /// After training, on rank 0: its evaluation on the test split into
     /// the run file `w` (and its extra files); returns a summary for the

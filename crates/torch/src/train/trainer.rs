@@ -33,12 +33,13 @@ use super::data::{TestSplit, TrainData};
 use super::diffusion::{DiffusionModel, DiffusionSpec};
 use super::gan::{GanModel, GanSpec};
 use super::model::{Batch, Model, Phase};
+use super::norm::Tape;
 use super::optim::{Adam, AdamConfig};
 use super::topo_loss::{
     gamma, to_vec as values, topo_loss_with, Normalize, Shape, TopoKind, TopoLossConfig,
 };
 use super::vae::{kind_of, VaeModel, VaeSpec};
-use tglml::config::{Config, ModelConfig, ModelKind, Network, TrainConfig};
+use tglml::config::{Config, ModelConfig, ModelKind, Monitor, Network, OptimizerName, TrainConfig};
 use tglml::dist::Comm;
 use tglml::error::{Error, Result};
 use tglml::io::{H5Writer, Stamp};
@@ -91,6 +92,143 @@ fn topo_config(t: &TrainConfig) -> TopoLossConfig {
 fn global_batch(seed: u64, step: u64, n: usize, g: usize) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step);
     rand::seq::index::sample(&mut rng, n, g.min(n)).into_vec()
+}
+
+/// The global batch of step `step` (G training positions): with
+/// train.epochs, batch `step % per_epoch` of the seeded permutation of
+/// epoch `step / per_epoch`; else [`global_batch`]'s fresh sample.
+fn batch_positions(t: &TrainConfig, step: u64, n: usize, g: usize, per_epoch: u64) -> Vec<usize> {
+    if t.epochs == 0 {
+        return global_batch(t.seed, step, n, g);
+    }
+    let (epoch, k) = (step / per_epoch, (step % per_epoch) as usize);
+    let mut rng = ChaCha8Rng::seed_from_u64(t.seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ 0xE90C);
+    rng.set_stream(epoch);
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rand::Rng::random_range(&mut rng, 0..=i));
+    }
+    order[k * g..(k + 1) * g].to_vec()
+}
+
+/// The best checkpoint of a run with validation, beside checkpoint.h5.
+pub const BEST: &str = "best.h5";
+
+/// The validation rows and the validations so far (train.validation_fraction).
+struct Validator {
+    /// The rows, on rank 0.
+    x: Option<Array2<f64>>,
+    /// Their KL_0.1 density estimate (rank 0), computed once.
+    px: Option<Vec<f64>>,
+    every: u64,
+    monitor: Monitor,
+    patience: u64,
+    /// (step, reconstruction, KL_0.1) of each validation.
+    rows: Vec<[f64; 3]>,
+}
+
+impl Validator {
+    /// The checkpoint log's columns (names without '.').
+    const COLUMNS: [&'static str; 3] = [
+        "validation_step",
+        "validation_reconstruction",
+        "validation_kl01",
+    ];
+
+    fn score(&self, r: &[f64; 3]) -> f64 {
+        match self.monitor {
+            Monitor::Reconstruction => r[1],
+            Monitor::Kl01 => r[2],
+        }
+    }
+
+    /// The first validation with the lowest score (NaN never is).
+    fn best(&self) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for (i, r) in self.rows.iter().enumerate() {
+            let s = self.score(r);
+            if best.is_none_or(|b| s < self.score(&self.rows[b])) {
+                best = Some(i).filter(|_| !s.is_nan()).or(best);
+            }
+        }
+        best
+    }
+
+    /// Validations after the best (all of them when none is).
+    fn since_best(&self) -> usize {
+        self.best()
+            .map_or(self.rows.len(), |b| self.rows.len() - 1 - b)
+    }
+
+    /// Whether early stopping has run out of patience.
+    fn exhausted(&self) -> bool {
+        self.patience > 0 && self.since_best() as u64 >= self.patience
+    }
+
+    /// Validates after step `step` (collective; rank 0 computes); returns
+    /// whether it is a new best.
+    fn run(&mut self, comm: &Comm, model: &dyn Model, step: u64) -> Result<bool> {
+        let local = match (&self.x, &self.px) {
+            (Some(x), Some(px)) => match model.validate(x) {
+                Some(Ok((recon, z))) => {
+                    let pz = crate::eval::densities(&z, &[0.1]);
+                    Ok(vec![recon, crate::eval::kl_of(px, &pz[0])])
+                }
+                Some(Err(e)) => Err(e),
+                None => Err(Error::invalid(
+                    "train.validation_fraction",
+                    "this model has no validation",
+                )),
+            },
+            _ => Ok(vec![0.0, 0.0]),
+        };
+        let mut v =
+            comm.agree(local.map_err(|e| e.context(format!("validation after step {step}"))))?;
+        comm.broadcast_f64_from(0, &mut v)?;
+        self.rows.push([step as f64, v[0], v[1]]);
+        Ok(self.best() == Some(self.rows.len() - 1))
+    }
+
+    fn columns(&self) -> Vec<(String, Vec<f64>)> {
+        Self::COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), self.rows.iter().map(|r| r[i]).collect()))
+            .collect()
+    }
+
+    /// The validations stored in a checkpoint's log (none when it has no
+    /// such columns).
+    fn restore(&mut self, log: &[(String, Vec<f64>)]) {
+        let cols: Option<Vec<&Vec<f64>>> = Self::COLUMNS
+            .iter()
+            .map(|n| log.iter().find(|(m, _)| m == n).map(|(_, c)| c))
+            .collect();
+        if let Some(c) = cols.filter(|c| c.iter().all(|v| v.len() == c[0].len())) {
+            self.rows = (0..c[0].len())
+                .map(|i| [c[0][i], c[1][i], c[2][i]])
+                .collect();
+        }
+    }
+
+    /// The line the progress report shows after a validation.
+    fn line(&self) -> String {
+        let r = self.rows.last().expect("after a validation");
+        let best = self.best().map(|b| self.rows[b][0] as u64);
+        format!(
+            "train: validation after step {}: reconstruction {:.5}, KL_0.1 {:.5} (best {} at step {}{})",
+            r[0],
+            r[1],
+            r[2],
+            self.monitor.name(),
+            best.map_or("none".to_string(), |s| s.to_string()),
+            if self.patience > 0 {
+                format!(", {} of patience {} used", self.since_best(), self.patience)
+            } else {
+                String::new()
+            }
+        )
+    }
 }
 
 /// What the topological loss needs of a data batch alone: the rows it
@@ -239,8 +377,12 @@ pub enum Finish {
 }
 
 /// The files `tglml train` writes into `out` (checked before training).
-pub fn output_files(out: &Path, kind: ModelKind) -> Vec<PathBuf> {
+pub fn output_files(out: &Path, config: &Config) -> Vec<PathBuf> {
+    let kind = config.model.kind;
     let mut files = vec!["checkpoint.h5", "run.h5"];
+    if config.train.validation_fraction > 0.0 {
+        files.push(BEST);
+    }
     if kind != ModelKind::Classifier {
         files.push(super::model::SAMPLES_PLOT);
     }
@@ -306,6 +448,13 @@ pub fn run(
             ),
         ));
     }
+    // Steps per epoch: whole global batches of the training split.
+    let per_epoch = (data.n_train() / g) as u64;
+    let steps = if t.epochs > 0 {
+        t.epochs * per_epoch
+    } else {
+        t.steps
+    };
     let held = comm.all_reduce_max_u64(data.held().0 as u64);
     if comm.is_root() {
         eprintln!(
@@ -335,6 +484,8 @@ pub fn run(
                 AdamConfig {
                     lr: t.lr,
                     beta1: ph.beta1,
+                    weight_decay: t.weight_decay,
+                    decoupled_weight_decay: t.optimizer == OptimizerName::Adamw,
                     ..AdamConfig::default()
                 },
             )
@@ -347,8 +498,30 @@ pub fn run(
         .collect();
     let columns = log_names(&phases, &t.topo.dims);
     let ck_path = out.join("checkpoint.h5");
+    let best_path = out.join(BEST);
     let mut start = 0u64;
     let mut log: Vec<Vec<f64>> = Vec::new();
+    // The validation rows (rank 0) and their density estimate, once.
+    let mut validator = if t.validation_fraction > 0.0 {
+        let x = data.validation_split(comm)?;
+        let px = x
+            .as_ref()
+            .map(|x| crate::eval::densities(x, &[0.1]).remove(0));
+        Some(Validator {
+            x,
+            px,
+            every: if t.validate_every > 0 {
+                t.validate_every
+            } else {
+                per_epoch
+            },
+            monitor: t.monitor,
+            patience: t.patience,
+            rows: Vec::new(),
+        })
+    } else {
+        None
+    };
     if resume {
         let mut named: Vec<Named<&mut Adam>> = phases
             .iter()
@@ -370,13 +543,13 @@ pub fn run(
                 ck_path.display()
             );
         }
-        comm.agree(check_resumed(&ck_path, &ck, t.steps))?;
+        comm.agree(check_resumed(&ck_path, &ck, steps))?;
         start = ck.step;
         if comm.is_root() {
             eprintln!(
                 "train: resuming from step {} of {} ({})",
                 ck.step,
-                t.steps,
+                steps,
                 ck_path.display()
             );
         }
@@ -390,7 +563,11 @@ pub fn run(
             ),
             None => {}
         }
+        if let Some(v) = validator.as_mut() {
+            v.restore(&ck.log);
+        }
     }
+    let mut stopped_early = validator.as_ref().is_some_and(|v| v.exhausted());
     let stamp = Stamp {
         command: "train".to_string(),
         config_toml: config.to_toml(),
@@ -401,7 +578,11 @@ pub fn run(
     let bar = Progress::new(
         comm.is_root(),
         "train",
-        t.steps.saturating_sub(start),
+        if stopped_early {
+            0
+        } else {
+            steps.saturating_sub(start)
+        },
         "steps",
     );
     let mut last_saved: Option<PathBuf> = None;
@@ -412,7 +593,7 @@ pub fn run(
         carried && gamma(step, t.topo.gamma, t.topo.ramp_steps) > 0.0 && !t.topo.dims.is_empty()
     };
     type Queue = Option<Ahead<(u64, Result<DataSide>)>>;
-    let mut ahead: Queue = if (start..t.steps).any(topo_on) {
+    let mut ahead: Queue = if (start..steps).any(topo_on) {
         Some(Ahead::new("tglml-data-side", threads).map_err(|e| {
             Error::external("starting the thread of the topological loss's data side", e)
         })?)
@@ -424,7 +605,7 @@ pub fn run(
     // needs them all) and trains on its own B; collective, in step order.
     type Fetched = (std::sync::Arc<Array2<f64>>, Option<Vec<i64>>);
     let fetch = |ahead: &mut Queue, step: u64| -> Result<Fetched> {
-        let batch = global_batch(t.seed, step, data.n_train(), g);
+        let batch = batch_positions(t, step, data.n_train(), g, per_epoch);
         let xb = std::sync::Arc::new(data.batch(comm, &batch)?);
         if let (Some(a), true) = (ahead.as_mut(), topo_on(step)) {
             let rows = xb.clone();
@@ -432,7 +613,7 @@ pub fn run(
         }
         Ok((xb, data.batch_labels(&batch)))
     };
-    let mut next = if start < t.steps {
+    let mut next = if start < steps && !stopped_early {
         Some(fetch(&mut ahead, start)?)
     } else {
         None
@@ -442,30 +623,37 @@ pub fn run(
             .as_ref()
             .map_or("none written yet".to_string(), |p| p.display().to_string())
     };
-    for step in start..t.steps {
+    for step in start..steps {
+        if stopped_early {
+            break;
+        }
         let t0 = Instant::now();
         let (xb, yb) = next.take().expect("fetched a step ahead");
-        if step + 1 < t.steps {
+        if step + 1 < steps {
             next = Some(fetch(&mut ahead, step + 1)?);
         }
         let mine: Vec<usize> = (rank * b..(rank + 1) * b).collect();
         let x_local = rows_tensor(&xb, &mine, kind, dev);
         let y_local = yb.map(|y| Tensor::from_slice(&y[rank * b..(rank + 1) * b]).to_device(dev));
-        let batch = Batch {
-            x: &x_local,
-            step,
-            rows: rank * b..(rank + 1) * b,
-            seed: t.seed,
-            kind,
-            device: dev,
-            topological: topo_on(step),
-            labels: y_local.as_ref(),
-        };
         let gam = gamma(step, t.topo.gamma, t.topo.ramp_steps);
         let mut row = vec![step as f64];
         let mut topo_parts = vec![0.0; t.topo.dims.len()];
         let mut stopping = false;
         for (k, phase) in phases.iter().enumerate() {
+            // Each phase's batch-norm layers, for their part of its
+            // backward pass.
+            let tape = Tape::new(comm, g);
+            let batch = Batch {
+                x: &x_local,
+                step,
+                rows: rank * b..(rank + 1) * b,
+                seed: t.seed,
+                kind,
+                device: dev,
+                topological: topo_on(step),
+                labels: y_local.as_ref(),
+                norm: &tape,
+            };
             let at = if phases.len() == 1 {
                 format!("training step {step}")
             } else {
@@ -546,8 +734,16 @@ pub fn run(
                 }
             }
             Adam::zero_grad(&params[k]);
-            let backward =
-                tglml::runtime::fallible(&format!("{at}, backward pass"), || loss.backward());
+            let what = format!("{at}, backward pass");
+            let backward = if tape.is_empty() {
+                tglml::runtime::fallible(&what, || loss.backward())
+            } else {
+                super::norm::backward_kept(&loss, &what)
+            };
+            // The batch-norm layers' part (collective on every rank, even
+            // after a failure here, so that none waits alone).
+            let norm = tape.backward(backward.is_err());
+            let backward = backward.and(norm);
             // Then the loss sums and this rank's stop flag: one all-reduce
             // gives every rank the same decision to stop after this step.
             // A failed backward pass rides in the same all-reduce: every
@@ -602,9 +798,20 @@ pub fn run(
         row.extend(topo_parts);
         log.push(row);
         bar.inc(1);
-        let is_last = step + 1 == t.steps;
+        let is_last = step + 1 == steps;
         let periodic = t.checkpoint_every > 0 && (step + 1) % t.checkpoint_every == 0;
-        if is_last || periodic || stopping {
+        let mut new_best = false;
+        if let Some(v) = validator.as_mut() {
+            if (step + 1) % v.every == 0 {
+                new_best = v.run(comm, model.as_ref(), step + 1)?;
+                stopped_early = v.exhausted();
+                bar.note(&v.line());
+            }
+        }
+        // checkpoint.h5 (periodic, last, on a signal, on early stopping)
+        // and best.h5 (a new best validation): one snapshot for both.
+        let to_checkpoint = is_last || periodic || stopping || stopped_early;
+        if to_checkpoint || new_best {
             let saved = if comm.is_root() {
                 let named: Vec<Named<&Adam>> = phases
                     .iter()
@@ -616,12 +823,23 @@ pub fn run(
                         adam,
                     })
                     .collect();
-                let mut ck = Checkpoint::capture(&vs, &named)?;
-                ck.step = step + 1;
-                ck.data_position = step + 1;
-                ck.config_toml = config.to_toml();
-                ck.log = log_columns(&log, &columns);
-                checkpoint::save(&ck_path, &stamp, &ck).map(Some)
+                Checkpoint::capture(&vs, &named).and_then(|mut ck| {
+                    ck.step = step + 1;
+                    ck.data_position = step + 1;
+                    ck.config_toml = config.to_toml();
+                    ck.log = log_columns(&log, &columns);
+                    if let Some(v) = &validator {
+                        ck.log.extend(v.columns());
+                    }
+                    if new_best {
+                        checkpoint::save(&best_path, &stamp, &ck)?;
+                    }
+                    if to_checkpoint {
+                        checkpoint::save(&ck_path, &stamp, &ck).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                })
             } else {
                 Ok(None)
             };
@@ -635,37 +853,109 @@ pub fn run(
                 "train: stopped on a signal ({}) after step {} of {}; checkpoint {}; continue with the same command and --resume",
                 tglml::runtime::STOP_SIGNALS,
                 step + 1,
-                t.steps,
+                steps,
                 ck_path.display()
             )));
         }
     }
     bar.finish();
-    // Evaluation and the run file (rank 0).
+    // Evaluation and the run file (rank 0), with the best validation's
+    // weights when the run validated.
     let test = data.test_split(comm, config)?;
     let outcome = match &test {
         Some(test) => {
-            let summary = format!(
+            let mut summary = format!(
                 "trained {} steps (this run: {} steps from step {start}, {:.1} s)",
                 log.len(),
-                t.steps.saturating_sub(start),
+                (log.len() as u64).saturating_sub(start),
                 t_start.elapsed().as_secs_f64()
             );
-            write_run(
-                out,
-                &stamp,
-                model.as_ref(),
-                test,
-                data.scale(),
-                &log,
-                &columns,
-                summary,
-            )
+            let best = match &validator {
+                Some(v) => load_best(&best_path, v, &vs).map(Some),
+                None => Ok(None),
+            };
+            best.and_then(|best| {
+                if let (Some(v), Some(line)) = (&validator, best) {
+                    summary = format!(
+                        "{summary}{}; {line}",
+                        if stopped_early {
+                            format!(
+                                "; stopped early: {} validations without a better {}",
+                                v.since_best(),
+                                v.monitor.name()
+                            )
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                write_run(
+                    out,
+                    &stamp,
+                    model.as_ref(),
+                    test,
+                    data.scale(),
+                    &log,
+                    &columns,
+                    validator.as_ref(),
+                    summary,
+                )
+            })
             .map(Some)
         }
         None => Ok(None),
     };
     Ok(Finish::Complete(comm.agree(outcome)?.unwrap_or_default()))
+}
+
+/// Puts the weights of best.h5 (the best validation) into `vs` (rank 0,
+/// for the final evaluation) after checking that it is the best of the
+/// validations `v` lists; returns the summary's words for it.
+fn load_best(path: &Path, v: &Validator, vs: &nn::VarStore) -> Result<String> {
+    let Some(b) = v.best() else {
+        return Ok(if v.rows.is_empty() {
+            format!(
+                "no validation ran (every {} steps): the final evaluation uses the last weights",
+                v.every
+            )
+        } else {
+            format!(
+                "no validation gave a finite {}: the final evaluation uses the last weights",
+                v.monitor.name()
+            )
+        });
+    };
+    let want = v.rows[b][0] as u64;
+    let ck = checkpoint::load(path)?;
+    if ck.step != want {
+        return Err(Error::invalid(
+            path.display().to_string(),
+            format!(
+                "is the checkpoint of step {}, but the best validation of this run was after step {want}: it was written by another run or configuration; start over with --overwrite",
+                ck.step
+            ),
+        ));
+    }
+    let vars = vs.variables();
+    tch::no_grad(|| -> Result<()> {
+        for (name, t) in &ck.tensors {
+            let Some(dst) = vars.get(name) else {
+                return Err(Error::invalid(
+                    path.display().to_string(),
+                    format!("holds /model/{name}, which this model does not have"),
+                ));
+            };
+            dst.shallow_clone()
+                .copy_(&t.to_kind(dst.kind()).to_device(dst.device()));
+        }
+        Ok(())
+    })?;
+    Ok(format!(
+        "the final evaluation uses {} (step {want}, validation {} {:.5})",
+        path.display(),
+        v.monitor.name(),
+        v.score(&v.rows[b])
+    ))
 }
 
 /// The VarStore name of the learned latent unit's log (train.topo.latent_scale).
@@ -973,9 +1263,23 @@ fn write_run(
     scale: Option<&(Array1<f64>, Array1<f64>)>,
     log: &[Vec<f64>],
     names: &[String],
+    validator: Option<&Validator>,
     summary: String,
 ) -> Result<String> {
     let w = H5Writer::create(&out.join("run.h5"), stamp)?;
+    if let Some(v) = validator {
+        let col = |i: usize| Array1::from_iter(v.rows.iter().map(|r| r[i]));
+        w.dataset(
+            "/validation/step",
+            &v.rows.iter().map(|r| r[0] as i64).collect::<Array1<i64>>(),
+        )?;
+        w.dataset("/validation/reconstruction", &col(1))?;
+        w.dataset("/validation/kl_0.1", &col(2))?;
+        w.attr_str("/validation", "monitor", v.monitor.name())?;
+        if let Some(b) = v.best() {
+            w.attr_u64("/validation", "best_step", v.rows[b][0] as u64)?;
+        }
+    }
     for (name, col) in log_columns(log, names) {
         if name == "step" {
             let steps: Array1<i64> = col.iter().map(|&s| s as i64).collect();
@@ -1010,6 +1314,29 @@ fn write_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each epoch's batches are whole global batches of one permutation:
+    /// no training row twice within an epoch, every epoch another order.
+    #[test]
+    fn epochs_visit_each_row_at_most_once() {
+        let mut t: TrainConfig = tglml::config::Config::default().train;
+        t.epochs = 3;
+        let (n, g) = (103, 10);
+        let per_epoch = (n / g) as u64;
+        let mut orders = Vec::new();
+        for e in 0..3u64 {
+            let mut seen: Vec<usize> = (0..per_epoch)
+                .flat_map(|k| batch_positions(&t, e * per_epoch + k, n, g, per_epoch))
+                .collect();
+            orders.push(seen.clone());
+            assert_eq!(seen.len(), 100);
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), 100, "a row twice in epoch {e}");
+            assert!(seen.iter().all(|&r| r < n));
+        }
+        assert_ne!(orders[0], orders[1]);
+    }
 
     #[test]
     fn batches_do_not_depend_on_ranks() {

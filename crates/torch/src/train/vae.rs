@@ -14,7 +14,8 @@ use tch::{Kind, Tensor};
 
 use super::data::TestSplit;
 use super::model::{Batch, Generative, Model, Phase, PhaseLoss};
-use crate::eval::{kl_sigma, w_h0};
+use super::norm::{BatchNorm, Mode};
+use crate::eval::{kl_sigmas, w_h0};
 use tglml::error::{Error, Result};
 use tglml::io::H5Writer;
 
@@ -28,7 +29,7 @@ pub enum Arch {
     Conv,
 }
 
-pub use tglml::config::Likelihood;
+pub use tglml::config::{BatchNorm as NormPlace, Likelihood, OutputActivation};
 
 /// The model's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,15 +39,77 @@ pub struct VaeSpec {
     pub hidden: Vec<usize>,
     pub latent_dim: usize,
     pub likelihood: Likelihood,
+    /// Batch normalisation of the MLP's hidden layers.
+    pub batch_norm: NormPlace,
+    /// The decoder's last activation.
+    pub output: OutputActivation,
+}
+
+/// Hidden layers of an MLP: each a linear map and a ReLU, with batch
+/// normalisation before or after the ReLU where configured.
+struct Mlp {
+    layers: Vec<(nn::Linear, Option<BatchNorm>)>,
+    place: NormPlace,
+}
+
+impl Mlp {
+    /// Layers `fc0, fc1, …` (and `bn0, …`) under `p`, from `input` through
+    /// `widths`.
+    fn new(p: &nn::Path, input: usize, widths: &[usize], place: NormPlace) -> Self {
+        let mut d = input as i64;
+        let layers = widths
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| {
+                let lin = nn::linear(p / format!("fc{i}"), d, h as i64, Default::default());
+                d = h as i64;
+                let bn =
+                    (place != NormPlace::None).then(|| BatchNorm::new(&(p / format!("bn{i}")), h));
+                (lin, bn)
+            })
+            .collect();
+        Mlp { layers, place }
+    }
+
+    fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (lin, bn) in &self.layers {
+            let a = lin.forward(&h);
+            h = match (bn, self.place) {
+                (Some(bn), NormPlace::Before) => bn.forward(&a, mode).relu(),
+                (Some(bn), _) => bn.forward(&a.relu(), mode),
+                (None, _) => a.relu(),
+            };
+        }
+        h
+    }
+}
+
+/// An encoder's or decoder's body.
+enum Body {
+    Mlp(Mlp),
+    Seq(nn::Sequential),
+}
+
+impl Body {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
+        match self {
+            Body::Mlp(m) => m.forward(x, mode),
+            Body::Seq(s) => s.forward(x),
+        }
+    }
 }
 
 /// A VAE whose variables live in a VarStore (names `enc.*`, `dec.*`).
 pub struct Vae {
     spec: VaeSpec,
-    enc: nn::Sequential,
+    enc: Body,
     enc_mu: nn::Linear,
     enc_logvar: nn::Linear,
-    dec: nn::Sequential,
+    dec: Body,
+    /// The decoder's last linear map (MLP; the conv decoder ends in its
+    /// transposed convolution, inside `dec`).
+    dec_out: Option<nn::Linear>,
 }
 
 /// The pieces of one forward pass.
@@ -71,6 +134,8 @@ impl VaeSpec {
             hidden: m.hidden.clone(),
             latent_dim: m.latent_dim,
             likelihood: m.vae.likelihood,
+            batch_norm: m.vae.batch_norm,
+            output: m.vae.output,
         }
     }
 
@@ -126,22 +191,15 @@ impl Vae {
         let enc_p = root / "enc";
         let dec_p = root / "dec";
         let (enc, feat) = match spec.arch {
-            Arch::Mlp => {
-                let mut s = nn::seq();
-                let mut d = spec.input_dim as i64;
-                for (i, &h) in spec.hidden.iter().enumerate() {
-                    s = s
-                        .add(nn::linear(
-                            &enc_p / format!("fc{i}"),
-                            d,
-                            h as i64,
-                            Default::default(),
-                        ))
-                        .add_fn(|x| x.relu());
-                    d = h as i64;
-                }
-                (s, d)
-            }
+            Arch::Mlp => (
+                Body::Mlp(Mlp::new(
+                    &enc_p,
+                    spec.input_dim,
+                    &spec.hidden,
+                    spec.batch_norm,
+                )),
+                spec.hidden.last().map_or(spec.input_dim, |&h| h) as i64,
+            ),
             Arch::Conv => {
                 if spec.input_dim != 784 {
                     return Err(Error::invalid(
@@ -164,47 +222,42 @@ impl Vae {
                     .add(nn::conv2d(&enc_p / "conv1", 32, 64, 4, c))
                     .add_fn(|x| x.relu())
                     .add_fn(|x| x.flatten(1, -1));
-                (s, 64 * 7 * 7)
+                (Body::Seq(s), 64 * 7 * 7)
             }
         };
         let l = spec.latent_dim as i64;
         let enc_mu = nn::linear(&enc_p / "mu", feat, l, Default::default());
         let enc_logvar = nn::linear(&enc_p / "logvar", feat, l, Default::default());
-        let dec = match spec.arch {
-            Arch::Mlp => {
-                let mut s = nn::seq();
-                let mut d = l;
-                for (i, &h) in spec.hidden.iter().rev().enumerate() {
-                    s = s
-                        .add(nn::linear(
-                            &dec_p / format!("fc{i}"),
-                            d,
-                            h as i64,
-                            Default::default(),
-                        ))
-                        .add_fn(|x| x.relu());
-                    d = h as i64;
-                }
-                s.add(nn::linear(
+        let hidden_rev: Vec<usize> = spec.hidden.iter().rev().copied().collect();
+        let (dec, dec_out) = match spec.arch {
+            Arch::Mlp => (
+                Body::Mlp(Mlp::new(
+                    &dec_p,
+                    spec.latent_dim,
+                    &hidden_rev,
+                    spec.batch_norm,
+                )),
+                Some(nn::linear(
                     &dec_p / "out",
-                    d,
+                    hidden_rev.last().map_or(l as usize, |&h| h) as i64,
                     spec.input_dim as i64,
                     Default::default(),
-                ))
-            }
+                )),
+            ),
             Arch::Conv => {
                 let c = nn::ConvTransposeConfig {
                     stride: 2,
                     padding: 1,
                     ..Default::default()
                 };
-                nn::seq()
+                let s = nn::seq()
                     .add(nn::linear(&dec_p / "fc", l, 64 * 7 * 7, Default::default()))
                     .add_fn(|x| x.relu().view([-1, 64, 7, 7]))
                     .add(nn::conv_transpose2d(&dec_p / "deconv0", 64, 32, 4, c))
                     .add_fn(|x| x.relu())
                     .add(nn::conv_transpose2d(&dec_p / "deconv1", 32, 1, 4, c))
-                    .add_fn(|x| x.flatten(1, -1))
+                    .add_fn(|x| x.flatten(1, -1));
+                (Body::Seq(s), None)
             }
         };
         Ok(Vae {
@@ -213,22 +266,42 @@ impl Vae {
             enc_mu,
             enc_logvar,
             dec,
+            dec_out,
         })
     }
 
-    /// μ and log σ² of q(z|x).
+    /// μ and log σ² of q(z|x) (batch norm: the running statistics).
     pub fn encode(&self, x: &Tensor) -> (Tensor, Tensor) {
-        let h = self.enc.forward(x);
+        self.encode_with(x, Mode::Eval)
+    }
+
+    fn encode_with(&self, x: &Tensor, mode: Mode) -> (Tensor, Tensor) {
+        let h = self.enc.forward(x, mode);
         (self.enc_mu.forward(&h), self.enc_logvar.forward(&h))
+    }
+
+    /// The decoder's output: the Gaussian mean after model.vae.output, or
+    /// the Bernoulli logits.
+    fn decode_with(&self, z: &Tensor, mode: Mode) -> Tensor {
+        let h = self.dec.forward(z, mode);
+        let o = match &self.dec_out {
+            Some(lin) => lin.forward(&h),
+            None => h,
+        };
+        match self.spec.output {
+            OutputActivation::Linear => o,
+            OutputActivation::Tanh => o.tanh(),
+            OutputActivation::Sigmoid => o.sigmoid(),
+        }
     }
 
     /// One pass with the reparameterisation z = μ + σ·ε (`eps`: n × latent
     /// standard normal draws from the caller, so that they do not depend
-    /// on how the batch is split over ranks).
-    pub fn forward(&self, x: &Tensor, eps: &Tensor) -> Forward {
-        let (mu, logvar) = self.encode(x);
+    /// on how the batch is split over ranks), normalising by `mode`.
+    pub fn forward(&self, x: &Tensor, eps: &Tensor, mode: Mode) -> Forward {
+        let (mu, logvar) = self.encode_with(x, mode);
         let z = &mu + (&logvar * 0.5).exp() * eps;
-        let out = self.dec.forward(&z);
+        let out = self.decode_with(&z, mode);
         let sum1 = |t: Tensor| t.sum_dim_intlist([1i64].as_slice(), false, x.kind());
         let recon = match self.spec.likelihood {
             Likelihood::Gaussian => sum1((out - x).square()) * 0.5,
@@ -245,7 +318,7 @@ impl Vae {
 
     /// The decoder's mean of p(x|z) (Bernoulli: the probabilities).
     pub fn decode_mean(&self, z: &Tensor) -> Tensor {
-        let o = self.dec.forward(z);
+        let o = self.decode_with(z, Mode::Eval);
         match self.spec.likelihood {
             Likelihood::Gaussian => o,
             Likelihood::Bernoulli => o.sigmoid(),
@@ -320,7 +393,7 @@ impl Model for VaeModel {
             )
         };
         let beta = if self.variational { self.beta } else { 0.0 };
-        let f = self.vae.forward(batch.x, &eps);
+        let f = self.vae.forward(batch.x, &eps, Mode::Train(batch.norm));
         let recon_sum = f.recon.sum(batch.kind);
         let kl_sum = f.kl.sum(batch.kind);
         let terms = vec![recon_sum.double_value(&[]), kl_sum.double_value(&[])];
@@ -333,6 +406,34 @@ impl Model for VaeModel {
 
     fn extra_files(&self, out: &Path) -> Vec<PathBuf> {
         vec![out.join(Self::PLOT), out.join(super::model::SAMPLES_PLOT)]
+    }
+
+    /// The mean reconstruction loss per row of `x` (z = μ, batch norm's
+    /// running statistics) and the latent means, by blocks of rows.
+    fn validate(&self, x: &Array2<f64>) -> Option<Result<(f64, Array2<f64>)>> {
+        let (n, d) = x.dim();
+        let latent = self.vae.spec.latent_dim;
+        let dev = self.vae.enc_mu.ws.device();
+        let mut codes = Vec::with_capacity(n * latent);
+        let mut recon = 0.0;
+        for start in (0..n).step_by(1024) {
+            let rows = 1024.min(n - start);
+            let block = x.slice(ndarray::s![start..start + rows, ..]);
+            let block = block.as_standard_layout();
+            let xt = Tensor::from_slice(block.as_slice().expect("standard layout"))
+                .view([rows as i64, d as i64])
+                .to_kind(self.kind)
+                .to_device(dev);
+            let eps = Tensor::zeros([rows as i64, latent as i64], (self.kind, dev));
+            let f = tch::no_grad(|| self.vae.forward(&xt, &eps, Mode::Eval));
+            recon += f.recon.sum(Kind::Double).double_value(&[]);
+            codes.extend(crate::train::topo_loss::to_vec(&f.mu));
+        }
+        Some(
+            Array2::from_shape_vec((n, latent), codes)
+                .map(|z| (recon / n.max(1) as f64, z))
+                .map_err(|e| Error::external("validation", e)),
+        )
     }
 
     /// `/eval`: the test split's latent means, KL_σ at three σ and the H0
@@ -356,14 +457,11 @@ impl Model for VaeModel {
         w.dataset("/eval/z", &z)?;
         let mut summary = String::new();
         if n > 1 {
-            let mut kl_01 = 0.0;
-            for (name, s) in [("kl_0.01", 0.01), ("kl_0.1", 0.1), ("kl_1", 1.0)] {
-                let v = kl_sigma(&split.x, &z, s);
-                if name == "kl_0.1" {
-                    kl_01 = v;
-                }
-                w.attr_f64("/eval", name, v)?;
+            let kl = kl_sigmas(&split.x, &z, &[0.01, 0.1, 1.0]);
+            for (name, v) in ["kl_0.01", "kl_0.1", "kl_1"].iter().zip(&kl) {
+                w.attr_f64("/eval", name, *v)?;
             }
+            let kl_01 = kl[1];
             let wh = w_h0(&split.x, &z)?;
             w.attr_f64("/eval", "w_h0", wh.w)?;
             w.attr_f64("/eval", "w_h0_scale", wh.scale)?;
@@ -453,11 +551,13 @@ mod tests {
             hidden: vec![8],
             latent_dim: 2,
             likelihood: Likelihood::Gaussian,
+            batch_norm: NormPlace::None,
+            output: OutputActivation::Linear,
         };
         let m = Vae::new(&vs.root(), &spec).unwrap();
         let x = Tensor::randn([3, 5], (Kind::Float, tch::Device::Cpu));
         let eps = Tensor::zeros([3, 2], (Kind::Float, tch::Device::Cpu));
-        let f = m.forward(&x, &eps);
+        let f = m.forward(&x, &eps, Mode::Eval);
         let (mu, logvar) = m.encode(&x);
         let mu = Vec::<f32>::try_from(mu.view([-1])).unwrap();
         let lv = Vec::<f32>::try_from(logvar.view([-1])).unwrap();
@@ -473,7 +573,7 @@ mod tests {
         }
         // With ε = 0, z = μ: the reconstruction is ½‖x − dec(μ)‖².
         let (mu_t, _) = m.encode(&x);
-        let xr = m.dec.forward(&mu_t);
+        let xr = m.decode_with(&mu_t, Mode::Eval);
         let want = Vec::<f32>::try_from(
             (xr - &x)
                 .square()
@@ -487,6 +587,110 @@ mod tests {
         assert!(names.iter().any(|n| n == "enc.fc0.weight"), "{names:?}");
     }
 
+    /// With batch norm (before or after the ReLU) the gradients of every
+    /// variable and the running statistics equal those of torch's own
+    /// batch_norm in one autograd graph, though the layers cut the graph
+    /// and the latent means feed the loss twice (the decoder and a direct
+    /// term, as the topological loss uses them).
+    #[test]
+    fn batch_norm_gradients_equal_torch_autograd() {
+        use crate::train::norm::{backward_kept, Tape};
+        for place in [NormPlace::After, NormPlace::Before] {
+            tch::manual_seed(5);
+            let mut vs = nn::VarStore::new(tch::Device::Cpu);
+            let spec = VaeSpec {
+                arch: Arch::Mlp,
+                input_dim: 4,
+                hidden: vec![6, 5],
+                latent_dim: 2,
+                likelihood: Likelihood::Gaussian,
+                batch_norm: place,
+                output: OutputActivation::Tanh,
+            };
+            let m = Vae::new(&vs.root(), &spec).unwrap();
+            vs.set_kind(Kind::Double);
+            let opts = (Kind::Double, tch::Device::Cpu);
+            let x = Tensor::randn([9, 4], opts);
+            let w = Tensor::randn([9, 2], opts);
+            let eps = Tensor::zeros([9, 2], opts);
+            let vars = vs.variables();
+            // A copy of every variable, as fresh leaves, before training
+            // mode moves the running statistics.
+            let copy: std::collections::HashMap<String, Tensor> = vars
+                .iter()
+                .map(|(k, v)| {
+                    let c = v.detach().copy();
+                    let c = if v.requires_grad() {
+                        c.set_requires_grad(true)
+                    } else {
+                        c
+                    };
+                    (k.clone(), c)
+                })
+                .collect();
+            let comm = tglml::dist::Comm::solo();
+            let tape = Tape::new(&comm, 9);
+            let f = m.forward(&x, &eps, Mode::Train(&tape));
+            let loss = f.recon.sum(Kind::Double) + (f.mu.square() * &w).sum(Kind::Double);
+            backward_kept(&loss, "test").unwrap();
+            tape.backward(false).unwrap();
+
+            // Torch's batch norm through the copies.
+            let layer = |h: &Tensor, side: &str, i: usize| {
+                let v = |n: &str| &copy[&format!("{side}.{n}")];
+                let a = h.linear(v(&format!("fc{i}.weight")), Some(v(&format!("fc{i}.bias"))));
+                let bn = |t: &Tensor| {
+                    t.batch_norm(
+                        Some(v(&format!("bn{i}.weight"))),
+                        Some(v(&format!("bn{i}.bias"))),
+                        Some(v(&format!("bn{i}.running_mean"))),
+                        Some(v(&format!("bn{i}.running_var"))),
+                        true,
+                        0.1,
+                        1e-5,
+                        false,
+                    )
+                };
+                match place {
+                    NormPlace::Before => bn(&a).relu(),
+                    _ => bn(&a.relu()),
+                }
+            };
+            let mut h = x.shallow_clone();
+            for i in 0..2 {
+                h = layer(&h, "enc", i);
+            }
+            let mu = h.linear(&copy["enc.mu.weight"], Some(&copy["enc.mu.bias"]));
+            let lv = h.linear(&copy["enc.logvar.weight"], Some(&copy["enc.logvar.bias"]));
+            let mut h = &mu + (&lv * 0.5).exp() * &eps;
+            for i in 0..2 {
+                h = layer(&h, "dec", i);
+            }
+            let out = h
+                .linear(&copy["dec.out.weight"], Some(&copy["dec.out.bias"]))
+                .tanh();
+            let loss2 =
+                (out - &x).square().sum(Kind::Double) * 0.5 + (mu.square() * &w).sum(Kind::Double);
+            loss2.backward();
+            let mut checked = 0;
+            for (name, v) in &vars {
+                let (got, want) = if v.requires_grad() {
+                    (v.grad(), copy[name].grad())
+                } else {
+                    (v.shallow_clone(), copy[name].shallow_clone())
+                };
+                let d = (&got - &want).abs().max().double_value(&[]);
+                let scale = want.abs().max().double_value(&[]).max(1e-300);
+                assert!(
+                    d <= 1e-10 * scale.max(1.0),
+                    "{place:?} {name}: differs by {d}"
+                );
+                checked += 1;
+            }
+            assert_eq!(checked, 30, "{:?}", vars.keys().collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn conv_model_maps_images_to_images() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
@@ -496,10 +700,16 @@ mod tests {
             hidden: vec![],
             latent_dim: 4,
             likelihood: Likelihood::Bernoulli,
+            batch_norm: NormPlace::None,
+            output: OutputActivation::Linear,
         };
         let m = Vae::new(&vs.root(), &spec).unwrap();
         let x = Tensor::rand([2, 784], (Kind::Float, tch::Device::Cpu));
-        let f = m.forward(&x, &Tensor::zeros([2, 4], (Kind::Float, tch::Device::Cpu)));
+        let f = m.forward(
+            &x,
+            &Tensor::zeros([2, 4], (Kind::Float, tch::Device::Cpu)),
+            Mode::Eval,
+        );
         assert_eq!(f.mu.size(), vec![2, 4]);
         assert_eq!(f.recon.size(), vec![2]);
         let bad = VaeSpec {
