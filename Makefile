@@ -16,6 +16,7 @@
 #   make sweep-torus       an evaluated γ × 3-seed sweep of a VAE and a GAN on the torus, tglml report into docs/reports/torus-sweep
 #   make eval-fashion      tglml eval of every Fashion-MNIST model with the project's classifier (benches/eval/fashion-results.md)
 #   make claims            VAE, GAN, diffusion with and without the loss, 3 seeds, torus and Fashion-MNIST (docs/claims.md; about 2 h)
+#   make topoae            Topological Autoencoders' recipe and TGLML on their measures (benches/topoae/results.md; hours)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -31,7 +32,7 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples sample-torus eval-fashion sweep-torus claims
+.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples sample-torus eval-fashion sweep-torus claims topoae
 
 help:
 	@sed -n '2,18p' Makefile
@@ -143,6 +144,10 @@ eval-fashion: build
 sweep-torus: build
 	@echo "== an evaluated sweep (slurm/sweep.sbatch, SEEDS and EVAL) of the torus VAE and GAN, then tglml report (scripts/sweep-torus.sh)"
 	@bash scripts/sweep-torus.sh
+
+topoae: build
+	@echo "== issue 17: Topological Autoencoders' DeepAE recipe and TGLML on Fashion-MNIST and Spheres, into benches/topoae/results.md (scripts/topoae.sh; ONLY=fashion|spheres, SEEDS, GAMMAS; about an hour per Fashion-MNIST run on one thread)"
+	@bash scripts/topoae.sh
 
 claims: build
 	@echo "== the experiment of docs/claims.md: each model with and without the loss, 3 seeds, torus and Fashion-MNIST (scripts/claims.sh; about 2 hours on 2 cores)"

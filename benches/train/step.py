@@ -11,7 +11,10 @@ log-variance, z = mu + exp(logvar / 2) * eps, a mirrored decoder; loss
     (beta = 1, eps standard normal);
   * conv: Fashion-MNIST, model.network = "conv" (two stride-2 4x4
     convolutions, 32 and 64 channels, and the mirrored transposed ones),
-    latent 16, batch 64, a VAE.
+    latent 16, batch 64, a VAE;
+  * topoae: the deepae with batch norm after each hidden ReLU, a tanh
+    output, images in [-1, 1] and Adam's weight decay
+    (configs/fashion_mnist_topoae.toml).
 The PyTorch peer is the loop a user writes: rows drawn by index from the
 data held as one float32 tensor, forward, backward, torch.optim.Adam (its
 default CPU implementation), loss.item(); steps timed one by one with
@@ -21,7 +24,7 @@ gradient all-reduce, Adam, log). The first W steps of each run are
 dropped; medians over R runs of S steps.
 
 Usage: python benches/train/step.py [--steps S] [--repeat R] [--threads 1,2]
-       [--models deepae,conv,mlp]   (make bench-train-step; the benchmark venv
+       [--models deepae,conv,mlp,topoae]   (make bench-train-step; the benchmark venv
        with torch: bash scripts/setup-bench.sh --torch)
 """
 import argparse
@@ -48,6 +51,11 @@ MODELS = {
                 variational=True, beta=1.0),
     "conv": dict(data="fashion", arch="conv", hidden=[], latent=16, batch=64,
                  variational=True, beta=1.0),
+    # Topological Autoencoders' recipe (configs/fashion_mnist_topoae.toml):
+    # the DeepAE with batch norm after each hidden ReLU, a tanh output,
+    # images in [-1, 1], Adam with (coupled) weight decay.
+    "topoae": dict(data="fashion", hidden=[1000, 500, 250], latent=2, batch=64,
+                   variational=False, beta=0.0, bn=True, tanh=True, wd=0.00392),
 }
 
 
@@ -84,6 +92,10 @@ def ours(m, data, threads, steps, out):
            # short.
            "--set", "train.test_fraction=0.01",
            "--overwrite", "--out", out]
+    if m.get("bn"):
+        cmd += ["--set", 'model.vae.batch_norm="after"', "--set", 'model.vae.output="tanh"',
+                "--set", f"train.weight_decay={m['wd']}", "--set", "train.standardize=false",
+                "--set", "train.fixed_scale=[0.5, 0.5]"]
     p = subprocess.run(cmd, capture_output=True, text=True,
                        env=dict(os.environ, TGLML_PROGRESS="off"))
     if p.returncode != 0:
@@ -102,7 +114,10 @@ def pytorch(m, data, threads, steps, seed, fused=False):
     torch.manual_seed(seed)
     with h5py.File(data, "r") as f:
         x = np.asarray(f["x"][()], dtype=np.float64)
-    x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)  # train.standardize
+    if m.get("bn"):
+        x = (x - 0.5) / 0.5  # train.fixed_scale = [0.5, 0.5]
+    else:
+        x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)  # train.standardize
     x = torch.from_numpy(x.astype(np.float32))
     if m.get("arch") == "conv":
         enc = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(),
@@ -112,17 +127,18 @@ def pytorch(m, data, threads, steps, seed, fused=False):
                             nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
                             nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.Flatten())
     else:
+        def block(a, b):
+            return (nn.Linear(a, b), nn.ReLU()) + ((nn.BatchNorm1d(b),) if m.get("bn") else ())
         widths = [x.shape[1]] + m["hidden"]
-        enc = nn.Sequential(*[layer for a, b in zip(widths, widths[1:])
-                              for layer in (nn.Linear(a, b), nn.ReLU())])
+        enc = nn.Sequential(*[layer for a, b in zip(widths, widths[1:]) for layer in block(a, b)])
         feat = widths[-1]
         back = [m["latent"]] + m["hidden"][::-1]
-        dec = nn.Sequential(*[layer for a, b in zip(back, back[1:])
-                              for layer in (nn.Linear(a, b), nn.ReLU())],
-                            nn.Linear(back[-1], x.shape[1]))
+        dec = nn.Sequential(*[layer for a, b in zip(back, back[1:]) for layer in block(a, b)],
+                            nn.Linear(back[-1], x.shape[1]),
+                            *((nn.Tanh(),) if m.get("tanh") else ()))
     mu_l, lv_l = nn.Linear(feat, m["latent"]), nn.Linear(feat, m["latent"])
     params = [*enc.parameters(), *mu_l.parameters(), *lv_l.parameters(), *dec.parameters()]
-    opt = torch.optim.Adam(params, lr=1e-3, fused=fused)
+    opt = torch.optim.Adam(params, lr=1e-3, fused=fused, weight_decay=m.get("wd", 0.0))
     g = torch.Generator().manual_seed(seed)
     b, times = m["batch"], []
     for _ in range(steps):
@@ -150,7 +166,7 @@ def main():
     ap.add_argument("--steps", type=int, default=110)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--models", default="deepae,conv,mlp")
+    ap.add_argument("--models", default="deepae,conv,mlp,topoae")
     ap.add_argument("--out-dir", default=HERE)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args()

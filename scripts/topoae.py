@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Collects the runs of scripts/topoae.sh (output/topoae/) into
+benches/topoae/results.md, with each run's latent scatter PNG beside it.
+
+Every run folder NAME with a run.h5 is read: the test-set scores of
+/eval (KL_0.01, KL_0.1, KL_1, W(H0)), the steps trained, the best
+validation (/validation, when the run validated), its wall time
+(NAME/wall_seconds, written by topoae.sh) and, where `tglml eval` scored
+it (NAME/eval.h5), trustworthiness and continuity (means over
+k = 10..200 step 10). Names: fashion-<setting>-s<seed>,
+spheres-<setting>-s<seed>.
+
+Usage: python scripts/topoae.py [RUNS_DIR] [RESULTS_DIR]
+"""
+import datetime
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+import h5py
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Topological Autoencoders' published test-set numbers (Moor et al. 2020,
+# Table 1, and their published latents as re-scored in issue 17).
+AUTHORS = {
+    "fashion": {"plain AE": {"kl_0.1": 0.067}, "TopoAE": {"kl_0.1": 0.039}},
+    "spheres": {"TopoAE (their latents)": {"kl_0.1": 0.315, "trust": 0.661}},
+}
+
+
+def read(run):
+    r = {}
+    with h5py.File(os.path.join(run, "run.h5"), "r") as f:
+        at = f["eval"].attrs
+        for k in ("kl_0.01", "kl_0.1", "kl_1", "w_h0"):
+            r[k] = float(at[k])
+        r["steps"] = int(f["train/step"].shape[0])
+        if "validation" in f:
+            r["best_step"] = int(f["validation"].attrs.get("best_step", -1))
+            r["validations"] = int(f["validation/step"].shape[0])
+    ev = os.path.join(run, "eval.h5")
+    if os.path.exists(ev):
+        with h5py.File(ev, "r") as f:
+            r["trust"] = float(f["embedding"].attrs["trustworthiness"])
+            r["cont"] = float(f["embedding"].attrs["continuity"])
+    w = os.path.join(run, "wall_seconds")
+    if os.path.exists(w):
+        r["wall"] = float(open(w).read())
+    return r
+
+
+def fmt(v, spec=".4f"):
+    return "–" if v is None else format(v, spec)
+
+
+def main():
+    runs_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "output", "topoae")
+    out_dir = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "benches", "topoae")
+    os.makedirs(out_dir, exist_ok=True)
+    groups = {}
+    for name in sorted(os.listdir(runs_dir)):
+        m = re.fullmatch(r"(fashion|spheres)-(.+)-s(\d+)", name)
+        run = os.path.join(runs_dir, name)
+        if not m or not os.path.exists(os.path.join(run, "run.h5")):
+            continue
+        r = read(run)
+        r["seed"] = int(m.group(3))
+        r["name"] = name
+        groups.setdefault(m.group(1), {}).setdefault(m.group(2), []).append(r)
+        png = os.path.join(run, "latent.png")
+        if os.path.exists(png):
+            shutil.copyfile(png, os.path.join(out_dir, f"{name}-latent.png"))
+    rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                         text=True, cwd=ROOT).stdout.strip()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                if ln.startswith("model name")), "unknown")
+    md = ["# Topological Autoencoders' measures: results", "",
+          "Made by `make topoae` (scripts/topoae.sh, then scripts/topoae.py); what each "
+          "column means: scripts/topoae.py's docstring.", "",
+          f"- written {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}"
+          f" from the runs in {os.path.relpath(runs_dir, ROOT)}; tglml revision {rev}; "
+          f"{cpu}, {os.cpu_count()} CPUs, {platform.platform()}", ""]
+    cols = ["kl_0.1", "kl_0.01", "kl_1", "w_h0", "trust", "cont"]
+    for data in ("fashion", "spheres"):
+        if data not in groups:
+            continue
+        md += [f"## {'Fashion-MNIST (10,000 test images)' if data == 'fashion' else 'Spheres (1,000 test points)'}", "",
+               "| setting | seed | KL_0.1 | KL_0.01 | KL_1 | W(H0) | ℓ-Trust | continuity | steps | best validation step | wall s |",
+               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for setting, rs in sorted(groups[data].items()):
+            for r in sorted(rs, key=lambda r: r["seed"]):
+                md.append(f"| {setting} | {r['seed']} | " + " | ".join(fmt(r.get(c)) for c in cols)
+                          + f" | {r['steps']} | {r.get('best_step', '–')} | {fmt(r.get('wall'), '.0f')} |")
+            if len(rs) > 1:
+                means = [statistics.mean(r[c] for r in rs) if all(c in r for r in rs) else None
+                         for c in cols]
+                md.append(f"| **{setting}: mean of {len(rs)}** | | " + " | ".join(
+                    f"**{fmt(v)}**" if v is not None else "–" for v in means) + " | | | |")
+        for who, nums in AUTHORS[data].items():
+            md.append(f"| Moor et al.: {who} | | {fmt(nums.get('kl_0.1'))} | | | | "
+                      f"{fmt(nums.get('trust'))} | | | | |")
+        md.append("")
+        md += [f"![{r['name']}]({r['name']}-latent.png)" for rs in groups[data].values()
+               for r in rs if os.path.exists(os.path.join(out_dir, f"{r['name']}-latent.png"))]
+        md.append("")
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print(f"wrote {os.path.join(out_dir, 'results.md')}")
+
+
+if __name__ == "__main__":
+    main()
