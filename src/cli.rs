@@ -646,7 +646,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub overwrite: bool,
 
-    /// Training steps (key train.steps).
+    /// Training steps (key train.steps; also sets train.epochs = 0, so that
+    /// it counts in a config that trains by epochs).
     #[arg(long, value_name = "N")]
     pub steps: Option<u64>,
 
@@ -661,6 +662,7 @@ impl TrainArgs {
         let mut o = Vec::new();
         if let Some(n) = self.steps {
             o.push(Override::flag("--steps", "train.steps", int(n)));
+            o.push(Override::flag("--steps", "train.epochs", int(0)));
         }
         o
     }

@@ -341,3 +341,42 @@ fn bad_recipe_settings_are_refused() {
         assert!(!out.exists(), "{sets:?}: wrote {}", out.display());
     }
 }
+
+/// `--steps N` counts in a config that trains by epochs (it sets
+/// train.epochs = 0), and configs/fashion_mnist_topoae.toml is the recipe.
+#[test]
+fn steps_flag_overrides_epochs_and_the_recipe_config_parses() {
+    let r = tglml(&[
+        "train",
+        "--config",
+        "configs/fashion_mnist_topoae.toml",
+        "--dry-run",
+    ]);
+    ok(&r);
+    let toml = stdout(&r);
+    for want in [
+        "epochs = 100",
+        "hidden = [1000, 500, 250]",
+        "batch_norm = \"after\"",
+        "output = \"tanh\"",
+        "patience = 10",
+        "validation_fraction = 0.15",
+        "fixed_scale = [0.5, 0.5]",
+    ] {
+        assert!(toml.contains(want), "{want}: {toml}");
+    }
+    let r = tglml(&[
+        "train",
+        "--config",
+        "configs/fashion_mnist_topoae.toml",
+        "--steps",
+        "7",
+        "--dry-run",
+    ]);
+    ok(&r);
+    let toml = stdout(&r);
+    assert!(
+        toml.contains("steps = 7") && toml.contains("epochs = 0"),
+        "{toml}"
+    );
+}

@@ -629,7 +629,7 @@ mod tests {
                 })
                 .collect();
             let comm = tglml::dist::Comm::solo();
-            let tape = Tape::new(&comm, 9);
+            let tape = Tape::cut(&comm, 9);
             let f = m.forward(&x, &eps, Mode::Train(&tape));
             let loss = f.recon.sum(Kind::Double) + (f.mu.square() * &w).sum(Kind::Double);
             backward_kept(&loss, "test").unwrap();
