@@ -12,35 +12,6 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// The largest relative difference of the datasets of group `group` of two
-/// HDF5 files (h5py), and whether they are bit-identical.
-fn compare(a: &Path, b: &Path, group: &str) -> (f64, bool) {
-    let code = format!(
-        "import h5py, numpy as np\n\
-         a = h5py.File({:?}, 'r')[{group:?}]; b = h5py.File({:?}, 'r')[{group:?}]\n\
-         assert sorted(a) == sorted(b), (sorted(a), sorted(b))\n\
-         worst = 0.0; same = True\n\
-         for k in a:\n\
-         \x20   x = a[k][()].astype(np.float64); y = b[k][()].astype(np.float64)\n\
-         \x20   worst = max(worst, float(np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-300)))\n\
-         \x20   same = same and a[k][()].tobytes() == b[k][()].tobytes()\n\
-         print(repr(worst), same, len(a))\n",
-        s(a),
-        s(b)
-    );
-    let o = python_cmd().args(["-c", &code]).output().unwrap();
-    ok(&o);
-    let out = stdout(&o);
-    let mut it = out.split_whitespace();
-    let worst = it.next().unwrap().parse().unwrap();
-    let same = it.next().unwrap() == "True";
-    assert!(
-        it.next().unwrap().parse::<usize>().unwrap() > 0,
-        "{group} is empty"
-    );
-    (worst, same)
-}
-
 /// The settings of these tests: a float64 autoencoder with batch norm
 /// after each hidden ReLU, validation every epoch on KL_0.1 with patience
 /// 3, Adam with weight decay, on 1,200 points of the default synthetic set.
@@ -111,7 +82,7 @@ fn batch_norm_trains_alike_on_any_rank_count() {
                 ("best.h5", "model"),
                 ("run.h5", "validation"),
             ] {
-                let (worst, _) = compare(&one.join(file), &many.join(file), group);
+                let (worst, _) = compare_group(&one.join(file), &many.join(file), group);
                 eprintln!("{opt} -np {np} vs -np 1, {file}/{group}: {worst:.3e}");
                 assert!(worst <= 1e-9, "{opt} -np {np} {file}/{group}: {worst}");
             }
@@ -176,7 +147,7 @@ fn early_stopping_resumes_exactly_inside_a_patience_window() {
         ("run.h5", "validation"),
         ("run.h5", "eval"),
     ] {
-        let (worst, same) = compare(&whole.join(file), &split.join(file), group);
+        let (worst, same) = compare_group(&whole.join(file), &split.join(file), group);
         assert!(same, "{file}/{group} differs after resume: {worst:e}");
     }
     // A finished, early-stopped run resumed again trains no more.
@@ -246,13 +217,13 @@ fn idx_files_train_as_their_packed_hdf5() {
     };
     let from_idx = run(&images, "idx");
     let from_h5 = run(&packed, "h5");
-    let (_, same) = compare(
+    let (_, same) = compare_group(
         &from_idx.join("checkpoint.h5"),
         &from_h5.join("checkpoint.h5"),
         "model",
     );
     assert!(same, "IDX and HDF5 trained differently");
-    let (_, same) = compare(&from_idx.join("run.h5"), &from_h5.join("run.h5"), "eval");
+    let (_, same) = compare_group(&from_idx.join("run.h5"), &from_h5.join("run.h5"), "eval");
     assert!(same, "IDX and HDF5 evaluated differently");
     let code = format!(
         "import h5py, numpy as np\nr = h5py.File({:?})\nprint(r['eval/y'].shape[0], float(r['eval/x'][()].min()), float(r['scale/mean'][0]), float(r['scale/std'][0]))",

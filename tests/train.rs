@@ -14,27 +14,7 @@ fn s(p: &Path) -> String {
 /// Relative max difference of every model tensor of two checkpoints (read
 /// with h5py), and whether they are bit-identical.
 fn compare_checkpoints(a: &Path, b: &Path) -> (f64, bool) {
-    let code = format!(
-        "import h5py, numpy as np\n\
-         a = h5py.File({:?}, 'r')['model']; b = h5py.File({:?}, 'r')['model']\n\
-         assert sorted(a) == sorted(b), (sorted(a), sorted(b))\n\
-         worst = 0.0; same = True\n\
-         for k in a:\n\
-         \x20   x = a[k][()].astype(np.float64); y = b[k][()].astype(np.float64)\n\
-         \x20   worst = max(worst, float(np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-300)))\n\
-         \x20   same = same and a[k][()].tobytes() == b[k][()].tobytes()\n\
-         print(repr(worst), same)\n",
-        s(a),
-        s(b)
-    );
-    let o = python_cmd().args(["-c", &code]).output().unwrap();
-    ok(&o);
-    let out = stdout(&o);
-    let mut it = out.split_whitespace();
-    (
-        it.next().unwrap().parse().unwrap(),
-        it.next().unwrap() == "True",
-    )
+    compare_group(a, b, "model")
 }
 
 /// Adds `delta` to the first value of the float32 dataset `obj` of `path`.

@@ -188,3 +188,32 @@ pub fn error_lines(err: &str) -> usize {
     );
     err.lines().filter(|l| l.contains("error:")).count()
 }
+
+/// The largest relative difference of the datasets of group `group` of two
+/// HDF5 files (h5py), and whether they are bit-identical.
+pub fn compare_group(a: &Path, b: &Path, group: &str) -> (f64, bool) {
+    let code = format!(
+        "import h5py, numpy as np\n\
+         a = h5py.File({:?}, 'r')[{group:?}]; b = h5py.File({:?}, 'r')[{group:?}]\n\
+         assert sorted(a) == sorted(b), (sorted(a), sorted(b))\n\
+         worst = 0.0; same = True\n\
+         for k in a:\n\
+         \x20   x = a[k][()].astype(np.float64); y = b[k][()].astype(np.float64)\n\
+         \x20   worst = max(worst, float(np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-300)))\n\
+         \x20   same = same and a[k][()].tobytes() == b[k][()].tobytes()\n\
+         print(repr(worst), same, len(a))\n",
+        a.display().to_string(),
+        b.display().to_string()
+    );
+    let o = python_cmd().args(["-c", &code]).output().unwrap();
+    ok(&o);
+    let out = stdout(&o);
+    let mut it = out.split_whitespace();
+    let worst = it.next().unwrap().parse().unwrap();
+    let same = it.next().unwrap() == "True";
+    assert!(
+        it.next().unwrap().parse::<usize>().unwrap() > 0,
+        "{group} is empty"
+    );
+    (worst, same)
+}
