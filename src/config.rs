@@ -370,6 +370,19 @@ pub struct VaeConfig {
     pub beta: f64,
     pub batch_norm: BatchNorm,
     pub output: OutputActivation,
+    pub init: LinearInit,
+}
+
+/// How the VAE's linear layers start (`model.vae.init`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinearInit {
+    /// tch's default: weights uniform in ±√(6 / fan_in) (Kaiming for
+    /// ReLU), biases uniform in ±1/√fan_in.
+    Kaiming,
+    /// torch.nn.Linear's default: weights and biases uniform in
+    /// ±1/√fan_in.
+    Pytorch,
 }
 
 /// Batch normalisation of an MLP's hidden layers (`model.vae.batch_norm`).
@@ -476,6 +489,7 @@ pub struct TopoConfig {
     pub p: u32,
     pub normalize: String,
     pub latent_scale: String,
+    pub latent_scale_init: f64,
     pub gamma: f64,
     pub ramp_steps: u64,
     pub landscape_levels: usize,
@@ -1211,6 +1225,15 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
         &t.topo.latent_scale,
         &["fixed", "learned"],
     )?;
+    if !(t.topo.latent_scale_init.is_finite() && t.topo.latent_scale_init > 0.0) {
+        return Err(fail(
+            "train.topo.latent_scale_init",
+            format!(
+                "must be a finite number > 0, got {}",
+                t.topo.latent_scale_init
+            ),
+        ));
+    }
     let m = &c.model;
     at_least("model.latent_dim", m.latent_dim, 1)?;
     at_least("model.classifier.classes", m.classifier.classes, 2)?;

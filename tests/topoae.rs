@@ -314,40 +314,50 @@ fn bad_recipe_settings_are_refused() {
 }
 
 /// `--steps N` counts in a config that trains by epochs (it sets
-/// train.epochs = 0), and configs/fashion_mnist_topoae.toml is the recipe.
+/// train.epochs = 0), configs/fashion_mnist_topoae.toml is the recipe and
+/// configs/fashion_mnist_tglml.toml parses.
 #[test]
 fn steps_flag_overrides_epochs_and_the_recipe_config_parses() {
-    let r = tglml(&[
-        "train",
-        "--config",
+    // The merged configuration `tglml train --dry-run` prints, with `extra`
+    // arguments, checked to hold each of `wants`.
+    let dry_run = |config: &str, extra: &[&str], wants: &[&str]| {
+        let mut a = vec!["train", "--config", config, "--dry-run"];
+        a.extend(extra);
+        let r = tglml(&a);
+        ok(&r);
+        let toml = stdout(&r);
+        for want in wants {
+            assert!(toml.contains(want), "{config} {extra:?}: {want}: {toml}");
+        }
+    };
+    dry_run(
         "configs/fashion_mnist_topoae.toml",
-        "--dry-run",
-    ]);
-    ok(&r);
-    let toml = stdout(&r);
-    for want in [
-        "epochs = 100",
-        "hidden = [1000, 500, 250]",
-        "batch_norm = \"after\"",
-        "output = \"tanh\"",
-        "patience = 10",
-        "validation_fraction = 0.15",
-        "fixed_scale = [0.5, 0.5]",
-    ] {
-        assert!(toml.contains(want), "{want}: {toml}");
-    }
-    let r = tglml(&[
-        "train",
-        "--config",
+        &[],
+        &[
+            "epochs = 100",
+            "hidden = [1000, 500, 250]",
+            "batch_norm = \"after\"",
+            "output = \"tanh\"",
+            "patience = 10",
+            "validation_fraction = 0.15",
+            "fixed_scale = [0.5, 0.5]",
+            "init = \"pytorch\"",
+            "latent_scale_init = 0.017857",
+        ],
+    );
+    dry_run(
         "configs/fashion_mnist_topoae.toml",
-        "--steps",
-        "7",
-        "--dry-run",
-    ]);
-    ok(&r);
-    let toml = stdout(&r);
-    assert!(
-        toml.contains("steps = 7") && toml.contains("epochs = 0"),
-        "{toml}"
+        &["--steps", "7"],
+        &["steps = 7", "epochs = 0"],
+    );
+    // TGLML's setting beside it.
+    dry_run(
+        "configs/fashion_mnist_tglml.toml",
+        &[],
+        &[
+            "batch_norm = \"before\"",
+            "monitor = \"kl_0.1\"",
+            "gamma = 0.02343",
+        ],
     );
 }

@@ -106,6 +106,48 @@ fn ranks_agree_with_a_learned_latent_scale() {
     assert!(theta != 0.0, "the latent scale was trained: theta {theta}");
 }
 
+/// train.topo.latent_scale_init sets where the learned scale starts:
+/// θ = ln s. One step inside the ramp (γ = 0, so θ gets a zero gradient
+/// and Adam leaves it) keeps θ at ln 0.25 (as a float32); a scale ≤ 0 is refused
+/// with its key.
+#[test]
+fn a_learned_latent_scale_starts_at_its_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("init");
+    let sets = [
+        "train.dtype=\"float64\"".to_string(),
+        "train.topo.latent_scale=\"learned\"".to_string(),
+        "train.topo.latent_scale_init=0.25".to_string(),
+        "train.topo.ramp_steps=10".to_string(),
+    ];
+    train_np(1, 1, &sets, &out);
+    let code = format!(
+        "import h5py; print(repr(float(h5py.File({:?})['model/topo_log_scale'][0])))",
+        s(&out.join("checkpoint.h5"))
+    );
+    let o = python_cmd().args(["-c", &code]).output().unwrap();
+    ok(&o);
+    let theta: f64 = stdout(&o).trim().parse().unwrap();
+    // The variables are made in float32, then cast to the run's dtype.
+    assert_eq!(theta, 0.25f64.ln() as f32 as f64);
+    let mut a: Vec<&str> = vec!["train", "--steps", "1"];
+    a.extend(COMMON);
+    let bad_out = s(&dir.path().join("bad"));
+    a.extend([
+        "--set",
+        "train.topo.latent_scale_init=0",
+        "--out",
+        bad_out.as_str(),
+    ]);
+    let r = tglml(&a);
+    assert!(!r.status.success());
+    assert!(
+        stderr(&r).contains("train.topo.latent_scale_init"),
+        "{}",
+        stderr(&r)
+    );
+}
+
 /// Acceptance 1: -np 2 (4) with per-rank batch B equals -np 1 with batch
 /// 2B (4B) after 50 steps within 1e-9 relative in float64, with the global
 /// topological loss (H0 and H1) on. The float32 difference is printed.

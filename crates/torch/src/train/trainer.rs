@@ -471,8 +471,10 @@ pub fn run(
     // A learned unit of the latent space for the topological loss
     // (train.topo.latent_scale = "learned"): s = exp(θ), θ trained by the
     // phase that carries the loss.
-    let log_scale = (t.topo.latent_scale == "learned")
-        .then(|| vs.root().var(LOG_SCALE, &[1], nn::Init::Const(0.0)));
+    let log_scale = (t.topo.latent_scale == "learned").then(|| {
+        let theta = t.topo.latent_scale_init.ln();
+        vs.root().var(LOG_SCALE, &[1], nn::Init::Const(theta))
+    });
     vs.set_kind(kind);
     let (param_names, params) = phase_params(&vs, &phases)?;
     let mut adams = params

@@ -29,7 +29,7 @@ pub enum Arch {
     Conv,
 }
 
-pub use tglml::config::{BatchNorm as NormPlace, Likelihood, OutputActivation};
+pub use tglml::config::{BatchNorm as NormPlace, Likelihood, LinearInit, OutputActivation};
 
 /// The model's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,25 @@ pub struct VaeSpec {
     pub batch_norm: NormPlace,
     /// The decoder's last activation.
     pub output: OutputActivation,
+    /// How the linear layers start.
+    pub init: LinearInit,
+}
+
+/// A linear layer `fan_in → fan_out` under `p`, started as `init` says.
+fn linear(p: nn::Path, fan_in: i64, fan_out: i64, init: LinearInit) -> nn::Linear {
+    let config = match init {
+        LinearInit::Kaiming => nn::LinearConfig::default(),
+        LinearInit::Pytorch => {
+            let r = 1.0 / (fan_in as f64).sqrt();
+            let u = nn::Init::Uniform { lo: -r, up: r };
+            nn::LinearConfig {
+                ws_init: u,
+                bs_init: Some(u),
+                bias: true,
+            }
+        }
+    };
+    nn::linear(p, fan_in, fan_out, config)
 }
 
 /// Hidden layers of an MLP: each a linear map and a ReLU, with batch
@@ -55,13 +74,19 @@ struct Mlp {
 impl Mlp {
     /// Layers `fc0, fc1, …` (and `bn0, …`) under `p`, from `input` through
     /// `widths`.
-    fn new(p: &nn::Path, input: usize, widths: &[usize], place: NormPlace) -> Self {
+    fn new(
+        p: &nn::Path,
+        input: usize,
+        widths: &[usize],
+        place: NormPlace,
+        init: LinearInit,
+    ) -> Self {
         let mut d = input as i64;
         let layers = widths
             .iter()
             .enumerate()
             .map(|(i, &h)| {
-                let lin = nn::linear(p / format!("fc{i}"), d, h as i64, Default::default());
+                let lin = linear(p / format!("fc{i}"), d, h as i64, init);
                 d = h as i64;
                 let bn =
                     (place != NormPlace::None).then(|| BatchNorm::new(&(p / format!("bn{i}")), h));
@@ -136,6 +161,7 @@ impl VaeSpec {
             likelihood: m.vae.likelihood,
             batch_norm: m.vae.batch_norm,
             output: m.vae.output,
+            init: m.vae.init,
         }
     }
 
@@ -197,6 +223,7 @@ impl Vae {
                     spec.input_dim,
                     &spec.hidden,
                     spec.batch_norm,
+                    spec.init,
                 )),
                 spec.hidden.last().map_or(spec.input_dim, |&h| h) as i64,
             ),
@@ -226,8 +253,8 @@ impl Vae {
             }
         };
         let l = spec.latent_dim as i64;
-        let enc_mu = nn::linear(&enc_p / "mu", feat, l, Default::default());
-        let enc_logvar = nn::linear(&enc_p / "logvar", feat, l, Default::default());
+        let enc_mu = linear(&enc_p / "mu", feat, l, spec.init);
+        let enc_logvar = linear(&enc_p / "logvar", feat, l, spec.init);
         let hidden_rev: Vec<usize> = spec.hidden.iter().rev().copied().collect();
         let (dec, dec_out) = match spec.arch {
             Arch::Mlp => (
@@ -236,12 +263,13 @@ impl Vae {
                     spec.latent_dim,
                     &hidden_rev,
                     spec.batch_norm,
+                    spec.init,
                 )),
-                Some(nn::linear(
+                Some(linear(
                     &dec_p / "out",
                     hidden_rev.last().map_or(l as usize, |&h| h) as i64,
                     spec.input_dim as i64,
-                    Default::default(),
+                    spec.init,
                 )),
             ),
             Arch::Conv => {
@@ -251,7 +279,7 @@ impl Vae {
                     ..Default::default()
                 };
                 let s = nn::seq()
-                    .add(nn::linear(&dec_p / "fc", l, 64 * 7 * 7, Default::default()))
+                    .add(linear(&dec_p / "fc", l, 64 * 7 * 7, spec.init))
                     .add_fn(|x| x.relu().view([-1, 64, 7, 7]))
                     .add(nn::conv_transpose2d(&dec_p / "deconv0", 64, 32, 4, c))
                     .add_fn(|x| x.relu())
@@ -553,6 +581,7 @@ mod tests {
             likelihood: Likelihood::Gaussian,
             batch_norm: NormPlace::None,
             output: OutputActivation::Linear,
+            init: LinearInit::Kaiming,
         };
         let m = Vae::new(&vs.root(), &spec).unwrap();
         let x = Tensor::randn([3, 5], (Kind::Float, tch::Device::Cpu));
@@ -598,15 +627,7 @@ mod tests {
         for place in [NormPlace::After, NormPlace::Before] {
             tch::manual_seed(5);
             let mut vs = nn::VarStore::new(tch::Device::Cpu);
-            let spec = VaeSpec {
-                arch: Arch::Mlp,
-                input_dim: 4,
-                hidden: vec![6, 5],
-                latent_dim: 2,
-                likelihood: Likelihood::Gaussian,
-                batch_norm: place,
-                output: OutputActivation::Tanh,
-            };
+            let spec = mlp_spec(4, vec![6, 5], place, LinearInit::Kaiming);
             let m = Vae::new(&vs.root(), &spec).unwrap();
             vs.set_kind(Kind::Double);
             let opts = (Kind::Double, tch::Device::Cpu);
@@ -702,6 +723,7 @@ mod tests {
             likelihood: Likelihood::Bernoulli,
             batch_norm: NormPlace::None,
             output: OutputActivation::Linear,
+            init: LinearInit::Kaiming,
         };
         let m = Vae::new(&vs.root(), &spec).unwrap();
         let x = Tensor::rand([2, 784], (Kind::Float, tch::Device::Cpu));
@@ -717,5 +739,77 @@ mod tests {
             ..spec
         };
         assert!(Vae::new(&vs.root(), &bad).is_err());
+    }
+
+    /// A Gaussian MLP autoencoder with a 2-D latent space and a tanh output.
+    fn mlp_spec(
+        input_dim: usize,
+        hidden: Vec<usize>,
+        batch_norm: NormPlace,
+        init: LinearInit,
+    ) -> VaeSpec {
+        VaeSpec {
+            arch: Arch::Mlp,
+            input_dim,
+            hidden,
+            latent_dim: 2,
+            likelihood: Likelihood::Gaussian,
+            batch_norm,
+            output: OutputActivation::Tanh,
+            init,
+        }
+    }
+
+    /// "pytorch" starts every linear layer as torch.nn.Linear does (weights
+    /// and biases uniform in ±1/√fan_in: the bound reached, the standard
+    /// deviation 1/√(3·fan_in)); "kaiming" keeps tch's ±√(6/fan_in) weights.
+    #[test]
+    fn linear_init_follows_the_setting() {
+        let weight_bound = |init, fan_in: f64| match init {
+            LinearInit::Pytorch => 1.0 / fan_in.sqrt(),
+            LinearInit::Kaiming => (6.0 / fan_in).sqrt(),
+        };
+        for init in [LinearInit::Pytorch, LinearInit::Kaiming] {
+            tch::manual_seed(3);
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let spec = mlp_spec(784, vec![400, 100], NormPlace::After, init);
+            Vae::new(&vs.root(), &spec).unwrap();
+            let vars = vs.variables();
+            let mut linears = 0;
+            for (name, t) in &vars {
+                let Some(layer) = name.strip_suffix(".weight") else {
+                    continue;
+                };
+                if name.contains(".bn") {
+                    continue;
+                }
+                linears += 1;
+                let fan_in = t.size()[1] as f64;
+                let bias = &vars[&format!("{layer}.bias")];
+                for (what, v, bound) in [
+                    ("weight", t, weight_bound(init, fan_in)),
+                    ("bias", bias, 1.0 / fan_in.sqrt()),
+                ] {
+                    let v = super::super::topo_loss::to_vec(v);
+                    let n = v.len() as f64;
+                    let max = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+                    let sd = (v.iter().map(|x| x * x).sum::<f64>() / n).sqrt();
+                    let want = bound / 3f64.sqrt();
+                    assert!(max <= bound, "{init:?} {name} {what}: max {max} > {bound}");
+                    // The standard deviation of U(−b, b), within 5 standard
+                    // errors (sd's relative error ≈ 0.45/√n for a uniform),
+                    // where there are enough values to tell.
+                    let tol = 5.0 * 0.45 / n.sqrt();
+                    if n > 1000.0 {
+                        assert!(
+                            (sd / want - 1.0).abs() < tol,
+                            "{init:?} {name} {what}: sd {sd}, want {want} (tolerance {tol})"
+                        );
+                    }
+                }
+            }
+            // fc0, fc1, mu, logvar of the encoder; fc0, fc1, out of the decoder.
+            assert_eq!(linears, 7, "{init:?}");
+        }
     }
 }
