@@ -2,17 +2,22 @@
 """Collects the runs of scripts/topoae.sh (output/topoae/) into
 benches/topoae/results.md, with each run's latent scatter PNG beside it.
 
-Every run folder NAME with a run.h5 is read: the test-set scores of
+Each run folder NAME with a run.h5 is summarised as runs/NAME.json in the
+results folder (written when it is read, with the date, the tglml
+revision and the machine); results.md is made from every summary there,
+so the runs of earlier days and other machines stay in the table after
+their output folders are gone. A summary holds the test-set scores of
 /eval (KL_0.01, KL_0.1, KL_1, W(H0)), the steps trained, the best
 validation (/validation, when the run validated), its wall time
 (NAME/wall_seconds, written by topoae.sh) and, where `tglml eval` scored
 it (NAME/eval.h5), trustworthiness and continuity (means over
 k = 10..200 step 10). Names: fashion-<setting>-s<seed>,
-spheres-<setting>-s<seed>.
+spheres-<setting>-s<seed>. A run read again replaces its summary.
 
 Usage: python scripts/topoae.py [RUNS_DIR] [RESULTS_DIR]
 """
 import datetime
+import json
 import os
 import platform
 import re
@@ -23,6 +28,7 @@ import sys
 
 import h5py
 
+NAME = re.compile(r"(fashion|spheres)-(.+)-s(\d+)")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Topological Autoencoders' published test-set numbers: their published
 # latents re-scored with tglml's measures (Fashion-MNIST:
@@ -60,33 +66,49 @@ def fmt(v, spec=".4f"):
     return "–" if v is None else format(v, spec)
 
 
+def machine():
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                if ln.startswith("model name")), "unknown")
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.platform()}"
+
+
 def main():
     runs_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "output", "topoae")
     out_dir = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "benches", "topoae")
-    os.makedirs(out_dir, exist_ok=True)
-    groups = {}
-    for name in sorted(os.listdir(runs_dir)):
-        m = re.fullmatch(r"(fashion|spheres)-(.+)-s(\d+)", name)
+    summaries = os.path.join(out_dir, "runs")
+    os.makedirs(summaries, exist_ok=True)
+    rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                         text=True, cwd=ROOT).stdout.strip()
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    names = sorted(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else []
+    for name in names:
         run = os.path.join(runs_dir, name)
-        if not m or not os.path.exists(os.path.join(run, "run.h5")):
+        if not NAME.fullmatch(name) or not os.path.exists(os.path.join(run, "run.h5")):
             continue
         r = read(run)
-        r["seed"] = int(m.group(3))
-        r["name"] = name
-        groups.setdefault(m.group(1), {}).setdefault(m.group(2), []).append(r)
+        r.update(name=name, written=now, revision=rev, machine=machine())
+        with open(os.path.join(summaries, f"{name}.json"), "w") as f:
+            json.dump(r, f, indent=1, sort_keys=True)
+            f.write("\n")
         png = os.path.join(run, "latent.png")
         if os.path.exists(png):
             shutil.copyfile(png, os.path.join(out_dir, f"{name}-latent.png"))
-    rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                         text=True, cwd=ROOT).stdout.strip()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                if ln.startswith("model name")), "unknown")
+    groups = {}
+    for file in sorted(os.listdir(summaries)):
+        m = NAME.fullmatch(file.removesuffix(".json"))
+        if not m or not file.endswith(".json"):
+            continue
+        with open(os.path.join(summaries, file)) as f:
+            r = json.load(f)
+        r["seed"] = int(m.group(3))
+        groups.setdefault(m.group(1), {}).setdefault(m.group(2), []).append(r)
+    dates = sorted({r["written"][:10] for g in groups.values() for rs in g.values() for r in rs})
     md = ["# Topological Autoencoders' measures: results", "",
           "Made by `make topoae` (scripts/topoae.sh, then scripts/topoae.py); what each "
           "column means: scripts/topoae.py's docstring.", "",
-          f"- written {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}"
-          f" from the runs in {os.path.relpath(runs_dir, ROOT)}; tglml revision {rev}; "
-          f"{cpu}, {os.cpu_count()} CPUs, {platform.platform()}", ""]
+          f"- written {now} from the run summaries in runs/ (read from the run folders on "
+          f"{', '.join(dates)}; each gives the date, tglml revision and machine it was read on); "
+          f"this time on {machine()}", ""]
     cols = ["kl_0.1", "kl_0.01", "kl_1", "w_h0", "trust", "cont"]
     for data in ("fashion", "spheres"):
         if data not in groups:

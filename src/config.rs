@@ -428,6 +428,13 @@ pub enum Monitor {
     /// KL_0.1 between the data and latent density estimates.
     #[serde(rename = "kl_0.1")]
     Kl01,
+    /// The training objective on the validation rows: the mean
+    /// reconstruction loss per row plus γ (train.topo.gamma, the full
+    /// value whatever the ramp) times the mean topological loss over the
+    /// validation rows' full batches of the global batch size, taken in
+    /// order (what Topological Autoencoders' early stopping watches).
+    #[serde(rename = "loss")]
+    Loss,
 }
 
 impl Monitor {
@@ -436,6 +443,7 @@ impl Monitor {
         match self {
             Monitor::Reconstruction => "reconstruction",
             Monitor::Kl01 => "kl_0.1",
+            Monitor::Loss => "loss",
         }
     }
 }

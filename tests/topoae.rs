@@ -176,6 +176,97 @@ fn early_stopping_resumes_exactly_inside_a_patience_window() {
     assert_eq!(it.next().unwrap(), "9", "{out}");
 }
 
+/// `train.monitor = "loss"`: with γ = 0 it is the reconstruction (the
+/// same validations, best step and final evaluation as monitoring the
+/// reconstruction); with γ > 0 and a learned latent scale, run.h5's
+/// /validation/loss is reconstruction + γ · /validation/topological at
+/// every validation, and a run stopped between validations and resumed
+/// ends bit for bit as the run in one go.
+#[test]
+fn the_loss_monitor_adds_gamma_times_the_topological_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = |monitor: &str, gamma: &str, epochs: u64| {
+        vec![
+            format!("train.monitor=\"{monitor}\""),
+            format!("train.topo.gamma={gamma}"),
+            format!("train.epochs={epochs}"),
+            "train.batch_size=96".into(),
+            "train.patience=0".into(),
+            "train.topo.latent_scale=\"learned\"".into(),
+        ]
+    };
+    // (step, reconstruction, KL_0.1, topological, loss) per validation and
+    // the best step, of run.h5.
+    let read = |out: &Path| -> (Vec<Vec<f64>>, String) {
+        let code = format!(
+            "import h5py, numpy as np\nv = h5py.File({:?})['validation']\n\
+             cols = [v[k][()] for k in ('step', 'reconstruction', 'kl_0.1', 'topological', 'loss') if k in v]\n\
+             for r in zip(*cols): print(' '.join(repr(float(a)) for a in r))\n\
+             print(v.attrs['best_step'])\n",
+            s(&out.join("run.h5"))
+        );
+        let o = python_cmd().args(["-c", &code]).output().unwrap();
+        ok(&o);
+        let text = stdout(&o);
+        let mut lines: Vec<&str> = text.lines().collect();
+        let best = lines.pop().unwrap().to_string();
+        let rows = lines
+            .iter()
+            .map(|l| l.split_whitespace().map(|v| v.parse().unwrap()).collect())
+            .collect();
+        (rows, best)
+    };
+    let plain = dir.path().join("reconstruction");
+    let loss0 = dir.path().join("loss-gamma0");
+    train(1, &plain, &sets("reconstruction", "0", 4), false);
+    train(1, &loss0, &sets("loss", "0", 4), false);
+    let (a, best_a) = read(&plain);
+    let (b, best_b) = read(&loss0);
+    assert_eq!(a.len(), 4, "{a:?}");
+    assert_eq!(best_a, best_b);
+    for (ra, rb) in a.iter().zip(&b) {
+        assert_eq!(ra[..3], rb[..3], "γ = 0 trained differently");
+        assert_eq!(
+            rb[4], rb[1],
+            "with γ = 0 the loss is the reconstruction: {rb:?}"
+        );
+        assert!(rb[3].is_finite() && rb[3] > 0.0, "{rb:?}");
+    }
+    let (_, same) = compare_group(&plain.join("run.h5"), &loss0.join("run.h5"), "eval");
+    assert!(same, "γ = 0: the final evaluations differ");
+
+    let gamma = 0.25;
+    let whole = dir.path().join("whole");
+    let split = dir.path().join("split");
+    train(1, &whole, &sets("loss", &gamma.to_string(), 4), false);
+    let (w, _) = read(&whole);
+    for r in &w {
+        let want = r[1] + gamma * r[3];
+        assert!(
+            (r[4] - want).abs() <= 1e-12 * want.abs(),
+            "loss {} vs reconstruction + γ·topological {want}: {r:?}",
+            r[4]
+        );
+    }
+    // Stopped after 2 of the 4 epochs (2 validations) and resumed.
+    train(1, &split, &sets("loss", &gamma.to_string(), 2), false);
+    let r = train(1, &split, &sets("loss", &gamma.to_string(), 4), true);
+    assert!(
+        stderr(&r).contains("resuming from step 18"),
+        "{}",
+        stderr(&r)
+    );
+    for (file, group) in [
+        ("checkpoint.h5", "model"),
+        ("best.h5", "model"),
+        ("run.h5", "validation"),
+        ("run.h5", "eval"),
+    ] {
+        let (worst, same) = compare_group(&whole.join(file), &split.join(file), group);
+        assert!(same, "{file}/{group} differs after resume: {worst:e}");
+    }
+}
+
 /// `train.data` and `train.test_data` take Debian's IDX files directly,
 /// with the label files beside them: the same training and evaluation as
 /// from the packed HDF5 files, bit for bit.
@@ -282,6 +373,13 @@ fn bad_recipe_settings_are_refused() {
         (
             vec!["train.validation_fraction=0.0001".into()],
             "at least 2",
+        ),
+        (
+            vec![
+                "train.validation_fraction=0.02".into(),
+                "train.monitor=\"loss\"".into(),
+            ],
+            "no batch of",
         ),
         (
             vec![

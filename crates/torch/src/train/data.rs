@@ -260,6 +260,18 @@ impl TrainData {
                 ),
             ));
         }
+        let g = t.batch_size * comm.size();
+        if t.validation_fraction > 0.0 && t.monitor == tglml::config::Monitor::Loss && va.len() < g
+        {
+            return Err(Error::invalid(
+                "train.monitor",
+                format!(
+                    "= \"loss\" takes the topological loss over full batches of the validation rows, but train.validation_fraction = {} holds out {} rows, no batch of {g} (train.batch_size × ranks); raise the fraction or watch another monitor",
+                    t.validation_fraction,
+                    va.len()
+                ),
+            ));
+        }
         if tr.len() < t.batch_size {
             return Err(Error::invalid(
                 "train.batch_size",

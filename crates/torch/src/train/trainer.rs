@@ -123,22 +123,37 @@ struct Validator {
     every: u64,
     monitor: Monitor,
     patience: u64,
-    /// (step, reconstruction, KL_0.1) of each validation.
-    rows: Vec<[f64; 3]>,
+    /// The topological part of `monitor = "loss"`.
+    topo: Option<ValidationTopo>,
+    /// (step, reconstruction, KL_0.1, topological) of each validation (the
+    /// topological loss NaN where the monitor does not need it).
+    rows: Vec<[f64; 4]>,
+}
+
+/// What the topological part of the validation loss needs: the loss's
+/// settings, its γ and the rows of a batch.
+struct ValidationTopo {
+    cfg: TopoLossConfig,
+    gamma: f64,
+    batch: usize,
+    landmarks: usize,
+    kind: Kind,
 }
 
 impl Validator {
     /// The checkpoint log's columns (names without '.').
-    const COLUMNS: [&'static str; 3] = [
+    const COLUMNS: [&'static str; 4] = [
         "validation_step",
         "validation_reconstruction",
         "validation_kl01",
+        "validation_topological",
     ];
 
-    fn score(&self, r: &[f64; 3]) -> f64 {
+    fn score(&self, r: &[f64; 4]) -> f64 {
         match self.monitor {
             Monitor::Reconstruction => r[1],
             Monitor::Kl01 => r[2],
+            Monitor::Loss => r[1] + self.topo.as_ref().map_or(0.0, |t| t.gamma) * r[3],
         }
     }
 
@@ -167,12 +182,24 @@ impl Validator {
 
     /// Validates after step `step` (collective; rank 0 computes); returns
     /// whether it is a new best.
-    fn run(&mut self, comm: &Comm, model: &dyn Model, step: u64) -> Result<bool> {
+    /// `latent_scale`: the learned unit of the latent distances now (the
+    /// topological loss's, when it has one).
+    fn run(
+        &mut self,
+        comm: &Comm,
+        model: &dyn Model,
+        step: u64,
+        latent_scale: Option<f64>,
+    ) -> Result<bool> {
         let local = match (&self.x, &self.px) {
             (Some(x), Some(px)) => match model.validate(x) {
                 Some(Ok((recon, z))) => {
                     let pz = crate::eval::densities(&z, &[0.1]);
-                    Ok(vec![recon, crate::eval::kl_of(px, &pz[0])])
+                    let topo = match &self.topo {
+                        Some(vt) => validation_topological(x, &z, vt, latent_scale),
+                        None => Ok(f64::NAN),
+                    };
+                    topo.map(|topo| vec![recon, crate::eval::kl_of(px, &pz[0]), topo])
                 }
                 Some(Err(e)) => Err(e),
                 None => Err(Error::invalid(
@@ -180,12 +207,12 @@ impl Validator {
                     "this model has no validation",
                 )),
             },
-            _ => Ok(vec![0.0, 0.0]),
+            _ => Ok(vec![0.0; 3]),
         };
         let mut v =
             comm.agree(local.map_err(|e| e.context(format!("validation after step {step}"))))?;
         comm.broadcast_f64_from(0, &mut v)?;
-        self.rows.push([step as f64, v[0], v[1]]);
+        self.rows.push([step as f64, v[0], v[1], v[2]]);
         Ok(self.best() == Some(self.rows.len() - 1))
     }
 
@@ -198,15 +225,15 @@ impl Validator {
     }
 
     /// The validations stored in a checkpoint's log (none when it has no
-    /// such columns).
+    /// such columns; the topological loss NaN where it has none, as in a
+    /// checkpoint of an older tglml).
     fn restore(&mut self, log: &[(String, Vec<f64>)]) {
-        let cols: Option<Vec<&Vec<f64>>> = Self::COLUMNS
-            .iter()
-            .map(|n| log.iter().find(|(m, _)| m == n).map(|(_, c)| c))
-            .collect();
+        let col = |n: &str| log.iter().find(|(m, _)| m == n).map(|(_, c)| c);
+        let cols: Option<Vec<&Vec<f64>>> = Self::COLUMNS[..3].iter().map(|n| col(n)).collect();
         if let Some(c) = cols.filter(|c| c.iter().all(|v| v.len() == c[0].len())) {
+            let topo = col(Self::COLUMNS[3]).filter(|t| t.len() == c[0].len());
             self.rows = (0..c[0].len())
-                .map(|i| [c[0][i], c[1][i], c[2][i]])
+                .map(|i| [c[0][i], c[1][i], c[2][i], topo.map_or(f64::NAN, |t| t[i])])
                 .collect();
         }
     }
@@ -216,10 +243,15 @@ impl Validator {
         let r = self.rows.last().expect("after a validation");
         let best = self.best().map(|b| self.rows[b][0] as u64);
         format!(
-            "train: validation after step {}: reconstruction {:.5}, KL_0.1 {:.5} (best {} at step {}{})",
+            "train: validation after step {}: reconstruction {:.5}, KL_0.1 {:.5}{} (best {} at step {}{})",
             r[0],
             r[1],
             r[2],
+            if self.monitor == Monitor::Loss {
+                format!(", topological {:.5}, loss {:.5}", r[3], self.score(r))
+            } else {
+                String::new()
+            },
             self.monitor.name(),
             best.map_or("none".to_string(), |s| s.to_string()),
             if self.patience > 0 {
@@ -264,6 +296,24 @@ impl DataSide {
         }
         let shape = Shape::of(rows.view(), maxdim)?;
         Ok(DataSide { landmarks, shape })
+    }
+
+    /// The rows the loss compares: of the batch `xb` (as a tensor of
+    /// `kind` on `dev`) and of its codes `z` (one row per row of `xb`).
+    fn compared(&self, xb: &Array2<f64>, z: Tensor, kind: Kind, dev: Device) -> (Tensor, Tensor) {
+        match &self.landmarks {
+            // Maxmin landmarks of the batch in data space: the same rows
+            // on every rank.
+            Some(at) => {
+                let idx: Vec<i64> = at.iter().map(|&i| i as i64).collect();
+                let sel = Tensor::from_slice(&idx).to_device(dev);
+                (rows_tensor(xb, at, kind, dev), z.index_select(0, &sel))
+            }
+            None => {
+                let all: Vec<usize> = (0..xb.nrows()).collect();
+                (rows_tensor(xb, &all, kind, dev), z)
+            }
+        }
     }
 }
 
@@ -509,6 +559,13 @@ pub fn run(
         let px = x
             .as_ref()
             .map(|x| crate::eval::densities(x, &[0.1]).remove(0));
+        let topo = (t.monitor == Monitor::Loss).then(|| ValidationTopo {
+            cfg: topo_config(t),
+            gamma: t.topo.gamma,
+            batch: g,
+            landmarks: t.topo.landmarks,
+            kind,
+        });
         Some(Validator {
             x,
             px,
@@ -519,6 +576,7 @@ pub fn run(
             },
             monitor: t.monitor,
             patience: t.patience,
+            topo,
             rows: Vec::new(),
         })
     } else {
@@ -805,7 +863,8 @@ pub fn run(
         let mut new_best = false;
         if let Some(v) = validator.as_mut() {
             if (step + 1) % v.every == 0 {
-                new_best = v.run(comm, model.as_ref(), step + 1)?;
+                let unit = log_scale.as_ref().map(|th| th.double_value(&[]).exp());
+                new_best = v.run(comm, model.as_ref(), step + 1, unit)?;
                 stopped_early = v.exhausted();
                 bar.note(&v.line());
             }
@@ -1165,20 +1224,7 @@ fn global_topo_loss(
     if rank + 1 < p {
         parts.push(all.narrow(0, (rank as i64 + 1) * b, (p - rank - 1) as i64 * b));
     }
-    let z_mix = Tensor::cat(&parts, 0);
-    let (x_all, z_mix) = match &side.landmarks {
-        // Maxmin landmarks of the global batch in data space: the same
-        // rows on every rank.
-        Some(at) => {
-            let idx: Vec<i64> = at.iter().map(|&i| i as i64).collect();
-            let sel = Tensor::from_slice(&idx).to_device(dev);
-            (rows_tensor(xb, at, kind, dev), z_mix.index_select(0, &sel))
-        }
-        None => {
-            let all: Vec<usize> = (0..g).collect();
-            (rows_tensor(xb, &all, kind, dev), z_mix)
-        }
-    };
+    let (x_all, z_mix) = side.compared(xb, Tensor::cat(&parts, 0), kind, dev);
     // Every rank sees all of the batch's distances, so each would add the
     // whole gradient of θ; 1/p of it each sums to one.
     let scale = log_scale.as_ref().map(|th| {
@@ -1186,6 +1232,45 @@ fn global_topo_loss(
         (&fixed + (th - &fixed) / p as f64).exp()
     });
     topo_loss_with(&x_all, &side.shape, &z_mix, cfg, scale.as_ref())
+}
+
+/// The topological part of the validation loss (train.monitor = "loss"):
+/// the mean of the topological loss (Σ_k w_k · L_k, before γ) between the
+/// rows of `x` and their codes `z`, over the full batches of `vt.batch`
+/// rows in order (the rest left out, as a data loader that drops the last
+/// batch leaves it), with maxmin landmarks of each batch as in training;
+/// with no gradient, on rank 0.
+fn validation_topological(
+    x: &Array2<f64>,
+    z: &Array2<f64>,
+    vt: &ValidationTopo,
+    latent_scale: Option<f64>,
+) -> Result<f64> {
+    let (n, b) = (x.nrows(), vt.batch);
+    let full = n / b.max(1);
+    if full == 0 || z.nrows() != n {
+        return Err(Error::invalid(
+            "validation loss",
+            format!(
+                "{n} validation rows and {} codes hold no batch of {b}",
+                z.nrows()
+            ),
+        ));
+    }
+    let dev = Device::Cpu;
+    let scale = latent_scale.map(|s| Tensor::from(s).to_kind(vt.kind));
+    let mut sum = 0.0;
+    for k in 0..full {
+        let rows = k * b..(k + 1) * b;
+        let xb = x.slice(ndarray::s![rows.clone(), ..]).to_owned();
+        let side = DataSide::of(&xb, vt.landmarks, vt.kind, vt.cfg.maxdim())?;
+        let zb = z.slice(ndarray::s![rows, ..]).to_owned();
+        let all: Vec<usize> = (0..b).collect();
+        let (xt, zt) = side.compared(&xb, rows_tensor(&zb, &all, vt.kind, dev), vt.kind, dev);
+        let l = tch::no_grad(|| topo_loss_with(&xt, &side.shape, &zt, &vt.cfg, scale.as_ref()))?;
+        sum += l.total.double_value(&[]);
+    }
+    Ok(sum / full as f64)
 }
 
 /// The gradient all-reduce of a step: every parameter's gradient and a few
@@ -1277,6 +1362,13 @@ fn write_run(
         )?;
         w.dataset("/validation/reconstruction", &col(1))?;
         w.dataset("/validation/kl_0.1", &col(2))?;
+        if v.monitor == Monitor::Loss {
+            w.dataset("/validation/topological", &col(3))?;
+            w.dataset(
+                "/validation/loss",
+                &Array1::from_iter(v.rows.iter().map(|r| v.score(r))),
+            )?;
+        }
         w.attr_str("/validation", "monitor", v.monitor.name())?;
         if let Some(b) = v.best() {
             w.attr_u64("/validation", "best_step", v.rows[b][0] as u64)?;
@@ -1316,6 +1408,79 @@ fn write_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The edges of the Euclidean minimum spanning tree of the rows of
+    /// `x` (Prim's algorithm, brute force): the critical edges of H0.
+    fn mst(x: &Array2<f64>) -> Vec<(usize, usize)> {
+        let n = x.nrows();
+        let d = |i: usize, j: usize| (&x.row(i) - &x.row(j)).mapv(|v| v * v).sum().sqrt();
+        let mut inside = vec![false; n];
+        inside[0] = true;
+        let mut edges = Vec::new();
+        for _ in 1..n {
+            let mut best = (f64::INFINITY, 0, 0);
+            for i in (0..n).filter(|&i| inside[i]) {
+                for j in (0..n).filter(|&j| !inside[j]) {
+                    if d(i, j) < best.0 {
+                        best = (d(i, j), i, j);
+                    }
+                }
+            }
+            inside[best.2] = true;
+            edges.push((best.1, best.2));
+        }
+        edges
+    }
+
+    /// The validation loss's topological part is the mean over the full
+    /// batches, in order, of the H0 signature loss: ½ Σ over the edges of
+    /// each minimum spanning tree (of X, of Z/s) of (‖x_i − x_j‖ −
+    /// ‖z_i − z_j‖/s)², computed here by brute force; the last, partial
+    /// batch is left out.
+    #[test]
+    fn the_validation_loss_is_the_mean_signature_over_full_batches() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut draw = |n: usize, d: usize| {
+            Array2::from_shape_fn((n, d), |_| rand::Rng::random_range(&mut rng, -1.0..1.0))
+        };
+        let (n, b, s) = (53, 12, 0.37);
+        let (x, z) = (draw(n, 5), draw(n, 2));
+        let vt = ValidationTopo {
+            cfg: TopoLossConfig {
+                kind: TopoKind::Signature,
+                dims: vec![0],
+                weights: vec![1.0],
+                normalize: Normalize::None,
+                ..TopoLossConfig::default()
+            },
+            gamma: 1.0,
+            batch: b,
+            landmarks: 0,
+            kind: Kind::Double,
+        };
+        let got = validation_topological(&x, &z, &vt, Some(s)).unwrap();
+        let mut want = 0.0;
+        for k in 0..n / b {
+            let xb = x.slice(ndarray::s![k * b..(k + 1) * b, ..]).to_owned();
+            let zb = z.slice(ndarray::s![k * b..(k + 1) * b, ..]).to_owned();
+            let zs = zb.mapv(|v| v / s);
+            let dist = |a: &Array2<f64>, i: usize, j: usize| {
+                (&a.row(i) - &a.row(j)).mapv(|v| v * v).sum().sqrt()
+            };
+            for (i, j) in mst(&xb).into_iter().chain(mst(&zs)) {
+                want += 0.5 * (dist(&xb, i, j) - dist(&zs, i, j)).powi(2);
+            }
+        }
+        want /= (n / b) as f64;
+        assert!(
+            (got - want).abs() <= 1e-12 * want,
+            "validation topological {got} vs brute force {want}"
+        );
+        // Fewer rows than a batch: an error, not a mean of nothing.
+        let few = x.slice(ndarray::s![..b - 1, ..]).to_owned();
+        let zf = z.slice(ndarray::s![..b - 1, ..]).to_owned();
+        assert!(validation_topological(&few, &zf, &vt, None).is_err());
+    }
 
     /// Each epoch's batches are whole global batches of one permutation:
     /// no training row twice within an epoch, every epoch another order.
