@@ -17,6 +17,7 @@
 #   make eval-fashion      tglml eval of every Fashion-MNIST model with the project's classifier (benches/eval/fashion-results.md)
 #   make claims            VAE, GAN, diffusion with and without the loss, 3 seeds, torus and Fashion-MNIST (docs/claims.md; about 2 h)
 #   make topoae            Topological Autoencoders' recipe and TGLML on their measures (benches/topoae/results.md; hours)
+#   make topoae-peers      PCA, Isomap, t-SNE and the Spheres runs on ℓ-Trust and KL_0.1 (benches/topoae/spheres-peers.md; 2 min)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -32,7 +33,7 @@ OUT ?= output
 BENCH_PY = $(or $(TGLML_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tglml)/bench-venv/bin/python
 BENCH_ARGS ?=
 
-.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples sample-torus eval-fashion sweep-torus claims topoae
+.PHONY: setup build run test test-cargo test-slurm lint test-unit help bench-ph bench-diagrams bench-diagrams-scale bench-pipeline bench-startup bench-train-step bench-train compare-samples compare-topology fashion-samples sample-torus eval-fashion sweep-torus claims topoae topoae-peers
 
 help:
 	@sed -n '2,18p' Makefile
@@ -148,6 +149,17 @@ sweep-torus: build
 topoae: build
 	@echo "== issue 17: Topological Autoencoders' DeepAE recipe and TGLML on Fashion-MNIST and Spheres, into benches/topoae/results.md (scripts/topoae.sh; ONLY=fashion|spheres, SEEDS, FASHION_VARIANTS, SPHERE_VARIANTS; about an hour per Fashion-MNIST run on one thread)"
 	@bash scripts/topoae.sh
+
+# The Spheres runs of `make topoae` (output/topoae/spheres-*) beside
+# scikit-learn's embeddings of the same test split.
+topoae-peers:
+	@echo "== benchmark environment (scripts/setup-bench.sh)"
+	@bash scripts/setup-bench.sh
+	@runs=$$(ls -d $(OUT)/topoae/spheres-*/ 2>/dev/null | while read -r d; do [[ -f $$d/run.h5 ]] && echo $$d; done); \
+	  [[ -n $$runs ]] || { echo "make topoae-peers: no Spheres run in $(OUT)/topoae; run ONLY=spheres make topoae first" >&2; exit 1; }; \
+	  echo "== Spheres: established embeddings beside $$(echo $$runs | wc -w) runs (benches/topoae/spheres_peers.py)"; \
+	  $(BENCH_PY) benches/topoae/spheres_peers.py $$runs > benches/topoae/spheres-peers.md.tmp && \
+	  mv benches/topoae/spheres-peers.md.tmp benches/topoae/spheres-peers.md && cat benches/topoae/spheres-peers.md
 
 claims: build
 	@echo "== the experiment of docs/claims.md: each model with and without the loss, 3 seeds, torus and Fashion-MNIST (scripts/claims.sh; about 2 hours on 2 cores)"

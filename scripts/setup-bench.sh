@@ -14,7 +14,8 @@
 #
 # What it does: creates a virtual environment in a cache outside the
 # repository (default ~/.cache/tglml/bench-venv; set TGLML_CACHE to move it)
-# with numpy, scipy, h5py, ripser, giotto-ph, gudhi, pot, persim and prdc, and
+# with numpy, scipy, h5py, ripser, giotto-ph, gudhi, pot, persim, prdc and
+# scikit-learn (make topoae-peers), and
 # checks that they import. A marker file, written last, records the package
 # list it was made with: an interrupted install is redone, and an environment
 # made by an older version of this script (fewer packages) gets the missing
@@ -24,7 +25,7 @@
 # environment from; default python3).
 set -euo pipefail
 
-PACKAGES=(numpy scipy h5py ripser giotto-ph gudhi pot persim prdc)
+PACKAGES=(numpy scipy h5py ripser giotto-ph gudhi pot persim prdc scikit-learn)
 # Keep torch in step with TORCH_VERSION of scripts/setup.sh: the peer must
 # run the same libtorch as TGLML. pytorch-fid (tests/fixtures/metrics) needs
 # torchvision; pin the one built for that torch, or pip upgrades torch.
@@ -68,13 +69,14 @@ else
 fi
 # Check every time: a broken environment is reported, not used.
 versions=$("$VENV/bin/python" -c '
-import h5py, numpy, scipy, ripser, gph, gudhi, ot, persim, prdc
+import h5py, numpy, scipy, ripser, gph, gudhi, ot, persim, prdc, sklearn
 from importlib.metadata import version
 persim_version = version("persim")  # persim has no __version__
 prdc_version = version("prdc")  # nor has prdc
 print(f"numpy {numpy.__version__}, scipy {scipy.__version__}, h5py {h5py.__version__}, "
       f"ripser {ripser.__version__}, giotto-ph {gph.__version__}, gudhi {gudhi.__version__}, "
-      f"pot {ot.__version__}, persim {persim_version}, prdc {prdc_version}")') \
+      f"pot {ot.__version__}, persim {persim_version}, prdc {prdc_version}, "
+      f"scikit-learn {sklearn.__version__}")') \
     || { rm -f "$MARKER"; die "the environment in $VENV does not import ${PACKAGES[*]}; run again to rebuild it"; }
 if [[ ! -f "$MARKER" ]]; then
     echo "$WANT" > "$MARKER"

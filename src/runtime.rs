@@ -57,6 +57,51 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Hands the free pages inside the C heap back to the system (glibc's
+/// `malloc_trim(0)`; nothing elsewhere). glibc gives memory back only from
+/// the top of its main heap, so a long run whose allocations interleave
+/// (libtorch's tensors, a second thread's buffers) can hold gigabytes of
+/// freed memory as resident: a training run was seen at 15 GB resident with
+/// 80 MB in use, and killed for memory. [`MemoryTrim`] calls this every few
+/// seconds of a long loop.
+pub fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: malloc_trim only walks the allocator's own free lists
+        // (under its locks) and may be called from any thread at any time.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
+/// Calls [`return_free_memory`] from a loop at most once per `every`.
+pub struct MemoryTrim {
+    every: std::time::Duration,
+    last: std::time::Instant,
+}
+
+impl MemoryTrim {
+    /// A trim at most once per `every`, the first after `every`.
+    pub fn new(every: std::time::Duration) -> Self {
+        MemoryTrim {
+            every,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Trims when `every` has passed since the last trim.
+    pub fn tick(&mut self) {
+        if self.last.elapsed() >= self.every {
+            return_free_memory();
+            self.last = std::time::Instant::now();
+        }
+    }
+}
+
 /// Prints (rank 0) every rank's peak resident memory, one line:
 /// `LABEL: peak memory per rank (MiB): 512.3 301.2 …`. Collective.
 pub fn report_peak_memory(comm: &dist::Comm, label: &str) {

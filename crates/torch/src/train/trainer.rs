@@ -683,10 +683,14 @@ pub fn run(
             .as_ref()
             .map_or("none written yet".to_string(), |p| p.display().to_string())
     };
+    // Freed memory back to the system every few seconds: without it glibc
+    // can keep gigabytes of it resident over a long run.
+    let mut trim = tglml::runtime::MemoryTrim::new(std::time::Duration::from_secs(5));
     for step in start..steps {
         if stopped_early {
             break;
         }
+        trim.tick();
         let t0 = Instant::now();
         let (xb, yb) = next.take().expect("fetched a step ahead");
         if step + 1 < steps {
@@ -920,6 +924,7 @@ pub fn run(
         }
     }
     bar.finish();
+    tglml::runtime::return_free_memory();
     // Evaluation and the run file (rank 0), with the best validation's
     // weights when the run validated.
     let test = data.test_split(comm, config)?;
