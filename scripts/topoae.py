@@ -80,13 +80,14 @@ def main():
     rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
                          text=True, cwd=ROOT).stdout.strip()
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    here = machine()
     names = sorted(os.listdir(runs_dir)) if os.path.isdir(runs_dir) else []
     for name in names:
         run = os.path.join(runs_dir, name)
         if not NAME.fullmatch(name) or not os.path.exists(os.path.join(run, "run.h5")):
             continue
         r = read(run)
-        r.update(name=name, written=now, revision=rev, machine=machine())
+        r.update(name=name, written=now, revision=rev, machine=here)
         with open(os.path.join(summaries, f"{name}.json"), "w") as f:
             json.dump(r, f, indent=1, sort_keys=True)
             f.write("\n")
@@ -108,7 +109,7 @@ def main():
           "column means: scripts/topoae.py's docstring.", "",
           f"- written {now} from the run summaries in runs/ (read from the run folders on "
           f"{', '.join(dates)}; each gives the date, tglml revision and machine it was read on); "
-          f"this time on {machine()}", ""]
+          f"this time on {here}", ""]
     cols = ["kl_0.1", "kl_0.01", "kl_1", "w_h0", "trust", "cont"]
     for data in ("fashion", "spheres"):
         if data not in groups:

@@ -54,6 +54,21 @@ fn train(np: usize, out: &Path, sets: &[String], resume: bool) -> std::process::
     r
 }
 
+/// The resumed run in `split` wrote what the uninterrupted one in `whole`
+/// did: the last and best checkpoints' weights, the validations and the
+/// evaluation, bit for bit.
+fn assert_resumed_as_whole(whole: &Path, split: &Path) {
+    for (file, group) in [
+        ("checkpoint.h5", "model"),
+        ("best.h5", "model"),
+        ("run.h5", "validation"),
+        ("run.h5", "eval"),
+    ] {
+        let (worst, same) = compare_group(&whole.join(file), &split.join(file), group);
+        assert!(same, "{file}/{group} differs after resume: {worst:e}");
+    }
+}
+
 /// Acceptance 1: with batch norm on, -np 2 and -np 4 equal -np 1 with the
 /// same global batch within 1e-9 after 50 float64 steps: parameters and
 /// running statistics (checkpoint.h5), best.h5 and the validations; with
@@ -141,15 +156,7 @@ fn early_stopping_resumes_exactly_inside_a_patience_window() {
         err.contains("stopped early") && err.contains("trained 36 steps"),
         "{err}"
     );
-    for (file, group) in [
-        ("checkpoint.h5", "model"),
-        ("best.h5", "model"),
-        ("run.h5", "validation"),
-        ("run.h5", "eval"),
-    ] {
-        let (worst, same) = compare_group(&whole.join(file), &split.join(file), group);
-        assert!(same, "{file}/{group} differs after resume: {worst:e}");
-    }
+    assert_resumed_as_whole(&whole, &split);
     // A finished, early-stopped run resumed again trains no more.
     let r = train(1, &split, &sets(20), true);
     assert!(stderr(&r).contains("this run: 0 steps"), "{}", stderr(&r));
@@ -256,15 +263,7 @@ fn the_loss_monitor_adds_gamma_times_the_topological_loss() {
         "{}",
         stderr(&r)
     );
-    for (file, group) in [
-        ("checkpoint.h5", "model"),
-        ("best.h5", "model"),
-        ("run.h5", "validation"),
-        ("run.h5", "eval"),
-    ] {
-        let (worst, same) = compare_group(&whole.join(file), &split.join(file), group);
-        assert!(same, "{file}/{group} differs after resume: {worst:e}");
-    }
+    assert_resumed_as_whole(&whole, &split);
 }
 
 /// `train.data` and `train.test_data` take Debian's IDX files directly,

@@ -1418,7 +1418,7 @@ mod tests {
     /// `x` (Prim's algorithm, brute force): the critical edges of H0.
     fn mst(x: &Array2<f64>) -> Vec<(usize, usize)> {
         let n = x.nrows();
-        let d = |i: usize, j: usize| (&x.row(i) - &x.row(j)).mapv(|v| v * v).sum().sqrt();
+        let d = |i: usize, j: usize| dist(x, i, j);
         let mut inside = vec![false; n];
         inside[0] = true;
         let mut edges = Vec::new();
@@ -1435,6 +1435,11 @@ mod tests {
             edges.push((best.1, best.2));
         }
         edges
+    }
+
+    /// The Euclidean distance between rows `i` and `j` of `a`.
+    fn dist(a: &Array2<f64>, i: usize, j: usize) -> f64 {
+        (&a.row(i) - &a.row(j)).mapv(|v| v * v).sum().sqrt()
     }
 
     /// The validation loss's topological part is the mean over the full
@@ -1469,9 +1474,6 @@ mod tests {
             let xb = x.slice(ndarray::s![k * b..(k + 1) * b, ..]).to_owned();
             let zb = z.slice(ndarray::s![k * b..(k + 1) * b, ..]).to_owned();
             let zs = zb.mapv(|v| v / s);
-            let dist = |a: &Array2<f64>, i: usize, j: usize| {
-                (&a.row(i) - &a.row(j)).mapv(|v| v * v).sum().sqrt()
-            };
             for (i, j) in mst(&xb).into_iter().chain(mst(&zs)) {
                 want += 0.5 * (dist(&xb, i, j) - dist(&zs, i, j)).powi(2);
             }
