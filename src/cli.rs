@@ -674,8 +674,9 @@ pub struct SampleArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// The trained model: a `tglml train` output folder (or its
-    /// checkpoint.h5).
+    /// The trained model: a `tglml train` output folder (its best.h5, the
+    /// best validation, when it has one; else its checkpoint.h5), or a
+    /// checkpoint file.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
 
@@ -712,8 +713,9 @@ pub struct InterpolateArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// The trained model: a `tglml train` output folder (or its
-    /// checkpoint.h5).
+    /// The trained model: a `tglml train` output folder (its best.h5, the
+    /// best validation, when it has one; else its checkpoint.h5), or a
+    /// checkpoint file.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
 

@@ -482,6 +482,7 @@ pub struct TrainConfig {
     pub patience: u64,
     pub optimizer: OptimizerName,
     pub weight_decay: f64,
+    pub ema: f64,
     pub checkpoint_every: u64,
     pub hash_every: u64,
     pub topo: TopoConfig,
@@ -1383,6 +1384,23 @@ fn validate(c: &Config, origins: &BTreeMap<String, String>) -> Result<()> {
         return Err(fail(
             "train.weight_decay",
             format!("must be a finite number >= 0, got {}", t.weight_decay),
+        ));
+    }
+    if !(t.ema >= 0.0 && t.ema < 1.0) {
+        return Err(fail(
+            "train.ema",
+            format!("must be in [0, 1), got {}", t.ema),
+        ));
+    }
+    if t.ema > 0.0
+        && matches!(
+            c.model.kind,
+            ModelKind::Diffusion | ModelKind::LatentDiffusion
+        )
+    {
+        return Err(fail(
+            "train.ema",
+            "is for the other models: a diffusion model averages its denoiser's weights with model.diffusion.ema".to_string(),
         ));
     }
     match t.fixed_scale[..] {

@@ -117,6 +117,24 @@ fn batch_norm_trains_alike_on_any_rank_count() {
     }
 }
 
+/// NumPy's forward passes of RECIPE's encoder and decoder (two hidden
+/// layers, batch norm after the ReLU with its running statistics, a linear
+/// output) from the variables `prefix + 'enc.…'` (`'dec.…'`) of an h5py
+/// group `m`: `encode(m, prefix, x)`, `decode(m, prefix, z)`.
+const NUMPY_ENCODER: &str = "import h5py, numpy as np\n\
+def encode(m, prefix, h):\n\
+\x20   for i in range(2):\n\
+\x20       g = lambda n: m[prefix + 'enc.%s%d.%s' % (n[0], i, n[1])][()]\n\
+\x20       h = np.maximum(h @ g(('fc', 'weight')).T + g(('fc', 'bias')), 0)\n\
+\x20       h = (h - g(('bn', 'running_mean'))) / np.sqrt(g(('bn', 'running_var')) + 1e-5) * g(('bn', 'weight')) + g(('bn', 'bias'))\n\
+\x20   return h @ m[prefix + 'enc.mu.weight'][()].T + m[prefix + 'enc.mu.bias'][()]\n\
+def decode(m, prefix, h):\n\
+\x20   for i in range(2):\n\
+\x20       g = lambda n: m[prefix + 'dec.%s%d.%s' % (n[0], i, n[1])][()]\n\
+\x20       h = np.maximum(h @ g(('fc', 'weight')).T + g(('fc', 'bias')), 0)\n\
+\x20       h = (h - g(('bn', 'running_mean'))) / np.sqrt(g(('bn', 'running_var')) + 1e-5) * g(('bn', 'weight')) + g(('bn', 'bias'))\n\
+\x20   return h @ m[prefix + 'dec.out.weight'][()].T + m[prefix + 'dec.out.bias'][()]\n";
+
 /// Acceptance 1: a run stopped inside a patience window (two validations
 /// after the best, patience 3) and resumed ends bit for bit as the run in
 /// one go: the early stop at the same step, checkpoint.h5, best.h5 and the
@@ -162,14 +180,8 @@ fn early_stopping_resumes_exactly_inside_a_patience_window() {
     assert!(stderr(&r).contains("this run: 0 steps"), "{}", stderr(&r));
 
     let code = format!(
-        "import h5py, numpy as np\n\
-         m = h5py.File({:?})['model']; r = h5py.File({:?})\n\
-         h = r['eval/x'][()]\n\
-         for i in range(2):\n\
-         \x20   g = lambda n: m['enc.%s%d.%s' % (n[0], i, n[1])][()]\n\
-         \x20   h = np.maximum(h @ g(('fc', 'weight')).T + g(('fc', 'bias')), 0)\n\
-         \x20   h = (h - g(('bn', 'running_mean'))) / np.sqrt(g(('bn', 'running_var')) + 1e-5) * g(('bn', 'weight')) + g(('bn', 'bias'))\n\
-         z = h @ m['enc.mu.weight'][()].T + m['enc.mu.bias'][()]\n\
+        "{NUMPY_ENCODER}m = h5py.File({:?})['model']; r = h5py.File({:?})\n\
+         z = encode(m, '', r['eval/x'][()])\n\
          print(float(np.max(np.abs(z - r['eval/z'][()]))), r['validation'].attrs['best_step'])\n",
         s(&whole.join("best.h5")),
         s(&whole.join("run.h5")),
@@ -264,6 +276,85 @@ fn the_loss_monitor_adds_gamma_times_the_topological_loss() {
         stderr(&r)
     );
     assert_resumed_as_whole(&whole, &split);
+}
+
+/// `train.ema`: the moving average of the weights and running statistics
+/// is stored beside them (`avg.*`), continues exactly on resume, and is
+/// what is validated and evaluated: NumPy's encoder with best.h5's
+/// averages gives run.h5's codes (and with its trained weights does not),
+/// and a later use of the run (`tglml interpolate`, which loads best.h5)
+/// decodes with them too.
+#[test]
+fn the_weights_moving_average_is_checkpointed_validated_and_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = |epochs: u64| {
+        vec![
+            format!("train.epochs={epochs}"),
+            "train.batch_size=96".into(),
+            "train.patience=0".into(),
+            "train.ema=0.9".into(),
+        ]
+    };
+    let whole = dir.path().join("whole");
+    let split = dir.path().join("split");
+    let r = train(1, &whole, &sets(4), false);
+    assert!(
+        stderr(&r).contains("evaluated with the weights' moving average (train.ema = 0.9)"),
+        "{}",
+        stderr(&r)
+    );
+    train(1, &split, &sets(2), false);
+    train(1, &split, &sets(4), true);
+    assert_resumed_as_whole(&whole, &split);
+
+    let path = dir.path().join("path.h5");
+    let r = tglml(&[
+        "interpolate",
+        "--checkpoint",
+        &s(&whole),
+        "--from",
+        "3",
+        "--to",
+        "5",
+        "--points",
+        "3",
+        "--set",
+        "interpolate.steps=5",
+        "--out",
+        &s(&path),
+    ]);
+    ok(&r);
+    let code = format!(
+        "{NUMPY_ENCODER}m = h5py.File({:?})['model']; r = h5py.File({:?})\n\
+         x, z = r['eval/x'][()], r['eval/z'][()]\n\
+         avg, live = encode(m, 'avg.', x), encode(m, '', x)\n\
+         assert sorted(k for k in m if not k.startswith('avg.') and k != 'topo_log_scale') == sorted(k[4:] for k in m if k.startswith('avg.'))\n\
+         p = h5py.File({:?})['paths']\n\
+         pz, px = p['z'][()].reshape(-1, 2), p['x'][()]\n\
+         px = px.reshape(pz.shape[0], -1)\n\
+         print(float(np.max(np.abs(avg - z))), float(np.max(np.abs(live - z))), float(np.max(np.abs(decode(m, 'avg.', pz) - px))), float(np.max(np.abs(decode(m, '', pz) - px))))\n",
+        s(&whole.join("best.h5")),
+        s(&whole.join("run.h5")),
+        s(&path),
+    );
+    let o = python_cmd().args(["-c", &code]).output().unwrap();
+    ok(&o);
+    let v: Vec<f64> = stdout(&o)
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect();
+    eprintln!(
+        "run.h5's codes vs the averages' encoder {:.2e}, the trained weights' {:.2e}; interpolate's points vs the averages' decoder {:.2e}, the trained weights' {:.2e}",
+        v[0], v[1], v[2], v[3]
+    );
+    assert!(
+        v[0] < 1e-9 && v[2] < 1e-9,
+        "not the averaged networks: {v:?}"
+    );
+    assert!(
+        v[1] > 1e-3 && v[3] > 1e-3,
+        "the averages equal the trained weights: {v:?}"
+    );
 }
 
 /// `train.data` and `train.test_data` take Debian's IDX files directly,
@@ -393,6 +484,14 @@ fn bad_recipe_settings_are_refused() {
                 format!("train.data={:?}", s(&t10k)),
             ],
             "expected a 1-D IDX file of labels",
+        ),
+        (
+            vec!["train.ema=1".into()],
+            "key `train.ema`: must be in [0, 1)",
+        ),
+        (
+            vec!["model.kind=\"diffusion\"".into(), "train.ema=0.99".into()],
+            "model.diffusion.ema",
         ),
     ];
     for (sets, want) in cases {

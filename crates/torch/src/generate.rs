@@ -44,8 +44,15 @@ pub const BLOCK: usize = 256;
 
 /// The checkpoint file of `--checkpoint` (a folder or the file).
 fn checkpoint_file(given: &Path) -> Result<PathBuf> {
+    // A run with validation is used as its final evaluation used it: with
+    // the weights of its best validation.
     let file = if given.is_dir() {
-        given.join("checkpoint.h5")
+        let best = given.join(trainer::BEST);
+        if best.is_file() {
+            best
+        } else {
+            given.join("checkpoint.h5")
+        }
     } else {
         given.to_path_buf()
     };
@@ -104,7 +111,7 @@ impl Trained {
             ))
         })?;
         let mut vs = nn::VarStore::new(device);
-        let model =
+        let (model, average) =
             trainer::build_model(comm, &vs, &stored.model, t, data.dim(), t.batch_size, kind)?;
         if t.topo.latent_scale == "learned" {
             let _ = vs
@@ -113,6 +120,10 @@ impl Trained {
         }
         vs.set_kind(kind);
         comm.agree(checkpoint::restore(&path, &mut vs, &mut []))?;
+        // A model trained with train.ema is used with its averaged weights.
+        if let Some(a) = &average {
+            a.install();
+        }
         Ok(Trained {
             config: stored,
             path,

@@ -507,7 +507,13 @@ fn frozen_vae(vs: &nn::VarStore, path: &Path, input_dim: usize, kind: Kind) -> R
         .tensors
         .iter()
         .map(|(n, t)| (n.as_str(), t))
-        .filter(|(n, _)| *n != "topo_log_scale")
+        .filter(|(n, _)| *n != "topo_log_scale" && !n.starts_with(super::average::PREFIX))
+        .collect();
+    // A VAE trained with train.ema is used with its averaged weights.
+    let averaged: std::collections::BTreeMap<&str, &Tensor> = ck
+        .tensors
+        .iter()
+        .filter_map(|(n, t)| n.strip_prefix(super::average::PREFIX).map(|own| (own, t)))
         .collect();
     // The data dimension it was trained on: its decoder's output.
     let trained_on = match spec.arch {
@@ -527,7 +533,7 @@ fn frozen_vae(vs: &nn::VarStore, path: &Path, input_dim: usize, kind: Kind) -> R
         let Some(own) = name.strip_prefix("vae.") else {
             continue;
         };
-        let Some(t) = stored.get(own) else {
+        let Some(t) = averaged.get(own).or(stored.get(own)) else {
             return Err(what(format!("it has no variable {own}")));
         };
         if t.size() != var.size() {
@@ -753,13 +759,7 @@ impl Model for DiffusionModel {
         let Some((_, pairs)) = &self.ema else {
             return;
         };
-        let n = (step + 1) as f64;
-        let decay = self.cfg.ema.min((1.0 + n) / (10.0 + n));
-        tch::no_grad(|| {
-            for (e, live) in pairs {
-                let _ = e.shallow_clone().lerp_(live, 1.0 - decay);
-            }
-        });
+        super::average::follow(pairs, super::average::decay(self.cfg.ema, step));
     }
 
     fn extra_files(&self, out: &Path) -> Vec<PathBuf> {

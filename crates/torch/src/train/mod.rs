@@ -3,6 +3,7 @@
 //! training loop.
 
 pub mod ahead;
+pub mod average;
 pub mod checkpoint;
 pub mod classifier;
 pub mod data;

@@ -27,6 +27,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::ahead::Ahead;
+use super::average::Average;
 use super::checkpoint::{self, Checkpoint, Named};
 use super::classifier::{ClassifierModel, ClassifierSpec};
 use super::data::{TestSplit, TrainData};
@@ -516,7 +517,7 @@ pub fn run(
     }
     tch::manual_seed(t.seed as i64);
     let mut vs = nn::VarStore::new(dev);
-    let model = build_model(comm, &vs, &config.model, t, data.dim(), b, kind)?;
+    let (model, average) = build_model(comm, &vs, &config.model, t, data.dim(), b, kind)?;
     let phases = model.phases();
     // A learned unit of the latent space for the topological loss
     // (train.topo.latent_scale = "learned"): s = exp(θ), θ trained by the
@@ -844,6 +845,9 @@ pub fn run(
             row.extend(summed[..nt].iter().map(|v| v / g as f64));
         }
         model.after_step(step);
+        if let Some(a) = &average {
+            a.update(step);
+        }
         if t.hash_every > 0 && (step + 1) % t.hash_every == 0 {
             let h = checkpoint::param_hash(&vs);
             let all = comm.all_gather_u64(h);
@@ -868,7 +872,11 @@ pub fn run(
         if let Some(v) = validator.as_mut() {
             if (step + 1) % v.every == 0 {
                 let unit = log_scale.as_ref().map(|th| th.double_value(&[]).exp());
-                new_best = v.run(comm, model.as_ref(), step + 1, unit)?;
+                let mut validate = || v.run(comm, model.as_ref(), step + 1, unit);
+                new_best = match &average {
+                    Some(a) => a.swapped(validate),
+                    None => validate(),
+                }?;
                 stopped_early = v.exhausted();
                 bar.note(&v.line());
             }
@@ -940,6 +948,13 @@ pub fn run(
                 Some(v) => load_best(&best_path, v, &vs).map(Some),
                 None => Ok(None),
             };
+            if let Some(a) = &average {
+                a.install();
+                summary.push_str(&format!(
+                    "; evaluated with the weights' moving average (train.ema = {})",
+                    t.ema
+                ));
+            }
             best.and_then(|best| {
                 if let (Some(v), Some(line)) = (&validator, best) {
                     summary = format!(
@@ -1036,9 +1051,14 @@ pub(crate) fn build_model(
     input_dim: usize,
     batch: usize,
     kind: Kind,
-) -> Result<Box<dyn Model>> {
+) -> Result<(Box<dyn Model>, Option<Average>)> {
     let elem = if kind == Kind::Double { 8 } else { 4 };
-    let guard = |n_params: Option<u64>, size| {
+    let guard = |n_params: Option<u64>, size: tglml::guard::Size| {
+        // train.ema: a second copy of every weight.
+        let size = match n_params {
+            Some(n) if t.ema > 0.0 => size.plus(tglml::guard::Size::of(n, elem)),
+            _ => size,
+        };
         comm.agree(tglml::guard::need(
             &format!(
                 "training the network ({} parameters, batches of {batch} rows)",
@@ -1148,7 +1168,7 @@ pub(crate) fn build_model(
             )
         }
     };
-    Ok(model)
+    Ok((model, Average::attach(vs, t.ema)))
 }
 
 /// Each phase's parameters, their names and tensors: the trainable
