@@ -147,7 +147,7 @@ sweep-torus: build
 	@bash scripts/sweep-torus.sh
 
 topoae: build
-	@echo "== issue 17: Topological Autoencoders' DeepAE recipe and TGLML on Fashion-MNIST and Spheres, into benches/topoae/results.md (scripts/topoae.sh; ONLY=fashion|spheres, SEEDS, FASHION_VARIANTS, SPHERE_VARIANTS; about an hour per Fashion-MNIST run on one thread)"
+	@echo "== issue 17: Topological Autoencoders' DeepAE recipe and TGLML on Fashion-MNIST and Spheres, into benches/topoae/results.md (scripts/topoae.sh; ONLY=fashion|spheres, SEEDS, FASHION_VARIANTS, TGLML_VARIANTS, SPHERE_VARIANTS, RESTART_VARIANTS; 10–25 minutes per Fashion-MNIST run on one thread)"
 	@bash scripts/topoae.sh
 
 # The Spheres runs of `make topoae` (output/topoae/spheres-*) beside
